@@ -1,0 +1,174 @@
+import { chmod, chown, mkdir, readFile, unlink } from "node:fs/promises";
+import { createConnection } from "node:net";
+import { dirname } from "node:path";
+import { databasePath, logPath, pidPath, socketPath } from "../api/paths.js";
+import { notFound } from "../api/errors.js";
+import { ServerConfig } from "../config/server.js";
+import { SqliteStore } from "../state/sqlite.js";
+import type { DocumentStore } from "../state/store.js";
+import { hostFacts } from "../sys/host.js";
+import { LODGE_VERSION } from "../version.js";
+import { WarningService } from "../warnings/service.js";
+import { EventHub } from "./events.js";
+import { buildHttp } from "./http.js";
+import { acquireDirLock } from "./lock.js";
+import { fileSink, Logger, streamSink, type LogLevel } from "./logger.js";
+import { OperationManager } from "./operations.js";
+import { Revert } from "./revert.js";
+import { eventRoutes } from "./routes/events.js";
+import { operationRoutes } from "./routes/operations.js";
+import { rootRoutes } from "./routes/root.js";
+import { serverRoutes } from "./routes/server.js";
+import { warningRoutes } from "./routes/warnings.js";
+import { ServerInfo } from "./server-info.js";
+
+export interface DaemonOptions {
+  dir: string;
+  /** Minimum level written to stderr and the log file. */
+  logLevel?: LogLevel;
+  /** Write logs to stderr too (the foreground daemon does; in-process tests don't). */
+  stderr?: boolean;
+  /** Group that may use the socket (mode 0660); root's group when absent. */
+  socketGroup?: string;
+}
+
+/** How long a graceful shutdown waits for running operations. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+/**
+ * The daemon: composes the state store, domain services and the HTTP server, and owns their
+ * start and stop order. It holds no request logic of its own.
+ */
+export class Daemon {
+  private constructor(
+    readonly dir: string,
+    readonly log: Logger,
+    readonly store: DocumentStore,
+    readonly events: EventHub,
+    readonly operations: OperationManager,
+    readonly config: ServerConfig,
+    readonly warnings: WarningService,
+    private readonly cleanup: Revert,
+  ) {}
+
+  get socket(): string {
+    return socketPath(this.dir);
+  }
+
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const dir = opts.dir;
+    const level = opts.logLevel ?? "info";
+    const undo = new Revert();
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o711 });
+      await chmod(dir, 0o711);
+      undo.add(await acquireDirLock(pidPath(dir), dir));
+
+      const log = new Logger();
+      if (opts.stderr) log.addSink(streamSink(process.stderr), level);
+      const file = fileSink(logPath(dir));
+      log.addSink(file.sink, level);
+      undo.add(file.close);
+
+      await mkdir(dirname(databasePath(dir)), { recursive: true, mode: 0o700 });
+      const store = SqliteStore.open(databasePath(dir));
+      undo.add(() => store.close());
+
+      const events = new EventHub();
+      // Every log record is offered to /1.0/events listeners of type "logging" (at any level).
+      log.addSink((r) => {
+        if (events.hasListener("logging"))
+          events.publish("logging", { message: r.message, level: r.level, context: r.context });
+      });
+      const operations = new OperationManager(events, log.child({ module: "operations" }));
+      undo.add(() => operations.shutdown(SHUTDOWN_GRACE_MS));
+      const config = new ServerConfig(store, events);
+      const warnings = new WarningService(store, events);
+      const info = new ServerInfo({
+        storageDrivers: () => [],
+        addresses: () => [],
+        certificate: () => ({ pem: "", fingerprint: "" }),
+      });
+
+      const ops = operationRoutes({ operations });
+      const http = buildHttp({
+        routes: [
+          ...rootRoutes,
+          ...serverRoutes({ config, info }),
+          ...ops.routes,
+          ...warningRoutes({ warnings }),
+        ],
+        wsRoutes: [...eventRoutes({ events }), ...ops.ws],
+        log: log.child({ module: "http" }),
+        caller: () => ({ trusted: true, protocol: "unix", address: "@" }),
+        project: (name) => {
+          // Projects arrive with the projects capability; until then only "default" exists.
+          if (name && name !== "default") throw notFound(`Project "${name}" not found`);
+          return "default";
+        },
+      });
+      undo.add(() => http.close());
+
+      const sock = socketPath(dir);
+      await removeStaleSocket(sock);
+      await http.listen({ path: sock });
+      undo.add(() => unlink(sock).catch(() => {}));
+      await chmod(sock, 0o660);
+      if (opts.socketGroup) await chown(sock, 0, await groupId(opts.socketGroup));
+
+      const daemon = new Daemon(dir, log, store, events, operations, config, warnings, undo.release());
+      log.info("lodged started", { version: LODGE_VERSION, dir, socket: sock, pid: process.pid });
+      void daemon.checkHost();
+      return daemon;
+    } catch (e) {
+      await undo.run();
+      throw e;
+    }
+  }
+
+  /** Raises (or resolves) warnings about host tools Lodge relies on. */
+  private async checkHost(): Promise<void> {
+    const h = await hostFacts();
+    const checks: [boolean, string, string][] = [
+      [!!h.lxcVersion, "Missing liblxc", "liblxc's tools (lxc-start) were not found: containers cannot run. Install the lxc package."],
+      [!!h.qemuVersion, "Missing QEMU", "qemu-system was not found: virtual machines cannot run. Install qemu-system-x86."],
+    ];
+    for (const [ok, type, msg] of checks) {
+      if (ok) await this.warnings.resolve(type);
+      else {
+        await this.warnings.raise(type, msg, { severity: "high" });
+        this.log.warn(msg);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.log.info("lodged stopping");
+    await this.cleanup.run();
+  }
+}
+
+/** Removes a socket file left by a daemon that died, but refuses if something answers on it. */
+async function removeStaleSocket(path: string): Promise<void> {
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = createConnection(path);
+    c.once("connect", () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once("error", () => resolve(false));
+  });
+  if (alive) throw new Error(`${path} is in use by another process; is another lodged running on this directory?`);
+  await unlink(path).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== "ENOENT") throw e;
+  });
+}
+
+async function groupId(name: string): Promise<number> {
+  const groups = await readFile("/etc/group", "utf8");
+  for (const line of groups.split("\n")) {
+    const [n, , gid] = line.split(":");
+    if (n === name && gid) return Number(gid);
+  }
+  throw new Error(`socket group "${name}" does not exist; create it (groupadd ${name}) or drop --group`);
+}

@@ -1,0 +1,14 @@
+/**
+ * API extensions Lodge implements, advertised in GET /1.0. Clients pick code paths from this
+ * list, so an entry is added only together with the behaviour it names.
+ */
+export const API_EXTENSIONS: readonly string[] = [
+  // ETag on GET, If-Match on PUT/PATCH (server config).
+  "etag",
+  // /1.0/events: lifecycle events, event location and project fields.
+  "event_lifecycle",
+  "event_location",
+  "event_project",
+  // /1.0/warnings.
+  "warnings",
+];

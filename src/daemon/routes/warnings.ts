@@ -1,0 +1,56 @@
+import { Type } from "@sinclair/typebox";
+import type { WarningStatus } from "../../api/warning.js";
+import type { WarningService } from "../../warnings/service.js";
+import { empty, flag, recursion, sync, type Route } from "../route.js";
+
+const WarningPutSchema = Type.Object({ status: Type.String() });
+
+export function warningRoutes(deps: { warnings: WarningService }): Route[] {
+  const { warnings } = deps;
+  return [
+    {
+      method: "GET",
+      path: "/1.0/warnings",
+      access: "trusted",
+      handler: async (req) => {
+        const list = await warnings.list(flag(req.query["all-projects"]) ? undefined : req.project);
+        return sync(recursion(req) > 0 ? list : list.map((w) => `/1.0/warnings/${w.uuid}`));
+      },
+    },
+    {
+      method: "GET",
+      path: "/1.0/warnings/:uuid",
+      access: "trusted",
+      handler: async (req) => sync(await warnings.get(req.params.uuid!)),
+    },
+    {
+      method: "PUT",
+      path: "/1.0/warnings/:uuid",
+      access: "trusted",
+      schema: WarningPutSchema,
+      handler: async (req) => {
+        await warnings.setStatus(req.params.uuid!, (req.body as { status: WarningStatus }).status);
+        return empty();
+      },
+    },
+    {
+      method: "PATCH",
+      path: "/1.0/warnings/:uuid",
+      access: "trusted",
+      schema: WarningPutSchema,
+      handler: async (req) => {
+        await warnings.setStatus(req.params.uuid!, (req.body as { status: WarningStatus }).status);
+        return empty();
+      },
+    },
+    {
+      method: "DELETE",
+      path: "/1.0/warnings/:uuid",
+      access: "trusted",
+      handler: async (req) => {
+        await warnings.delete(req.params.uuid!);
+        return empty();
+      },
+    },
+  ];
+}

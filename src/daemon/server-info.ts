@@ -1,0 +1,68 @@
+import type { ServerEnvironment, ServerUntrusted } from "../api/server.js";
+import { hostFacts } from "../sys/host.js";
+import { API_VERSION, LODGE_VERSION } from "../version.js";
+import { API_EXTENSIONS } from "./extensions.js";
+
+export interface StorageDriverInfo {
+  name: string;
+  version: string;
+  remote: boolean;
+}
+
+/** Composes GET /1.0 from host facts and what the daemon's modules report about themselves. */
+export class ServerInfo {
+  constructor(
+    private readonly opts: {
+      /** Storage drivers usable on this host (filled in by the storage module). */
+      storageDrivers: () => StorageDriverInfo[];
+      addresses: () => string[];
+      certificate: () => { pem: string; fingerprint: string };
+    },
+  ) {}
+
+  untrusted(trusted: boolean): ServerUntrusted {
+    return {
+      api_extensions: [...API_EXTENSIONS],
+      api_status: "stable",
+      api_version: API_VERSION,
+      auth: trusted ? "trusted" : "untrusted",
+      public: false,
+      auth_methods: ["tls"],
+    };
+  }
+
+  async environment(project: string): Promise<ServerEnvironment> {
+    const h = await hostFacts();
+    const drivers: [string, string][] = [];
+    if (h.lxcVersion) drivers.push(["lxc", h.lxcVersion]);
+    if (h.qemuVersion) drivers.push(["qemu", h.qemuVersion]);
+    const storage = this.opts.storageDrivers();
+    const cert = this.opts.certificate();
+    return {
+      addresses: this.opts.addresses(),
+      architectures: h.architectures,
+      certificate: cert.pem,
+      certificate_fingerprint: cert.fingerprint,
+      driver: drivers.map((d) => d[0]).join(" | "),
+      driver_version: drivers.map((d) => d[1]).join(" | "),
+      firewall: h.firewall,
+      kernel: h.kernel,
+      kernel_architecture: h.kernelArchitecture,
+      kernel_features: h.kernelFeatures,
+      kernel_version: h.kernelVersion,
+      lxc_features: h.lxcFeatures,
+      os_name: h.osName,
+      os_version: h.osVersion,
+      project,
+      server: "lodge",
+      server_clustered: false,
+      server_event_mode: "full-mesh",
+      server_name: h.hostname,
+      server_pid: process.pid,
+      server_version: LODGE_VERSION,
+      storage: storage.map((s) => s.name).join(" | "),
+      storage_version: storage.map((s) => s.version).join(" | "),
+      storage_supported_drivers: storage.map((s) => ({ Name: s.name, Version: s.version, Remote: s.remote })),
+    };
+  }
+}
