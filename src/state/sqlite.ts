@@ -97,27 +97,50 @@ export class SqliteStore implements DocumentStore {
     if (cur !== expected) throw new RevisionConflict(key);
   }
 
+  /**
+   * The first attempt runs optimistically alongside others; a retry runs under a lock that
+   * orders retries one after another, so heavy contention cannot starve a transaction.
+   * (Consequently `fn` must not start another transaction itself.)
+   */
   async txn<R>(fn: (tx: Txn) => Promise<R> | R): Promise<R> {
-    for (let attempt = 0; ; attempt++) {
-      const tx = new OptimisticTxn(
-        (k) => this.getSync(k),
-        (p) => this.listSync(p),
-      );
-      const result = await fn(tx);
-      const committed = this.db.transaction(() => {
-        if (!tx.readsStillValid((k) => this.stmt.get.get(k)?.revision ?? 0, (p) => this.listSync(p))) return false;
-        if (tx.writes.size === 0) return true;
-        const rev = this.readRevision() + 1;
-        for (const [key, value] of tx.writes) {
-          if (value === DELETED) this.stmt.del.run(key);
-          else this.stmt.upsert.run(key, JSON.stringify(value), rev);
-        }
-        this.stmt.setRev.run(String(rev));
-        return true;
-      })();
-      if (committed) return result;
-      if (attempt + 1 >= MAX_TXN_ATTEMPTS) throw new RevisionConflict([...tx.writes.keys()].join(", "));
+    const first = await this.attempt(fn);
+    if (first.ok) return first.result;
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const before = this.retryLock;
+    this.retryLock = before.then(() => mine);
+    await before;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const r = await this.attempt(fn);
+        if (r.ok) return r.result;
+        if (attempt + 1 >= MAX_TXN_ATTEMPTS) throw new RevisionConflict(r.keys.join(", "));
+      }
+    } finally {
+      release();
     }
+  }
+
+  private retryLock: Promise<void> = Promise.resolve();
+
+  private async attempt<R>(fn: (tx: Txn) => Promise<R> | R): Promise<{ ok: true; result: R } | { ok: false; keys: string[] }> {
+    const tx = new OptimisticTxn(
+      (k) => this.getSync(k),
+      (p) => this.listSync(p),
+    );
+    const result = await fn(tx);
+    const committed = this.db.transaction(() => {
+      if (!tx.readsStillValid((k) => this.stmt.get.get(k)?.revision ?? 0, (p) => this.listSync(p))) return false;
+      if (tx.writes.size === 0) return true;
+      const rev = this.readRevision() + 1;
+      for (const [key, value] of tx.writes) {
+        if (value === DELETED) this.stmt.del.run(key);
+        else this.stmt.upsert.run(key, JSON.stringify(value), rev);
+      }
+      this.stmt.setRev.run(String(rev));
+      return true;
+    })();
+    return committed ? { ok: true, result } : { ok: false, keys: [...tx.writes.keys()] };
   }
 
   async close(): Promise<void> {

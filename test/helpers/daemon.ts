@@ -1,0 +1,141 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { TestContext } from "node:test";
+import { LodgeClient } from "../../src/client/client.js";
+import { socketPath } from "../../src/api/paths.js";
+
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const LODGED = join(ROOT, "dist/lodged.js");
+export const LODGE = join(ROOT, "dist/lodge.js");
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOpts {
+  allowFail?: boolean;
+  input?: string;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+}
+
+/** A real lodged on a temp LODGE_DIR, stopped (and its directory removed) when the test ends. */
+export class TestDaemon {
+  proc!: ChildProcess;
+  client!: LodgeClient;
+  private stderr = "";
+
+  private constructor(readonly dir: string) {}
+
+  get socket(): string {
+    return socketPath(this.dir);
+  }
+
+  static async start(t: TestContext | undefined, opts: { args?: string[] } = {}): Promise<TestDaemon> {
+    const dir = await mkdtemp(join(tmpdir(), "lodge-test-"));
+    const d = new TestDaemon(dir);
+    t?.after(() => d.destroy());
+    await d.launch(opts.args);
+    return d;
+  }
+
+  /** Starts lodged on this directory and waits until it answers. */
+  async launch(args: string[] = []): Promise<void> {
+    this.stderr = "";
+    this.proc = spawn(process.execPath, [LODGED, "--dir", this.dir, "--log-level", "debug", ...args], {
+      env: { ...process.env, LODGE_DIR: this.dir },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    this.proc.stderr!.on("data", (c: Buffer) => (this.stderr += c.toString()));
+    this.client?.close();
+    this.client = new LodgeClient({ socket: this.socket });
+    await this.waitReady();
+  }
+
+  private async waitReady(timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let delay = 5;
+    for (;;) {
+      if (this.proc.exitCode !== null) throw new Error(`lodged exited with ${this.proc.exitCode}:\n${this.stderr}`);
+      try {
+        await this.client.get("/1.0");
+        return;
+      } catch (e) {
+        if (Date.now() > deadline) throw new Error(`lodged did not answer in ${timeoutMs} ms: ${(e as Error).message}\n${this.stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+
+  get log(): string {
+    return this.stderr;
+  }
+
+  async logFile(): Promise<string> {
+    return readFile(join(this.dir, "lodged.log"), "utf8");
+  }
+
+  /** Graceful stop (SIGTERM); resolves with the exit code. */
+  async stop(): Promise<number | null> {
+    return this.signal("SIGTERM");
+  }
+
+  /** Kills the daemon outright, as a crash would. */
+  async kill9(): Promise<void> {
+    await this.signal("SIGKILL");
+  }
+
+  private async signal(sig: NodeJS.Signals): Promise<number | null> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return this.proc.exitCode;
+    const exited = new Promise<number | null>((r) => this.proc.once("exit", (code) => r(code)));
+    this.proc.kill(sig);
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), 15_000);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  async destroy(): Promise<void> {
+    await this.signal("SIGKILL").catch(() => {});
+    this.client?.close();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /** Runs the real `lxc` client against this daemon. */
+  lxc(args: string[], opts: RunOpts = {}): Promise<RunResult> {
+    return runCommand("lxc", args, {
+      ...opts,
+      env: { LXD_SOCKET: this.socket, LXD_CONF: join(this.dir, ".lxc-client"), ...opts.env },
+    });
+  }
+
+  /** Runs our own `lodge` CLI against this daemon. */
+  lodge(args: string[], opts: RunOpts = {}): Promise<RunResult> {
+    return runCommand(process.execPath, [LODGE, ...args], { ...opts, env: { LODGE_DIR: this.dir, ...opts.env } });
+  }
+}
+
+export function runCommand(cmd: string, args: string[], opts: RunOpts = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const r = { code: code ?? (signal ? 128 : 1), stdout, stderr };
+      if (r.code !== 0 && !opts.allowFail)
+        reject(new Error(`${cmd} ${args.join(" ")} exited ${r.code}\nstdout: ${stdout}\nstderr: ${stderr}`));
+      else resolvePromise(r);
+    });
+    child.stdin.end(opts.input ?? "");
+  });
+}
