@@ -20,7 +20,15 @@ const common = {
 };
 
 await Promise.all([
-  build({ ...common, entryPoints: ["src/cli/main.ts"], outfile: "dist/lodge.js", splitting: false, minify: true }),
+  // Split: each verb is a chunk in dist/cli/, imported only when that verb runs.
+  build({
+    ...common,
+    entryPoints: { lodge: "src/cli/main.ts" },
+    outdir: "dist",
+    chunkNames: "cli/[name]-[hash]",
+    splitting: true,
+    minify: true,
+  }),
   build({ ...common, entryPoints: ["src/daemon/main.ts"], outfile: "dist/lodged.js", packages: "external" }),
 ]);
 await Promise.all([chmod("dist/lodge.js", 0o755), chmod("dist/lodged.js", 0o755)]);

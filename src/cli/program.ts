@@ -1,0 +1,67 @@
+/**
+ * The shape of `lodge`: its global options and the table of verbs, each loaded on demand.
+ * Side-effect free, so the completion generator can build the whole tree from it.
+ */
+import { Command, Option } from "commander";
+import { LODGE_VERSION } from "../version.js";
+import { EXIT_CODES_HELP } from "./exit.js";
+import { FORMATS } from "./format.js";
+
+/** What a verb module exports: it adds its command (and subcommands) to the program. */
+export interface VerbModule {
+  register(program: Command): void;
+}
+
+interface Verb {
+  name: string;
+  summary: string;
+  load: () => Promise<VerbModule>;
+}
+
+/** Every verb, in the order `lodge --help` lists them. */
+export const VERBS: Verb[] = [
+  { name: "info", summary: "Show the server's information", load: () => import("./info.js") },
+  { name: "version", summary: "Show the client and server versions", load: () => import("./version.js") },
+  { name: "operation", summary: "List, show and cancel background operations", load: () => import("./operation.js") },
+  { name: "monitor", summary: "Print the server's events as they happen", load: () => import("./monitor.js") },
+  { name: "query", summary: "Send a raw request to the API", load: () => import("./query.js") },
+  { name: "warning", summary: "List, acknowledge and delete warnings", load: () => import("./warning.js") },
+  { name: "admin", summary: "Administer the daemon (waitready)", load: () => import("./admin.js") },
+  { name: "completion", summary: "Print a shell completion script", load: () => import("./completion.js") },
+];
+
+/** Global options that take a value, so their value is not mistaken for the verb. */
+const VALUE_OPTIONS = new Set(["--format", "--project"]);
+
+/** The verb named on the command line (the first word that is not an option), if any. */
+export function verbOf(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") return args[i + 1];
+    if (VALUE_OPTIONS.has(a)) {
+      i++;
+      continue;
+    }
+    if (a.startsWith("-")) continue;
+    // `lodge help operation` shows the help of operation: load that one.
+    return a === "help" ? (args[i + 1] ?? a) : a;
+  }
+  return undefined;
+}
+
+/** The program with its global options and every verb listed; only `load`ed verbs are complete. */
+export function newProgram(): Command {
+  const program = new Command("lodge")
+    .description("Manage system containers and virtual machines through lodged")
+    .version(LODGE_VERSION, "--version", "Print the client's version")
+    .addOption(new Option("--format <format>", "Output format").choices(FORMATS).default("table"))
+    .option("--project <name>", "Project to work in (default: the server's default project)")
+    .helpOption("-h, --help", "Show help for a command")
+    .helpCommand("help [command]", "Show help for a command")
+    .exitOverride()
+    .showHelpAfterError("(add --help for usage)")
+    .addHelpText("after", EXIT_CODES_HELP);
+  // Every subcommand inherits these settings (commander copies them on .command()).
+  program.configureHelp({ showGlobalOptions: true });
+  return program;
+}
