@@ -1,0 +1,137 @@
+import { spawn } from "node:child_process";
+import { open } from "node:fs/promises";
+import { badRequest } from "../api/errors.js";
+import { run } from "../sys/exec.js";
+import { decompressor, type Compression } from "./format.js";
+import { memberChecker, normalizeMember } from "./members.js";
+import { readTar, type MemberType, type TarListing, type TarMember } from "./tar-reader.js";
+
+/**
+ * Reads a (possibly compressed) tarball end to end: lists and safety-checks every member, and
+ * returns the content of the `capture`d ones. Decompression runs in the host tool (gzip, xz,
+ * zstd, bzip2) so a corrupt or truncated stream is reported by the tool that knows the format.
+ */
+export async function inspectTarball(
+  path: string,
+  compression: Compression,
+  opts: { what: string; capture?: readonly string[]; signal?: AbortSignal },
+): Promise<TarListing> {
+  const check = memberChecker(opts.what);
+  const fh = await open(path, "r");
+  try {
+    const tool = decompressor(compression);
+    if (!tool) return await readTar(fh.createReadStream({ autoClose: false }), { capture: opts.capture, onMember: check });
+
+    const child = spawn(tool[0], tool[1], { stdio: [fh.fd, "pipe", "pipe"], signal: opts.signal });
+    let stderr = "";
+    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (code, sig) => resolve(code ?? (sig ? 128 : 1)));
+    });
+    let listing: TarListing;
+    try {
+      listing = await readTar(child.stdout!, { capture: opts.capture, onMember: check });
+    } catch (e) {
+      child.kill("SIGKILL");
+      await exited.catch(() => {});
+      // A decompressor failure explains a truncated tar stream better than the tar reader can.
+      if (stderr.trim()) throw corrupt(opts.what, tool[0], stderr);
+      throw e;
+    }
+    const code = await exited;
+    if (code !== 0) throw corrupt(opts.what, tool[0], stderr);
+    return listing;
+  } finally {
+    await fh.close();
+  }
+}
+
+function corrupt(what: string, tool: string, stderr: string) {
+  const why = stderr.trim().split("\n").slice(-1)[0]?.replace(/^[^:]*:\s*/, "") || "decompression failed";
+  return badRequest(`Invalid image: the ${what} is truncated or corrupt (${tool}: ${why})`);
+}
+
+/**
+ * Lists a SquashFS image with unsquashfs (which also validates its tables, so a truncated or
+ * corrupt file is refused) and applies the same member rule as for tarballs.
+ */
+export async function inspectSquashfs(path: string, what: string, signal?: AbortSignal): Promise<TarMember[]> {
+  const r = await run("unsquashfs", ["-n", "-lls", "-d", "", path], { allowFail: true, signal });
+  if (r.code !== 0) {
+    const why = (r.stderr || r.stdout).trim().split("\n").filter(Boolean).slice(-1)[0] ?? `exit ${r.code}`;
+    throw badRequest(`Invalid image: the ${what} is not a valid SquashFS file (${why})`);
+  }
+  const check = memberChecker(what);
+  const members: TarMember[] = [];
+  for (const line of r.stdout.split("\n")) {
+    const m = /^([-dlcbps])\S*\s+\S+\s+[\d, ]+\s+\d{4}-\d\d-\d\d \d\d:\d\d (.*)$/.exec(line);
+    if (!m) continue;
+    const type = SQUASH_TYPES[m[1]!]!;
+    let name = m[2]!.replace(/^\//, "");
+    let linkname = "";
+    if (type === "symlink") {
+      const arrow = name.indexOf(" -> ");
+      if (arrow !== -1) [name, linkname] = [name.slice(0, arrow), name.slice(arrow + 4)];
+    }
+    const member: TarMember = { name, type, linkname, size: 0 };
+    check(member);
+    members.push(member);
+  }
+  return members;
+}
+
+const SQUASH_TYPES: Record<string, MemberType> = {
+  "-": "file",
+  d: "dir",
+  l: "symlink",
+  c: "char",
+  b: "block",
+  p: "fifo",
+  s: "fifo",
+};
+
+/** True when the listing has a unified image's container root (rootfs/...). */
+export function hasRootfsDir(members: readonly TarMember[]): boolean {
+  return members.some((m) => {
+    const p = normalizeMember(m.name);
+    return typeof p === "string" && (p === "rootfs" || p.startsWith("rootfs/"));
+  });
+}
+
+/** True when the listing has a unified VM image's disk (rootfs.img). */
+export function hasRootfsImg(members: readonly TarMember[]): boolean {
+  return members.some((m) => normalizeMember(m.name) === "rootfs.img" && m.type === "file");
+}
+
+/**
+ * Extracts a tarball that inspectTarball accepted. GNU tar's own guards stay on (it refuses
+ * ".." members and strips leading "/"), as a second line behind the member check; device nodes
+ * under dev/ are skipped, as LXD does, since the instance gets its own /dev.
+ */
+export async function extractTarball(path: string, dest: string, opts: { devDir: string; signal?: AbortSignal }): Promise<void> {
+  await run(
+    "tar",
+    [
+      "--extract",
+      "--file",
+      path,
+      "--directory",
+      dest,
+      "--numeric-owner",
+      "--same-owner",
+      "--same-permissions",
+      "--xattrs",
+      "--xattrs-include=*",
+      "--anchored",
+      `--exclude=${opts.devDir}/*`,
+      `--exclude=./${opts.devDir}/*`,
+    ],
+    { signal: opts.signal },
+  );
+}
+
+/** Extracts a SquashFS image (already inspected) into dest, which must not exist yet. */
+export async function extractSquashfs(path: string, dest: string, signal?: AbortSignal): Promise<void> {
+  await run("unsquashfs", ["-n", "-d", dest, path], { signal });
+}

@@ -1,0 +1,87 @@
+import { chmod, link, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { extractSquashfs, extractTarball, inspectSquashfs, inspectTarball } from "./archive.js";
+import { detectFileFormat } from "./format.js";
+
+/** Unpack directories in progress; removed at start-up if a crash left one behind. */
+export const UNPACK_PREFIX = ".unpack-";
+
+/**
+ * Each image is unpacked once, into $LODGE_DIR/images/<fp>.unpacked, and every instance created
+ * from it starts from that tree (a reflink, snapshot or idmapped copy, per storage driver).
+ * The layout is LXD's unified one: metadata.yaml, templates/, and rootfs/ for a container or
+ * rootfs.img for a VM. Unpacking happens in a scratch directory renamed into place when done,
+ * so a half-unpacked tree is never visible; concurrent callers share one unpack.
+ */
+export class UnpackCache {
+  private readonly running = new Map<string, Promise<string>>();
+
+  constructor(private readonly imagesDir: string) {}
+
+  path(fp: string): string {
+    return join(this.imagesDir, `${fp}.unpacked`);
+  }
+
+  async has(fp: string): Promise<boolean> {
+    return stat(this.path(fp)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** The unpacked tree of an image in the store, unpacking it first if needed. */
+  ensure(fp: string, signal?: AbortSignal): Promise<string> {
+    const pending = this.running.get(fp);
+    if (pending) return pending;
+    const p = this.unpack(fp, signal).finally(() => this.running.delete(fp));
+    this.running.set(fp, p);
+    return p;
+  }
+
+  private async unpack(fp: string, signal?: AbortSignal): Promise<string> {
+    const dest = this.path(fp);
+    if (await this.has(fp)) return dest;
+    const metaFile = join(this.imagesDir, fp);
+    const rootfsFile = `${metaFile}.rootfs`;
+    const split = await stat(rootfsFile).then(
+      () => true,
+      () => false,
+    );
+    const scratch = await mkdtemp(join(this.imagesDir, `${UNPACK_PREFIX}${fp.slice(0, 12)}-`));
+    try {
+      await chmod(scratch, 0o700);
+      // The files were checked at import; checking again costs a read and guards against a
+      // store written by an older, laxer Lodge.
+      const meta = await detectFileFormat(metaFile, split ? "metadata tarball" : "image tarball");
+      if (meta.kind !== "tar") throw new Error(`image ${fp}: metadata file is not a tarball`);
+      await inspectTarball(metaFile, meta.compression, { what: "image tarball", signal });
+      await extractTarball(metaFile, scratch, { devDir: "rootfs/dev", signal });
+
+      if (split) {
+        const rootfs = await detectFileFormat(rootfsFile, "rootfs");
+        if (rootfs.kind === "squashfs") {
+          await inspectSquashfs(rootfsFile, "rootfs", signal);
+          await rm(join(scratch, "rootfs"), { recursive: true, force: true });
+          await extractSquashfs(rootfsFile, join(scratch, "rootfs"), signal);
+        } else if (rootfs.kind === "tar") {
+          await inspectTarball(rootfsFile, rootfs.compression, { what: "rootfs tarball", signal });
+          await mkdir(join(scratch, "rootfs"), { recursive: true });
+          await extractTarball(rootfsFile, join(scratch, "rootfs"), { devDir: "dev", signal });
+        } else {
+          // A VM disk is used as is; a hard link costs nothing and survives the image's deletion
+          // only as long as the cache does.
+          await link(rootfsFile, join(scratch, "rootfs.img"));
+        }
+      }
+      await rename(scratch, dest);
+      return dest;
+    } catch (e) {
+      await rm(scratch, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  async remove(fp: string): Promise<void> {
+    await rm(this.path(fp), { recursive: true, force: true });
+  }
+}
