@@ -37,9 +37,10 @@ const INITTAB = `# busybox init as a container's pid 1: no consoles to respawn; 
 const RC_S = `#!/bin/sh
 # Start-up for a container. The container manager usually mounts /proc, /sys and /dev
 # already: mount only what is missing.
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys 2>/dev/null
-mountpoint -q /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run 2>/dev/null
+mounted() { grep -qs "^[^ ]* $1 " /proc/mounts; }
+mounted /proc || mount -t proc proc /proc
+mounted /sys || mount -t sysfs sysfs /sys 2>/dev/null
+mounted /run || mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run 2>/dev/null
 [ -s /etc/hostname ] && hostname -F /etc/hostname 2>/dev/null
 ip link set lo up 2>/dev/null
 if [ -e /sys/class/net/eth0 ]; then
