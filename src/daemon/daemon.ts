@@ -15,7 +15,9 @@ import { acquireDirLock } from "./lock.js";
 import { fileSink, Logger, streamSink, type LogLevel } from "./logger.js";
 import { OperationManager } from "./operations.js";
 import { Revert } from "./revert.js";
+import { ImageStore } from "../images/store.js";
 import { eventRoutes } from "./routes/events.js";
+import { imageRoutes } from "./routes/images.js";
 import { operationRoutes } from "./routes/operations.js";
 import { rootRoutes } from "./routes/root.js";
 import { serverRoutes } from "./routes/server.js";
@@ -84,6 +86,8 @@ export class Daemon {
       undo.add(() => operations.shutdown(SHUTDOWN_GRACE_MS));
       const config = new ServerConfig(store, events);
       const warnings = new WarningService(store, events);
+      const images = new ImageStore({ dir, store, events });
+      await images.init();
       const info = new ServerInfo({
         storageDrivers: () => [],
         addresses: () => [],
@@ -97,6 +101,7 @@ export class Daemon {
           ...serverRoutes({ config, info }),
           ...ops.routes,
           ...warningRoutes({ warnings }),
+          ...imageRoutes({ images, operations, events }),
         ],
         wsRoutes: [...eventRoutes({ events }), ...ops.ws],
         log: log.child({ module: "http" }),

@@ -11,4 +11,8 @@ export const API_EXTENSIONS: readonly string[] = [
   "event_project",
   // /1.0/warnings.
   "warnings",
+  // /1.0/images: `type` on images and aliases, editable expires_at, aliases in POST /1.0/images.
+  "image_types",
+  "images_expiry",
+  "image_create_aliases",
 ];
