@@ -15,7 +15,8 @@ import type { Image, ImageAlias } from "./types.js";
  * All validate the files (safe members, metadata.yaml), verify `expectedFingerprint` when
  * given, and leave nothing behind on failure. Report progress through `ctx.updateMetadata`
  * with a key ending in "_progress" (LXD uses "download_progress"), e.g. via progressText().
- * The route applies `req.aliases` after the source returns and emits image-created.
+ * The store emits image-created on commit; pass `aliases` in the commit options to create them
+ * atomically with the image, otherwise the route creates the missing `req.aliases` afterwards.
  */
 export interface ImageSource {
   /** Imports the image described by `req` and returns the stored image. */
