@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .action(async (_opts, cmd: Command) => {
       const g = globalsOf(cmd);
       const server = await withClient(g, (c) => c.get<Server | ServerUntrusted>("/1.0"));
-      if (g.format === "json" || g.format === "yaml") printObject(server, g.format);
+      if (g.format === "json" || g.format === "yaml") await printObject(server, g.format);
       else process.stdout.write(renderDetails(summarize(server), g.format));
     });
 }

@@ -4,7 +4,7 @@ import { EVENT_TYPES, type Event, type EventLifecycle, type EventLogging, type E
 import type { Operation } from "../api/operation.js";
 import { UsageError } from "./exit.js";
 import { globalsOf, withClient } from "./globals.js";
-import { renderYaml } from "./output.js";
+import { yamlRenderer } from "./output.js";
 import { progressText } from "./progress.js";
 
 interface MonitorOptions {
@@ -27,7 +27,11 @@ export function register(program: Command): void {
         if (!EVENT_TYPES.includes(t as EventType)) throw new UsageError(`Unknown event type "${t}": use ${EVENT_TYPES.join(", ")}`);
         return t as EventType;
       });
-      const render = opts.pretty ? renderPretty : g.format === "json" ? (e: Event) => JSON.stringify(e) + "\n" : (e: Event) => renderYaml(e) + "\n";
+      const render = opts.pretty
+        ? renderPretty
+        : g.format === "json"
+          ? (e: Event) => JSON.stringify(e) + "\n"
+          : await yamlRenderer().then((yaml) => (e: Event) => yaml(e) + "\n");
       await withClient(g, async (c) => {
         const sub = await c.events((e) => process.stdout.write(render(e)), { types, allProjects: opts.allProjects });
         let interrupted = false;

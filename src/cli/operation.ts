@@ -26,7 +26,7 @@ export function register(program: Command): void {
       const ops = Object.values(byStatus ?? {})
         .flat()
         .sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
-      printList(COLUMNS, ops, g.format);
+      await printList(COLUMNS, ops, g.format);
     });
 
   op.command("show")
@@ -34,7 +34,7 @@ export function register(program: Command): void {
     .argument("<id>", "Operation ID")
     .action(async (id: string, _opts, cmd: Command) => {
       const g = globalsOf(cmd);
-      printObject(await withClient(g, (c) => c.get<Operation>(`/1.0/operations/${encodeURIComponent(id)}`)), g.format);
+      await printObject(await withClient(g, (c) => c.get<Operation>(`/1.0/operations/${encodeURIComponent(id)}`)), g.format);
     });
 
   op.command("delete")

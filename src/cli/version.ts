@@ -12,7 +12,7 @@ export function register(program: Command): void {
       const g = globalsOf(cmd);
       const server = await serverVersion(g).catch(() => undefined);
       if (g.format === "json" || g.format === "yaml") {
-        printObject({ client_version: LODGE_VERSION, server_version: server ?? null }, g.format);
+        await printObject({ client_version: LODGE_VERSION, server_version: server ?? null }, g.format);
         return;
       }
       process.stdout.write(`Client version: ${LODGE_VERSION}\nServer version: ${server ?? "unreachable"}\n`);

@@ -31,7 +31,7 @@ export function register(program: Command): void {
       const shown = (all ?? [])
         .filter((w) => opts.all || w.status !== "resolved")
         .sort((a, b) => a.last_seen_at.localeCompare(b.last_seen_at));
-      printList(COLUMNS, shown, g.format);
+      await printList(COLUMNS, shown, g.format);
     });
 
   warning
@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .argument("<uuid>", "Warning UUID")
     .action(async (uuid: string, _opts, cmd: Command) => {
       const g = globalsOf(cmd);
-      printObject(await withClient(g, (c) => c.get<Warning>(path(uuid))), g.format);
+      await printObject(await withClient(g, (c) => c.get<Warning>(path(uuid))), g.format);
     });
 
   warning
