@@ -70,6 +70,12 @@ test("lodge query prints the metadata as JSON", async () => {
   assert.deepEqual(JSON.parse(raw.stdout), { ...JSON.parse(raw.stdout), type: "sync", metadata: ["/1.0"] });
 });
 
+test("lodge query --wait on a synchronous answer prints it (nothing to wait for)", async () => {
+  const r = await lodge(["query", "--wait", "/1.0"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).api_version, "1.0");
+});
+
 test("lodge query changes things with -X and -d", async () => {
   const r = await lodge(["query", "-X", "PATCH", "-d", '{"config":{"user.cli-test":"yes"}}', "/1.0"]);
   assert.equal(r.code, 0, r.stderr);
