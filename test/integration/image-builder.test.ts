@@ -224,3 +224,44 @@ test("actions run chrooted in the rootfs, files land inside it", async (t) => {
   const members = await tarMembers(r.files[0]!);
   assert.ok(!members.some((m) => /^rootfs\/dev\/./.test(m)), "the chroot's /dev did not leak into the image");
 });
+
+test("Debian bookworm from debootstrap, split: a systemd container image that boots under liblxc", async (t) => {
+  const out = await tempDir(t);
+  const work = await tempDir(t);
+  const def = await loadDefinition(path.join(ROOT, "images/debian-bookworm.yaml"));
+  const lines: string[] = [];
+  const r = await buildImage(def, { outDir: out, workDir: work, format: "split", onProgress: (l) => lines.push(l) });
+  assert.deepEqual(await readdir(work), [], "the work directory is gone");
+  assert.ok(lines.some((l) => l.startsWith("debootstrap: I: Base system installed successfully")), "debootstrap progress is reported");
+
+  const [meta, squash] = r.files as [string, string];
+  assert.deepEqual((await readdir(out)).sort(), [path.basename(meta), path.basename(squash)].sort());
+  assert.equal(r.fingerprint, await sha256sum(meta, squash));
+  checkMetadata(await tarMetadata(meta), r, { os: "debian", release: /^bookworm$/, templates: ["/etc/hostname", "/etc/hosts"] });
+
+  const listing = (await run("unsquashfs", ["-lln", squash])).stdout;
+  // bookworm merges /usr: /sbin is a link to usr/sbin, so look in both places.
+  const lines_ = listing.split("\n");
+  const entry = (p: string) =>
+    [p, `usr/${p}`].map((q) => lines_.find((l) => l.endsWith(` squashfs-root/${q}`) || l.includes(` squashfs-root/${q} -> `))).find(Boolean);
+  assert.match(entry("sbin/init") ?? "", / -> \/lib\/systemd\/systemd$/, "systemd is init");
+  for (const p of ["bin/less", "bin/ps", "sbin/dhclient", "sbin/ifup", "bin/ip"]) assert.ok(entry(p), `${p} is installed`);
+  assert.match(entry("etc/machine-id") ?? "", /^-r--r--r-- 0\/0\s+0 /, "machine-id is empty");
+  assert.match(entry("etc/resolv.conf") ?? "", /^-\S+ 0\/0\s+0 /, "no resolver of the build host");
+  assert.match(entry("dev/null") ?? "", /^crw-rw-rw- 0\/0\s+1,\s*3 /, "device nodes are kept");
+  assert.doesNotMatch(listing, /var\/lib\/apt\/lists\/\S+_Packages/, "apt lists removed");
+  assert.doesNotMatch(listing, /var\/cache\/apt\/(archives\/\S+\.deb|\S+\.bin)$/m, "apt caches removed");
+  assert.doesNotMatch(listing, /etc\/ssh\/ssh_host_/, "no ssh host keys");
+  assert.doesNotMatch(listing, /usr\/sbin\/policy-rc\.d/, "the build's policy-rc.d is gone");
+
+  const unpacked = await tempDir(t);
+  const rootfs = path.join(unpacked, "rootfs");
+  await run("unsquashfs", ["-q", "-n", "-d", rootfs, squash]);
+  await rm(squash); // keep the disk use of this test down
+  assert.match(await readFile(path.join(rootfs, "etc/network/interfaces"), "utf8"), /^iface eth0 inet dhcp$/m);
+  assert.match(await readFile(path.join(rootfs, "etc/apt/sources.list"), "utf8"), /bookworm-security/);
+  assert.equal(await readFile(path.join(rootfs, "etc/default/locale"), "utf8"), "LANG=C.UTF-8\n", "the post-packages action ran");
+  await assertRunsUnderLxc(t, rootfs, /^systemd$/, async (sh) => {
+    assert.match(await sh("cat /etc/machine-id"), /^[0-9a-f]{32}\n$/, "systemd made a machine-id on first boot");
+  });
+});

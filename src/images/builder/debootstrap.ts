@@ -49,15 +49,20 @@ export async function bootstrapDebian(rootfs: string, o: DebootstrapOptions): Pr
   await configureForContainer(rootfs, o);
 }
 
-/** Installs extra packages with apt inside the rootfs, without starting any service. */
+/**
+ * Brings the rootfs up to date from the suite's updates and security archives (debootstrap
+ * installs only the release's own packages) and installs extra packages, without starting any
+ * service.
+ */
 export async function installPackages(rootfs: string, packages: string[], onProgress?: ProgressFn, signal?: AbortSignal): Promise<void> {
-  if (packages.length === 0) return;
-  onProgress?.(`installing ${packages.join(" ")}`);
+  onProgress?.(packages.length ? `upgrading, then installing ${packages.join(" ")}` : "upgrading to the latest updates");
+  const apt = "apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
+  const install = packages.length ? ` && ${apt} install --no-install-recommends ${packages.join(" ")}` : "";
   // policy-rc.d answering 101 tells maintainer scripts not to start services in the build.
   const policy = path.join(rootfs, "usr/sbin/policy-rc.d");
   await writeFile(policy, "#!/bin/sh\nexit 101\n", { mode: 0o755 });
   try {
-    await runInRootfs(rootfs, `apt-get update -q && apt-get install -y -q --no-install-recommends ${packages.join(" ")}`, {
+    await runInRootfs(rootfs, `apt-get update -q && ${apt} dist-upgrade${install}`, {
       signal,
       onLine: (l) => {
         if (/^(Get|Setting up|Unpacking|E:|W:)/.test(l)) onProgress?.(`apt: ${l}`);
