@@ -11,6 +11,7 @@ import { test, type TestContext } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { buildImage, loadDefinition, parseDefinition, type BuildResult } from "../../src/images/builder/index.js";
 import { lxdArchitecture } from "../../src/images/builder/architecture.js";
+import { inspectImage } from "../../src/images/inspect.js";
 import { run } from "../../src/sys/exec.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -136,6 +137,7 @@ test("busybox image, unified: LXD's layout, metadata and fingerprint, and it run
   }
   assert.ok(members.every((m) => /^(metadata\.yaml|templates\/|rootfs\/)/.test(m)), "nothing but metadata.yaml, templates/ and rootfs/");
   checkMetadata(await tarMetadata(file), r, { os: "busybox", release: /^\d+\.\d+/, templates: ["/etc/hostname", "/etc/hosts"] });
+  assert.equal((await inspectImage({ metadata: file })).type, "container", "Lodge's image store accepts it");
 
   const unpacked = await tempDir(t);
   await run("tar", ["-xf", file, "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", unpacked]);
@@ -172,6 +174,7 @@ test("busybox image, split: metadata tarball + rootfs.squashfs, fingerprint over
 
   assert.deepEqual((await tarMembers(meta)).sort(), ["metadata.yaml", "templates/", "templates/hostname.tpl", "templates/hosts.tpl"]);
   checkMetadata(await tarMetadata(meta), r, { os: "busybox", release: /^\d+\.\d+/, templates: ["/etc/hostname", "/etc/hosts"] });
+  assert.equal((await inspectImage({ metadata: meta, rootfs: squash })).type, "container", "Lodge's image store accepts it");
 
   const head = await readFile(squash).then((b) => b.subarray(0, 4).toString("latin1"));
   assert.equal(head, "hsqs", "the rootfs is a SquashFS image");
@@ -257,6 +260,7 @@ test("Debian bookworm from debootstrap, split: a systemd container image that bo
   const unpacked = await tempDir(t);
   const rootfs = path.join(unpacked, "rootfs");
   await run("unsquashfs", ["-q", "-n", "-d", rootfs, squash]);
+  assert.equal((await inspectImage({ metadata: meta, rootfs: squash })).type, "container", "Lodge's image store accepts it");
   await rm(squash); // keep the disk use of this test down
   assert.match(await readFile(path.join(rootfs, "etc/network/interfaces"), "utf8"), /^iface eth0 inet dhcp$/m);
   assert.match(await readFile(path.join(rootfs, "etc/apt/sources.list"), "utf8"), /bookworm-security/);

@@ -7,11 +7,10 @@
  * Ownership is kept numerically, with modes, device nodes, ACLs and extended attributes (file
  * capabilities such as ping's live in security.capability).
  */
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { access, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { stringify as toYaml } from "yaml";
+import { fingerprintFiles } from "../fingerprint.js";
 import { runStreaming, type ProgressFn } from "./command.js";
 import type { TemplateSpec, TemplateTrigger } from "./definition.js";
 
@@ -105,12 +104,8 @@ export async function packSplit(dir: string, metaOut: string, rootfsOut: string,
  * The image fingerprint as LXD computes it: SHA-256 over the bytes of each file in turn (one
  * file for a unified image; metadata then rootfs for a split one).
  */
-export async function imageFingerprint(files: readonly string[]): Promise<string> {
-  const hash = createHash("sha256");
-  for (const f of files) {
-    for await (const chunk of createReadStream(f)) hash.update(chunk as Buffer);
-  }
-  return hash.digest("hex");
+export function imageFingerprint(files: readonly string[]): Promise<string> {
+  return fingerprintFiles(files);
 }
 
 async function exists(p: string): Promise<boolean> {
