@@ -218,7 +218,9 @@ function attachWebsockets(app: FastifyInstance, opts: HttpOptions): void {
       }
     })();
   });
-  app.addHook("onClose", async () => {
+  // Before the server closes: upgraded sockets are not the HTTP server's to close, and an open
+  // events stream would otherwise keep shutdown waiting forever.
+  app.addHook("preClose", async () => {
     for (const c of wss.clients) c.terminate();
     wss.close();
   });

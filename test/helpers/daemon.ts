@@ -139,3 +139,25 @@ export function runCommand(cmd: string, args: string[], opts: RunOpts = {}): Pro
     child.stdin.end(opts.input ?? "");
   });
 }
+
+/**
+ * A daemon inside the test process, for tests that need to reach its modules (e.g. create an
+ * operation with a chosen body). Clients still talk to it over its real socket.
+ */
+export async function inProcessDaemon(t: TestContext) {
+  const { Daemon } = await import("../../src/daemon/daemon.js");
+  const dir = await mkdtemp(join(tmpdir(), "lodge-inproc-"));
+  const daemon = await Daemon.start({ dir });
+  const client = new LodgeClient({ socket: daemon.socket });
+  t.after(async () => {
+    client.close();
+    await daemon.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const lxc = (args: string[], opts: RunOpts = {}) =>
+    runCommand("lxc", args, {
+      ...opts,
+      env: { LXD_SOCKET: daemon.socket, LXD_CONF: join(dir, ".lxc-client"), ...opts.env },
+    });
+  return { d: daemon, client, dir, lxc };
+}

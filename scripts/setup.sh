@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Lodge needs on Debian 12 (host tools, node modules), builds it, and links the
+# `lodge` and `lodged` commands into /usr/local/bin. Idempotent; run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Host tools Lodge drives, plus the test tools (lxd-client's `lxc`, pylxd).
+PACKAGES=(
+  lxc uidmap squashfs-tools xz-utils zstd tar busybox-static debootstrap
+  qemu-system-x86 qemu-utils dnsmasq-base nftables iproute2 btrfs-progs xfsprogs
+  lxd-client python3-pylxd curl ca-certificates build-essential python3
+)
+missing=()
+for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "==> installing Node.js from Debian"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+fi
+
+echo "==> npm ci"
+npm ci --no-audit --no-fund
+echo "==> build"
+npm run --silent build
+
+ln -sf "$PWD/dist/lodge.js" /usr/local/bin/lodge
+ln -sf "$PWD/dist/lodged.js" /usr/local/bin/lodged
+echo "==> lodge and lodged are in /usr/local/bin"
