@@ -12,6 +12,7 @@
  * directory is removed whether the build succeeds or fails, and a failed build removes
  * whatever it had started writing to outDir: it leaves nothing behind.
  */
+import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -132,7 +133,8 @@ export async function buildImage(def: ImageDefinition, opts: BuildOptions): Prom
     const files = format === "unified" ? [base + TAR_SUFFIX[compression]] : [`${base}.meta${TAR_SUFFIX[compression]}`, `${base}.squashfs`];
     // Written under temporary names beside the final ones, then renamed: a reader never sees a
     // half-written image, and a failure removes only what this build wrote.
-    const partial = files.map((f) => `${f}.partial-${process.pid}`);
+    const tag = randomBytes(4).toString("hex");
+    const partial = files.map((f) => `${f}.partial-${tag}`);
     for (const p of partial) undo.add(() => rm(p, { force: true }));
     if (format === "unified") await packUnified(work, partial[0]!, compression, progress);
     else await packSplit(work, partial[0]!, partial[1]!, compression, progress);
