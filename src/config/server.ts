@@ -57,10 +57,7 @@ export class ServerConfig {
 
   /** Config as shown to clients: secrets are reported as set, never in clear. */
   async visible(): Promise<Record<string, string>> {
-    const cfg = await this.get();
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(cfg)) out[k] = SERVER_KEYS[k]?.secret ? "true" : v;
-    return out;
+    return maskSecrets(await this.get());
   }
 
   async etag(): Promise<string> {

@@ -18,6 +18,8 @@ interface Row {
 export class SqliteStore implements DocumentStore {
   private readonly db: Database.Database;
   private readonly stmt;
+  /** Chain that orders transaction retries (see txn). */
+  private retryLock: Promise<void> = Promise.resolve();
 
   private constructor(path: string) {
     this.db = new Database(path);
@@ -120,8 +122,6 @@ export class SqliteStore implements DocumentStore {
       release();
     }
   }
-
-  private retryLock: Promise<void> = Promise.resolve();
 
   private async attempt<R>(fn: (tx: Txn) => Promise<R> | R): Promise<{ ok: true; result: R } | { ok: false; keys: string[] }> {
     const tx = new OptimisticTxn(

@@ -20,29 +20,16 @@ export function serverRoutes(deps: { config: ServerConfig; info: ServerInfo }): 
     return sync(server, { etag: await config.etag() });
   }
 
-  const body = (req: Request) => ((req.body ?? {}) as { config?: Record<string, unknown> }).config ?? {};
+  const write =
+    (apply: (cfg: Record<string, unknown>, ifMatch?: string) => Promise<void>) =>
+    async (req: Request) => {
+      await apply(((req.body ?? {}) as { config?: Record<string, unknown> }).config ?? {}, ifMatch(req));
+      return empty();
+    };
 
   return [
     { method: "GET", path: "/1.0", access: "untrusted", handler: getServer },
-    {
-      method: "PUT",
-      path: "/1.0",
-      access: "trusted",
-      schema: ServerPutSchema,
-      handler: async (req) => {
-        await config.replace(body(req), ifMatch(req));
-        return empty();
-      },
-    },
-    {
-      method: "PATCH",
-      path: "/1.0",
-      access: "trusted",
-      schema: ServerPutSchema,
-      handler: async (req) => {
-        await config.patch(body(req), ifMatch(req));
-        return empty();
-      },
-    },
+    { method: "PUT", path: "/1.0", access: "trusted", schema: ServerPutSchema, handler: write((c, i) => config.replace(c, i)) },
+    { method: "PATCH", path: "/1.0", access: "trusted", schema: ServerPutSchema, handler: write((c, i) => config.patch(c, i)) },
   ];
 }

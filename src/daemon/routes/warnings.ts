@@ -1,12 +1,17 @@
 import { Type } from "@sinclair/typebox";
 import type { WarningStatus } from "../../api/warning.js";
 import type { WarningService } from "../../warnings/service.js";
-import { empty, flag, recursion, sync, type Route } from "../route.js";
+import { empty, flag, recursion, sync, type Request, type Route } from "../route.js";
 
 const WarningPutSchema = Type.Object({ status: Type.String() });
 
 export function warningRoutes(deps: { warnings: WarningService }): Route[] {
   const { warnings } = deps;
+  // PUT and PATCH are the same here: status is the only writable field.
+  const setStatus = async (req: Request) => {
+    await warnings.setStatus(req.params.uuid!, (req.body as { status: WarningStatus }).status);
+    return empty();
+  };
   return [
     {
       method: "GET",
@@ -23,26 +28,8 @@ export function warningRoutes(deps: { warnings: WarningService }): Route[] {
       access: "trusted",
       handler: async (req) => sync(await warnings.get(req.params.uuid!)),
     },
-    {
-      method: "PUT",
-      path: "/1.0/warnings/:uuid",
-      access: "trusted",
-      schema: WarningPutSchema,
-      handler: async (req) => {
-        await warnings.setStatus(req.params.uuid!, (req.body as { status: WarningStatus }).status);
-        return empty();
-      },
-    },
-    {
-      method: "PATCH",
-      path: "/1.0/warnings/:uuid",
-      access: "trusted",
-      schema: WarningPutSchema,
-      handler: async (req) => {
-        await warnings.setStatus(req.params.uuid!, (req.body as { status: WarningStatus }).status);
-        return empty();
-      },
-    },
+    { method: "PUT", path: "/1.0/warnings/:uuid", access: "trusted", schema: WarningPutSchema, handler: setStatus },
+    { method: "PATCH", path: "/1.0/warnings/:uuid", access: "trusted", schema: WarningPutSchema, handler: setStatus },
     {
       method: "DELETE",
       path: "/1.0/warnings/:uuid",
