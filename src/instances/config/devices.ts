@@ -1,0 +1,161 @@
+import { badRequest, ApiError } from "../../api/errors.js";
+import { validateConfig, type KeyTable } from "../../config/keys.js";
+
+/** A device as the API carries it: a type and string options. */
+export type DeviceConfig = Record<string, string>;
+export type Devices = Record<string, DeviceConfig>;
+
+const str = (description: string) => ({ type: "string" as const, description });
+const bool = (description: string) => ({ type: "bool" as const, description });
+const int = (description: string) => ({ type: "int" as const, description });
+
+/** Device types Lodge implements for containers and the keys each accepts (LXD's names). */
+export const DEVICE_KEYS: Record<string, KeyTable> = {
+  none: {},
+  disk: {
+    path: str("Mount point inside the instance"),
+    source: str("Host path to bind (a directory or file)"),
+    pool: str("Storage pool (root disk)"),
+    size: { type: "size", description: "Root disk size (drivers with quotas)" },
+    readonly: bool("Mount read-only"),
+    shift: bool("Shift ownership into the instance's id map"),
+    recursive: bool("Bind sub-mounts too"),
+    required: bool("Fail to start when the source is missing"),
+    propagation: str("Mount propagation (private, shared, slave, …)"),
+  },
+  nic: {
+    nictype: str("bridged"),
+    parent: str("Host bridge"),
+    network: str("Managed network"),
+    name: str("Interface name inside the instance"),
+    hwaddr: str("MAC address"),
+    mtu: int("MTU"),
+    host_name: str("Host-side interface name"),
+  },
+  proxy: {
+    listen: str("Where to listen: tcp:ADDR:PORT, udp:ADDR:PORT or unix:PATH"),
+    connect: str("Where to connect: tcp:ADDR:PORT, udp:ADDR:PORT or unix:PATH"),
+    bind: str("Which side listens: host (default) or instance"),
+    uid: int("Owner of a listening unix socket"),
+    gid: int("Group of a listening unix socket"),
+    mode: str("Mode of a listening unix socket"),
+  },
+  "unix-char": unixKeys(),
+  "unix-block": unixKeys(),
+};
+
+function unixKeys(): KeyTable {
+  return {
+    source: str("Host device path"),
+    path: str("Path inside the instance"),
+    major: int("Major number"),
+    minor: int("Minor number"),
+    uid: int("Owner inside the instance"),
+    gid: int("Group inside the instance"),
+    mode: str("Mode inside the instance (octal)"),
+    required: bool("Fail to start when the host device is missing"),
+  };
+}
+
+/** Validates all devices of an instance; throws a 400 naming the device and the fault. */
+export function validateDevices(devices: unknown): Devices {
+  if (devices === undefined || devices === null) return {};
+  if (typeof devices !== "object" || Array.isArray(devices)) throw badRequest("devices must be a map of name to device");
+  const out: Devices = {};
+  const paths = new Map<string, string>();
+  for (const [name, raw] of Object.entries(devices as Record<string, unknown>)) {
+    try {
+      out[name] = validateDevice(name, raw);
+    } catch (e) {
+      if (e instanceof ApiError) throw badRequest(`Invalid device "${name}": ${e.message}`);
+      throw e;
+    }
+    const path = out[name]!.path;
+    if (path && out[name]!.type !== "none") {
+      const other = paths.get(path);
+      if (other) throw badRequest(`Devices "${other}" and "${name}" both use path "${path}"`);
+      paths.set(path, name);
+    }
+  }
+  return out;
+}
+
+function validateDevice(name: string, raw: unknown): DeviceConfig {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || name.length > 64)
+    throw badRequest('device names use letters, digits, ".", "_" and "-"');
+  if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw badRequest("a device is a map of keys to values");
+  const { type, ...keys } = raw as Record<string, unknown>;
+  if (typeof type !== "string" || type === "") throw badRequest('"type" is required');
+  const table = DEVICE_KEYS[type];
+  if (!table) throw badRequest(`unknown device type "${type}" (known: ${Object.keys(DEVICE_KEYS).join(", ")})`);
+  const dev: DeviceConfig = { type, ...validateConfig(table, keys, [], `${type} device`) };
+  CHECKS[type]?.(dev);
+  return dev;
+}
+
+const need = (dev: DeviceConfig, key: string, why = "") => {
+  if (!dev[key]) throw badRequest(`"${key}" is required${why}`);
+};
+const absolute = (dev: DeviceConfig, key: string) => {
+  if (dev[key] !== undefined && !dev[key]!.startsWith("/")) throw badRequest(`"${key}" must be an absolute path`);
+};
+
+const CHECKS: Record<string, (dev: DeviceConfig) => void> = {
+  disk: (dev) => {
+    need(dev, "path");
+    absolute(dev, "path");
+    if (dev.path === "/") {
+      need(dev, "pool", " for the root disk");
+      if (dev.source) throw badRequest('the root disk ("path: /") takes a pool, not a source');
+      return;
+    }
+    if (!dev.source && !dev.pool) throw badRequest('"source" is required');
+    if (dev.size) throw badRequest('"size" only applies to the root disk');
+  },
+  nic: (dev) => {
+    if (!dev.network) {
+      need(dev, "nictype", ' (or "network")');
+      if (dev.nictype !== "bridged") throw badRequest(`nictype "${dev.nictype}" is not supported (use bridged)`);
+      need(dev, "parent", " for a bridged nic");
+    } else if (dev.nictype || dev.parent) {
+      throw badRequest('"network" cannot be combined with "nictype" or "parent"');
+    }
+    if (dev.hwaddr && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(dev.hwaddr))
+      throw badRequest(`"hwaddr" ${JSON.stringify(dev.hwaddr)} is not a MAC address like 00:16:3e:12:34:56`);
+    if (dev.mtu && (Number(dev.mtu) < 576 || Number(dev.mtu) > 65535)) throw badRequest('"mtu" must be between 576 and 65535');
+    if (dev.name && !/^[A-Za-z0-9_.-]{1,15}$/.test(dev.name)) throw badRequest(`"name" ${JSON.stringify(dev.name)} is not a valid interface name`);
+  },
+  proxy: (dev) => {
+    need(dev, "listen");
+    need(dev, "connect");
+    const listen = proxyAddress(dev.listen!, "listen");
+    const connect = proxyAddress(dev.connect!, "connect");
+    if (listen === "udp" && connect !== "udp") throw badRequest("a udp listener can only connect to udp");
+    if (dev.bind && !["host", "instance"].includes(dev.bind)) throw badRequest('"bind" must be host or instance');
+  },
+  "unix-char": unixDevice,
+  "unix-block": unixDevice,
+};
+
+function unixDevice(dev: DeviceConfig): void {
+  if (!dev.source && !dev.path) throw badRequest('"source" or "path" is required');
+  absolute(dev, "source");
+  absolute(dev, "path");
+  if (dev.mode && !/^0?[0-7]{3,4}$/.test(dev.mode)) throw badRequest(`"mode" ${JSON.stringify(dev.mode)} is not an octal mode like 0660`);
+}
+
+function proxyAddress(addr: string, key: string): "tcp" | "udp" | "unix" {
+  const m = /^(tcp|udp|unix):(.+)$/.exec(addr);
+  if (!m) throw badRequest(`"${key}" ${JSON.stringify(addr)} must look like tcp:127.0.0.1:80, udp:…:53 or unix:/path`);
+  const proto = m[1] as "tcp" | "udp" | "unix";
+  if (proto === "unix") {
+    if (!m[2]!.startsWith("/") && !m[2]!.startsWith("@")) throw badRequest(`"${key}" unix socket path must be absolute`);
+    return proto;
+  }
+  const hp = /^(\[[0-9a-fA-F:.]+\]|[^:]+):(\d+)(?:-(\d+))?$/.exec(m[2]!);
+  if (!hp) throw badRequest(`"${key}" ${JSON.stringify(addr)} needs an address and a port`);
+  const port = Number(hp[2]);
+  if (port < 1 || port > 65535 || (hp[3] !== undefined && Number(hp[3]) < port))
+    throw badRequest(`"${key}" has an invalid port range`);
+  return proto;
+}
