@@ -5,6 +5,7 @@ import { databasePath, logPath, pidPath, socketPath } from "../api/paths.js";
 import { notFound } from "../api/errors.js";
 import { ServerConfig } from "../config/server.js";
 import { SqliteStore } from "../state/sqlite.js";
+import { StorageService } from "../storage/service.js";
 import type { DocumentStore } from "../state/store.js";
 import { hostFacts } from "../sys/host.js";
 import { LODGE_VERSION } from "../version.js";
@@ -88,8 +89,10 @@ export class Daemon {
       const warnings = new WarningService(store, events);
       const images = new ImageStore({ dir, store, events });
       await images.init();
+      const storage = new StorageService({ dir, store, images });
+      await storage.init();
       const info = new ServerInfo({
-        storageDrivers: () => [],
+        storageDrivers: () => storage.supportedDrivers(),
         addresses: () => [],
         certificate: () => ({ pem: "", fingerprint: "" }),
       });

@@ -14,7 +14,7 @@ export class ServerInfo {
   constructor(
     private readonly opts: {
       /** Storage drivers usable on this host (filled in by the storage module). */
-      storageDrivers: () => StorageDriverInfo[];
+      storageDrivers: () => Promise<StorageDriverInfo[]>;
       addresses: () => string[];
       certificate: () => { pem: string; fingerprint: string };
     },
@@ -36,7 +36,7 @@ export class ServerInfo {
     const drivers: [string, string][] = [];
     if (h.lxcVersion) drivers.push(["lxc", h.lxcVersion]);
     if (h.qemuVersion) drivers.push(["qemu", h.qemuVersion]);
-    const storage = this.opts.storageDrivers();
+    const storage = await this.opts.storageDrivers();
     const cert = this.opts.certificate();
     return {
       addresses: this.opts.addresses(),

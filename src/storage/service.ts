@@ -1,0 +1,166 @@
+import { join } from "node:path";
+import { badRequest, conflict, notFound } from "../api/errors.js";
+import type { DocumentStore } from "../state/store.js";
+import type { StorageDriverInfo } from "../daemon/server-info.js";
+import type { PoolSpec, StorageDriver, VolumeRef, VolumeType } from "./driver.js";
+import { DirDriver } from "./drivers/dir.js";
+
+export interface PoolRecord extends PoolSpec {
+  description: string;
+  status: "Created" | "Errored";
+}
+
+export interface VolumeRecord {
+  pool: string;
+  project: string;
+  type: VolumeType;
+  name: string;
+  created_at: string;
+  /** Image the volume was created from. */
+  image?: string;
+}
+
+/** What the storage service needs from the image store. */
+export interface ImageTrees {
+  ensureUnpacked(fp: string, signal?: AbortSignal): Promise<string>;
+}
+
+const POOLS = "storage-pools/";
+const VOLUMES = "storage-volumes/";
+export const DEFAULT_POOL = "default";
+
+/**
+ * Pools and volumes: owns their records, picks the driver, fills instance volumes from the
+ * image store's unpacked trees. Routes and the instances service call this, never a driver.
+ */
+export class StorageService {
+  private readonly drivers: Map<string, StorageDriver>;
+
+  constructor(
+    private readonly opts: { dir: string; store: DocumentStore; images: ImageTrees; drivers?: StorageDriver[] },
+  ) {
+    const list = opts.drivers ?? [new DirDriver(join(opts.dir, "storage-pools"))];
+    this.drivers = new Map(list.map((d) => [d.name, d]));
+  }
+
+  /** Creates the default dir pool on first start (LXD's `lxd init` default, without asking). */
+  async init(): Promise<void> {
+    const existing = await this.opts.store.get<PoolRecord>(POOLS + DEFAULT_POOL);
+    const pool: PoolRecord = existing?.value ?? {
+      name: DEFAULT_POOL,
+      driver: "dir",
+      config: {},
+      description: "Default storage pool",
+      status: "Created",
+    };
+    await this.driver(pool).createPool(pool);
+    if (!existing) await this.opts.store.put(POOLS + DEFAULT_POOL, pool, { revision: 0 });
+  }
+
+  async supportedDrivers(): Promise<StorageDriverInfo[]> {
+    return Promise.all(
+      [...this.drivers.values()].map(async (d) => ({ name: d.name, version: await d.version(), remote: false })),
+    );
+  }
+
+  async pools(): Promise<PoolRecord[]> {
+    return (await this.opts.store.list<PoolRecord>(POOLS)).map((d) => d.value);
+  }
+
+  async pool(name: string): Promise<PoolRecord> {
+    const d = await this.opts.store.get<PoolRecord>(POOLS + name);
+    if (!d) throw notFound(`Storage pool "${name}" not found`);
+    return d.value;
+  }
+
+  private driver(pool: PoolSpec): StorageDriver {
+    const d = this.drivers.get(pool.driver);
+    if (!d) throw badRequest(`Storage driver "${pool.driver}" is not available on this host`);
+    return d;
+  }
+
+  private ref(pool: PoolRecord, type: VolumeType, project: string, name: string): VolumeRef {
+    return { pool, type, name: volumeName(project, name) };
+  }
+
+  private key(pool: string, project: string, type: VolumeType, name: string): string {
+    return `${VOLUMES}${pool}/${project}/${type}/${name}`;
+  }
+
+  /**
+   * Creates an instance's volume, filled from an image when given. The record is written
+   * first with a revision check, so two creates of one name cannot both succeed; a failure
+   * removes both record and data.
+   */
+  async createInstanceVolume(
+    poolName: string,
+    project: string,
+    name: string,
+    type: "container" | "virtual-machine",
+    image?: string,
+    signal?: AbortSignal,
+  ): Promise<{ path: string; ref: VolumeRef }> {
+    const pool = await this.pool(poolName);
+    const driver = this.driver(pool);
+    const ref = this.ref(pool, type, project, name);
+    const key = this.key(poolName, project, type, name);
+    const record: VolumeRecord = { pool: poolName, project, type, name, created_at: new Date().toISOString(), image };
+    try {
+      await this.opts.store.put(key, record, { revision: 0 });
+    } catch {
+      throw conflict(`A ${type} volume "${name}" already exists in pool "${poolName}"`);
+    }
+    try {
+      const tree = image ? await this.opts.images.ensureUnpacked(image, signal) : undefined;
+      await driver.createVolume(ref, tree ? { tree } : undefined, signal);
+      return { path: driver.mountPath(ref), ref };
+    } catch (e) {
+      await driver.deleteVolume(ref).catch(() => {});
+      await this.opts.store.delete(key);
+      throw e;
+    }
+  }
+
+  async deleteInstanceVolume(poolName: string, project: string, name: string, type: "container" | "virtual-machine") {
+    const pool = await this.pool(poolName);
+    await this.driver(pool).deleteVolume(this.ref(pool, type, project, name));
+    await this.opts.store.delete(this.key(poolName, project, type, name));
+  }
+
+  async renameInstanceVolume(
+    poolName: string,
+    project: string,
+    name: string,
+    newName: string,
+    type: "container" | "virtual-machine",
+  ): Promise<string> {
+    const pool = await this.pool(poolName);
+    const driver = this.driver(pool);
+    const from = this.key(poolName, project, type, name);
+    const to = this.key(poolName, project, type, newName);
+    await this.opts.store.txn(async (tx) => {
+      const rec = await tx.get<VolumeRecord>(from);
+      if (!rec) throw notFound(`Volume "${name}" not found in pool "${poolName}"`);
+      if (await tx.get(to)) throw conflict(`A ${type} volume "${newName}" already exists in pool "${poolName}"`);
+      tx.delete(from);
+      tx.put(to, { ...rec.value, name: newName });
+    });
+    await driver.renameVolume(this.ref(pool, type, project, name), volumeName(project, newName));
+    return driver.mountPath(this.ref(pool, type, project, newName));
+  }
+
+  /** Host path of an instance volume (its rootfs is `<path>/rootfs`). */
+  async instancePath(poolName: string, project: string, name: string, type: "container" | "virtual-machine") {
+    const pool = await this.pool(poolName);
+    return this.driver(pool).mountPath(this.ref(pool, type, project, name));
+  }
+
+  async volumes(poolName?: string): Promise<VolumeRecord[]> {
+    return (await this.opts.store.list<VolumeRecord>(poolName ? `${VOLUMES}${poolName}/` : VOLUMES)).map((d) => d.value);
+  }
+}
+
+/** LXD's on-disk volume name: the project is part of it, except for "default". */
+export function volumeName(project: string, name: string): string {
+  return project === "default" ? name : `${project}_${name}`;
+}
