@@ -26,6 +26,8 @@ export const VERBS: Verb[] = [
   { name: "monitor", summary: "Print the server's events as they happen", load: () => import("./monitor.js") },
   { name: "query", summary: "Send a raw request to the API", load: () => import("./query.js") },
   { name: "warning", summary: "List, acknowledge and delete warnings", load: () => import("./warning.js") },
+  { name: "image", summary: "Manage images: list, import, export, copy from remotes, build", load: () => import("./image.js") },
+  { name: "remote", summary: "Manage the remote image servers this client knows", load: () => import("./remote.js") },
   { name: "admin", summary: "Administer the daemon (waitready)", load: () => import("./admin.js") },
   { name: "completion", summary: "Print a shell completion script", load: () => import("./completion.js") },
 ];
