@@ -17,6 +17,9 @@ import { fileSink, Logger, streamSink, type LogLevel } from "./logger.js";
 import { OperationManager } from "./operations.js";
 import { Revert } from "./revert.js";
 import { ImageStore } from "../images/store.js";
+import { ImageMaintenance } from "../images/maintenance.js";
+import { ImageRefresher } from "../images/remotes/refresh.js";
+import { remoteImageSources } from "../images/remotes/source.js";
 import { eventRoutes } from "./routes/events.js";
 import { imageRoutes } from "./routes/images.js";
 import { operationRoutes } from "./routes/operations.js";
@@ -97,6 +100,14 @@ export class Daemon {
         certificate: () => ({ pem: "", fingerprint: "" }),
       });
 
+      const refresher = new ImageRefresher(images, events);
+      const maintenance = new ImageMaintenance({
+        images,
+        config,
+        refresh: (p, fp) => refresher.refresh(p, fp),
+        log: log.child({ module: "images" }),
+      });
+
       const ops = operationRoutes({ operations });
       const http = buildHttp({
         routes: [
@@ -104,7 +115,7 @@ export class Daemon {
           ...serverRoutes({ config, info }),
           ...ops.routes,
           ...warningRoutes({ warnings }),
-          ...imageRoutes({ images, operations, events }),
+          ...imageRoutes({ images, operations, events, sources: remoteImageSources(), refresh: (p, fp, op) => refresher.refresh(p, fp, op) }),
         ],
         wsRoutes: [...eventRoutes({ events }), ...ops.ws],
         log: log.child({ module: "http" }),
@@ -123,6 +134,8 @@ export class Daemon {
       undo.add(() => unlink(sock).catch(() => {}));
       await chmod(sock, 0o660);
       if (opts.socketGroup) await chown(sock, 0, await groupId(opts.socketGroup));
+      maintenance.start();
+      undo.add(() => maintenance.stop());
 
       const daemon = new Daemon(dir, log, store, events, operations, config, warnings, undo.release());
       log.info("lodged started", { version: LODGE_VERSION, dir, socket: sock, pid: process.pid });

@@ -9,7 +9,7 @@ import type { ImageStore } from "../../images/store.js";
 import type { ImagePut } from "../../images/types.js";
 import { receiveUpload, uploadOptions } from "../../images/upload.js";
 import type { EventHub } from "../events.js";
-import type { OperationManager } from "../operations.js";
+import type { OperationContext, OperationManager } from "../operations.js";
 import { async, empty, ifMatch, raw, recursion, sync, type Request, type Route } from "../route.js";
 
 export interface ImageRouteDeps {
@@ -18,6 +18,8 @@ export interface ImageRouteDeps {
   events: EventHub;
   /** POST /1.0/images JSON sources by `source.type` ("image", "url"); see images/source.ts. */
   sources?: Record<string, ImageSource>;
+  /** POST /1.0/images/<fp>/refresh: re-checks the image's origin (images/remotes/refresh.ts). */
+  refresh?: (project: string, fingerprint: string, op: OperationContext) => Promise<{ refreshed: boolean }>;
 }
 
 /** /1.0/images and /1.0/images/aliases, LXD 5.0's shapes. */
@@ -161,7 +163,23 @@ export function imageRoutes(deps: ImageRouteDeps): Route[] {
     { method: "PATCH", path: "/1.0/images/:fingerprint", access: "trusted", handler: patchImage },
     { method: "DELETE", path: "/1.0/images/:fingerprint", access: "trusted", handler: deleteImage },
     { method: "GET", path: "/1.0/images/:fingerprint/export", access: "untrusted", handler: exportImage },
+    { method: "POST", path: "/1.0/images/:fingerprint/refresh", access: "trusted", handler: refreshImage },
   ];
+
+  /** An operation whose metadata says {refreshed: true|false}, which `lxc image refresh` reports. */
+  async function refreshImage(req: Request) {
+    const r = await images.record(req.project, fp(req));
+    const refresh = deps.refresh;
+    if (!refresh) throw badRequest("Image refresh is not supported yet");
+    const op = operations.create({
+      description: "Refreshing image",
+      project: req.project,
+      cancellable: true,
+      resources: { images: [`/1.0/images/${r.fingerprint}`] },
+      run: async (ctx) => ({ refreshed: (await refresh(req.project, r.fingerprint, ctx)).refreshed }),
+    });
+    return async(op);
+  }
 
   async function putImage(req: Request) {
     await images.update(req.project, fp(req), imagePut(req.body), ifMatch(req));
