@@ -42,9 +42,9 @@ function shortestAlias(i: Image): string {
   return names.length > 1 ? `${shortest} (${names.length - 1} more)` : shortest;
 }
 
-/** Sizes as lxc's image list prints them: MiB with two decimals. */
+/** Sizes as lxc 5.0 prints them: mebibytes with two decimals, labelled "MB". */
 export function imageSize(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(2)}MiB`;
+  return `${(bytes / 1024 / 1024).toFixed(2)}MB`;
 }
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];

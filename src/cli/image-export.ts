@@ -5,7 +5,7 @@
  * temporary name and renamed at the end, so a failed export leaves nothing behind.
  */
 import { createWriteStream } from "node:fs";
-import { rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { request, type IncomingMessage } from "node:http";
 import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -39,6 +39,8 @@ export function extensionOf(name: string): string {
 
 /** Downloads the image `fingerprint` into `target` (a directory or a base name); returns the paths written. */
 export async function exportImage(client: LodgeClient, fingerprint: string, target: string, totalSize?: number): Promise<string[]> {
+  // A target ending in "/" names a directory: create it.
+  if (/[\\/]$/.test(target)) await mkdir(target, { recursive: true });
   const res = await get(client, `/1.0/images/${fingerprint}/export`);
   const renderer = new ProgressRenderer();
   const length = Number(res.headers["content-length"]);

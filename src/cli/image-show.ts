@@ -2,9 +2,9 @@
 import type { LodgeClient } from "../client/client.js";
 import type { Image } from "../images/types.js";
 import type { Format } from "./format.js";
-import { imageColumns, matchesFilters, sortImages } from "./image-columns.js";
+import { imageColumns, imageSize, matchesFilters, sortImages } from "./image-columns.js";
 import { localRemote, parseImageRef, fetchImage } from "./image-ref.js";
-import { printList, printObject, renderDetails } from "./output.js";
+import { printList, printObject, renderDetails, shortTime } from "./output.js";
 import { getRemote, isLocal, RemoteConfigError, type RemoteConfig } from "./remote-config.js";
 
 /**
@@ -38,17 +38,14 @@ export async function showImage(client: LodgeClient, text: string, format: Forma
   else process.stdout.write(renderDetails(imageDetails(image), format));
 }
 
-const never = (iso: string | undefined) => {
-  const d = new Date(iso ?? "");
-  return Number.isNaN(d.getTime()) || d.getUTCFullYear() <= 1970 ? "never" : d.toUTCString();
-};
+const never = (iso: string | undefined) => shortTime(iso ?? "") || "never";
 
 /** What `lxc image info` shows, in its order. */
 export function imageDetails(i: Image): [string, string][] {
   const props = Object.entries(i.properties ?? {}).sort(([a], [b]) => a.localeCompare(b));
   const rows: [string, string][] = [
     ["Fingerprint", i.fingerprint],
-    ["Size", `${(i.size / 1024 / 1024).toFixed(2)}MiB`],
+    ["Size", imageSize(i.size)],
     ["Architecture", i.architecture],
     ["Type", i.type || "container"],
     ["Public", i.public ? "yes" : "no"],
