@@ -1,0 +1,182 @@
+import { createWriteStream } from "node:fs";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import type { WebSocket, RawData } from "ws";
+import type { OperationContext, OperationSpec } from "../../daemon/operations.js";
+import { newSecret } from "../../daemon/operations.js";
+import type { ExecProcess } from "../driver.js";
+
+/** How an exec was asked for (InstanceExecPost, normalised). */
+export interface ExecSessionOptions {
+  interactive: boolean;
+  waitForWebsocket: boolean;
+  recordOutput: boolean;
+  /** Where recorded output goes (the instance's log directory) and its API path prefix. */
+  record?: { dir: string; apiPrefix: string };
+  /** How long to wait for the client to connect every websocket. */
+  connectTimeoutMs?: number;
+}
+
+const SIGNALS: Record<number, NodeJS.Signals> = {
+  1: "SIGHUP",
+  2: "SIGINT",
+  3: "SIGQUIT",
+  9: "SIGKILL",
+  10: "SIGUSR1",
+  12: "SIGUSR2",
+  15: "SIGTERM",
+  18: "SIGCONT",
+  19: "SIGSTOP",
+  20: "SIGTSTP",
+  28: "SIGWINCH",
+};
+
+/**
+ * LXD's exec protocol as an operation. With wait-for-websocket the operation (class
+ * "websocket") hands out one secret per stream — "0","1","2" and "control", or "0" and
+ * "control" on a terminal — and starts the command once every socket is connected. Data
+ * travels as binary messages; an empty text message or a close frame ends a stream; the
+ * control socket carries window-resize and signal requests. The exit code ends up in the
+ * operation's metadata as "return".
+ */
+export function execOperation(
+  opts: ExecSessionOptions,
+  start: () => Promise<ExecProcess>,
+): Pick<OperationSpec, "class" | "metadata" | "run" | "connect"> {
+  if (!opts.waitForWebsocket) return detached(opts, start);
+
+  const names = opts.interactive ? ["0", "control"] : ["0", "1", "2", "control"];
+  const secrets = Object.fromEntries(names.map((n) => [n, newSecret()]));
+  const sockets = new Map<string, WebSocket>();
+  let allConnected!: () => void;
+  const connected = new Promise<void>((r) => (allConnected = r));
+
+  return {
+    class: "websocket",
+    metadata: { fds: secrets },
+    connect: (secret, ws) => {
+      const name = names.find((n) => secrets[n] === secret);
+      if (!name || sockets.has(name)) return false;
+      sockets.set(name, ws);
+      if (sockets.size === names.length) allConnected();
+      return true;
+    },
+    run: async (ctx) => {
+      await waitConnected(connected, ctx, opts.connectTimeoutMs ?? 30_000);
+      const proc = await start();
+      const drained = wire(proc, sockets, opts.interactive);
+      const { code } = await proc.exited;
+      await drained;
+      for (const ws of sockets.values()) closeSocket(ws);
+      return { return: code };
+    },
+  };
+}
+
+function waitConnected(connected: Promise<void>, ctx: OperationContext, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("Timed out waiting for the exec websockets to connect")), timeoutMs);
+    const abort = () => reject(new Error("Exec cancelled before it started"));
+    ctx.signal.addEventListener("abort", abort, { once: true });
+    connected.then(() => {
+      clearTimeout(timer);
+      ctx.signal.removeEventListener("abort", abort);
+      resolve();
+    });
+  });
+}
+
+/** Connects the process's stdio to the websockets; resolves when all output has been sent. */
+function wire(proc: ExecProcess, sockets: Map<string, WebSocket>, interactive: boolean): Promise<void> {
+  const stdinSock = sockets.get("0")!;
+  stdinSock.on("message", (data: RawData, isBinary: boolean) => {
+    if (!isBinary) return void proc.stdin.end(); // the barrier: no more input
+    proc.stdin.write(toBuffer(data));
+  });
+  stdinSock.on("close", () => proc.stdin.end());
+  proc.stdin.on("error", () => {}); // the command may exit without reading its input
+
+  const control = sockets.get("control")!;
+  control.on("message", (data: RawData) => {
+    let msg: { command?: string; args?: Record<string, string>; signal?: number };
+    try {
+      msg = JSON.parse(toBuffer(data).toString("utf8")) as typeof msg;
+    } catch {
+      return;
+    }
+    if (msg.command === "window-resize" && msg.args)
+      void proc.resize(Number(msg.args.width), Number(msg.args.height)).catch(() => {});
+    else if (msg.command === "signal" && typeof msg.signal === "number" && SIGNALS[msg.signal])
+      proc.signal(SIGNALS[msg.signal]!);
+  });
+
+  const outputs: Promise<void>[] = [pump(proc.stdout, interactive ? stdinSock : sockets.get("1")!)];
+  if (!interactive) {
+    if (proc.stderr) outputs.push(pump(proc.stderr, sockets.get("2")!));
+    else barrier(sockets.get("2")!);
+  }
+  return Promise.all(outputs).then(() => undefined);
+}
+
+/** Sends a stream as binary messages, then the end-of-stream barrier. */
+function pump(stream: Readable, ws: WebSocket): Promise<void> {
+  return new Promise((resolve) => {
+    stream.on("data", (chunk: Buffer) => {
+      if (ws.readyState === ws.OPEN) ws.send(chunk, { binary: true });
+    });
+    const done = () => {
+      barrier(ws);
+      resolve();
+    };
+    stream.once("end", done);
+    stream.once("error", done);
+  });
+}
+
+function barrier(ws: WebSocket): void {
+  if (ws.readyState === ws.OPEN) ws.send("", { binary: false });
+}
+
+function closeSocket(ws: WebSocket): void {
+  if (ws.readyState === ws.OPEN) ws.close(1000);
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data as ArrayBuffer);
+}
+
+/** Without websockets: the command runs with no input; output is recorded or dropped. */
+function detached(
+  opts: ExecSessionOptions,
+  start: () => Promise<ExecProcess>,
+): Pick<OperationSpec, "class" | "metadata" | "run" | "connect"> {
+  return {
+    class: "task",
+    run: async () => {
+      const proc = await start();
+      proc.stdin.end();
+      const output: Record<string, string> = {};
+      const sinks: Promise<void>[] = [];
+      const streams: [string, Readable | null][] = [
+        ["1", proc.stdout],
+        ["2", proc.stderr],
+      ];
+      const id = newSecret().slice(0, 16);
+      for (const [fd, stream] of streams) {
+        if (!stream) continue;
+        if (opts.recordOutput && opts.record) {
+          const file = `exec_${id}.${fd === "1" ? "stdout" : "stderr"}`;
+          const out = createWriteStream(join(opts.record.dir, file), { mode: 0o600 });
+          sinks.push(new Promise((r) => out.once("close", () => r())));
+          stream.pipe(out);
+          output[fd] = `${opts.record.apiPrefix}/${file}`;
+        } else stream.resume();
+      }
+      const { code } = await proc.exited;
+      await Promise.all(sinks);
+      return opts.recordOutput ? { return: code, output } : { return: code };
+    },
+  };
+}
