@@ -15,4 +15,7 @@ export const API_EXTENSIONS: readonly string[] = [
   "image_types",
   "images_expiry",
   "image_create_aliases",
+  // POST /1.0/images/<fp>/refresh; source.project when copying from another LXD-API server.
+  "image_force_refresh",
+  "image_source_project",
 ];
