@@ -1,0 +1,167 @@
+/**
+ * The contract between the instances service and the engines that run instances. The common
+ * part (InstanceDriver) covers the lifecycle, state, exec and logs; the container part
+ * (ContainerDriver) adds what only a shared kernel allows (id maps, live cgroup limits); a VM
+ * driver will add its own (QMP, guest agent) beside it. The service asks `capabilities`,
+ * never the driver's name.
+ *
+ * A driver owns only its own artefacts (for liblxc: the generated config, logs and pidfile);
+ * the rootfs belongs to the storage layer and the record to the store. Everything a driver
+ * needs after a daemon restart is on disk or in /proc, so a fresh driver object re-attaches
+ * to running instances by name.
+ */
+import type { Readable, Writable } from "node:stream";
+import type { IdmapEntry } from "../sys/idmap.js";
+import type { ResourceLimits, RunConfig } from "./runconfig.js";
+
+export type InstanceType = "container" | "virtual-machine";
+
+/** LXD's status names. */
+export type InstanceStatus = "Running" | "Stopped" | "Frozen" | "Error";
+
+export interface NetworkCounters {
+  bytes_received: number;
+  bytes_sent: number;
+  packets_received: number;
+  packets_sent: number;
+  errors_received: number;
+  errors_sent: number;
+  packets_dropped_inbound: number;
+  packets_dropped_outbound: number;
+}
+
+export interface InstanceState {
+  status: InstanceStatus;
+  /** Host pid of the instance's init (container) or QEMU process; 0 when stopped. */
+  pid: number;
+  /** Tasks in the instance; 0 when stopped. */
+  processes: number;
+  cpu: { usage_ns: number };
+  memory: { usage: number; usage_peak: number; swap_usage: number };
+  /** Interface counters as the instance sees them, by interface name. */
+  network: Record<string, { counters: NetworkCounters }>;
+}
+
+export interface ExecRequest {
+  /** argv; the first element is looked up on the instance's PATH. */
+  command: string[];
+  /** The whole environment of the command (nothing is inherited from the daemon). */
+  env?: Record<string, string>;
+  /** Working directory inside the instance; default "/". */
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  /** Run on a terminal of this size: stdout carries the terminal's output, stderr is null. */
+  pty?: { cols: number; rows: number };
+}
+
+export interface ExecResult {
+  /** The command's exit code; 128+n when killed by signal n; 127 when it could not be run. */
+  code: number;
+}
+
+export interface ExecProcess {
+  /** Host pid of the process that relays the command's stdio. */
+  readonly pid: number;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** Separate error output; null on a pty, where it is merged into stdout. */
+  readonly stderr: Readable | null;
+  readonly exited: Promise<ExecResult>;
+  /** Sends a signal to the command. */
+  signal(sig: NodeJS.Signals): void;
+  /** New terminal size (pty only). */
+  resize(cols: number, rows: number): Promise<void>;
+}
+
+export interface StopOptions {
+  /** Kill at once instead of asking init to shut down. */
+  force?: boolean;
+  /** How long a clean shutdown may take before the instance is killed; default 30 s. */
+  timeoutMs?: number;
+}
+
+export interface DriverCapabilities {
+  /** Limits change on a running instance without a restart. */
+  liveLimits: boolean;
+  freeze: boolean;
+  exec: boolean;
+  /** A console log file is kept (consoleLogPath). */
+  consoleLog: boolean;
+  /** Running instances outlive the daemon and are found again by name. */
+  survivesDaemonRestart: boolean;
+  /** Stop may save state (CRIU / VM state file). */
+  statefulStop: boolean;
+  /** NIC devices of the run-config are applied. */
+  nics: boolean;
+}
+
+/** What every instance driver is given to run an instance. */
+export interface InstanceSpec {
+  /** Name unique on this host among this driver's instances (the service adds a project prefix). */
+  name: string;
+  /** Host path of the root filesystem, prepared by the storage layer. */
+  rootfs: string;
+  /** Hostname inside; default the name. */
+  hostname?: string;
+  run: RunConfig;
+}
+
+export interface InstanceDriver<S extends InstanceSpec = InstanceSpec> {
+  readonly type: InstanceType;
+  readonly capabilities: DriverCapabilities;
+  /** Writes the driver's own artefacts for a new instance; undone by delete. */
+  create(spec: S): Promise<void>;
+  /** Starts a stopped instance with the spec as it is now; resolves once it can exec. */
+  start(spec: S): Promise<StartResult>;
+  stop(name: string, opts?: StopOptions): Promise<void>;
+  freeze(name: string): Promise<void>;
+  unfreeze(name: string): Promise<void>;
+  state(name: string): Promise<InstanceState>;
+  /** Spawns a command inside straight away; errors of the command arrive through `exited`. */
+  exec(name: string, req: ExecRequest): Promise<ExecProcess>;
+  /** Removes everything the driver made for the instance; it must be stopped (or force). */
+  delete(name: string, opts?: { force?: boolean }): Promise<void>;
+  /** The console's output so far (file path), and the engine's own log. */
+  consoleLogPath(name: string): string;
+  logPath(name: string): string;
+}
+
+export interface StartResult {
+  pid: number;
+  /**
+   * How the rootfs is owned on disk after the start (LXD's volatile.last_state.idmap): null
+   * when untouched (idmapped mount or privileged), else the map it was shifted to. The
+   * service stores it and hands it back as `rootfsIdmap` next time.
+   */
+  rootfsIdmap: IdmapEntry[] | null;
+}
+
+/** Containers: a shared kernel, so id maps and live cgroup limits. */
+export interface ContainerSpec extends InstanceSpec {
+  /** security.privileged=true: no user namespace. */
+  privileged: boolean;
+  /** The instance's map (volatile.idmap.next); required unless privileged. */
+  idmap?: IdmapEntry[];
+  /** How the rootfs is owned on disk now (volatile.last_state.idmap); null/undefined: as the image has it. */
+  rootfsIdmap?: IdmapEntry[] | null;
+  /** security.nesting */
+  nesting?: boolean;
+  /** raw.lxc, appended last (validated by the service). */
+  rawLxc?: string;
+}
+
+export interface ContainerDriver extends InstanceDriver<ContainerSpec> {
+  readonly type: "container";
+  /** Applies limits to a running container at once (the config keeps them for the next start). */
+  applyLimits(name: string, limits: ResourceLimits): Promise<void>;
+}
+
+export class InstanceDriverError extends Error {
+  override name = "InstanceDriverError";
+}
+
+/** The instance is not running (for exec, freeze, limits). */
+export class NotRunningError extends InstanceDriverError {
+  override name = "NotRunningError";
+}

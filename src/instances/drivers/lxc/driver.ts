@@ -1,0 +1,299 @@
+/**
+ * The liblxc container driver, through liblxc's own tools.
+ *
+ * Layout: LXCPATH/NAME/{config, seccomp, lxc.log, console.log, monitor.pid}; the rootfs is
+ * elsewhere (the storage layer's). The config is generated whole at every start.
+ *
+ * Start is `lxc-start -d` rather than `-F`: -d daemonizes the monitor, so the container
+ * survives a daemon restart (a -F child would be tied to our process), and it returns only
+ * once liblxc reports RUNNING, with the monitor's pid in the pidfile. The init pid is then
+ * read from /proc (polled with backoff, normally found at the first look).
+ *
+ * Ids: liblxc insists on newuidmap/newgidmap, and hence on root's /etc/subuid entries,
+ * whenever those helpers are on PATH. When the id pool comes from the kernel instead (root
+ * has no entries), the tools run with a PATH without the helpers' directories, so liblxc,
+ * running as root, writes the map directly.
+ */
+import { constants } from "node:fs";
+import { access, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { Cgroup, cgroupLayout, pollUntil } from "../../../sys/cgroup.js";
+import { run, which } from "../../../sys/exec.js";
+import { readHostPool, type HostIdPool } from "../../../sys/idmap.js";
+import {
+  InstanceDriverError,
+  NotRunningError,
+  type ContainerDriver,
+  type ContainerSpec,
+  type DriverCapabilities,
+  type ExecProcess,
+  type ExecRequest,
+  type InstanceState,
+  type StartResult,
+  type StopOptions,
+} from "../../driver.js";
+import type { ResourceLimits } from "../../runconfig.js";
+import { renderLxcConfig, SECCOMP_POLICY, type LxcHostFacts } from "./config.js";
+import { spawnAttach } from "./exec.js";
+import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
+import { findProcesses, networkCounters, waitForExit } from "./process.js";
+
+export interface LxcDriverOptions {
+  /** liblxc's lxcpath: one directory per container below it. */
+  lxcpath: string;
+  /** liblxc log level for lxc.log (TRACE…FATAL); default WARN. */
+  logLevel?: string;
+  /** Rootfs ownership: auto (idmapped when supported, else shift), or forced. */
+  ownership?: OwnershipPolicy;
+  /** The host's id pool; read from /etc/subuid and /proc when not given. */
+  pool?: HostIdPool;
+  /** How long start may take to show an init process; default 10 s. */
+  startTimeoutMs?: number;
+}
+
+interface Tools {
+  start: string;
+  stop: string;
+  attach: string;
+  script?: string;
+  env: NodeJS.ProcessEnv;
+}
+
+const TOOL_NAMES = ["lxc-start", "lxc-stop", "lxc-attach"] as const;
+
+export class LxcDriver implements ContainerDriver {
+  readonly type = "container" as const;
+  readonly capabilities: DriverCapabilities = {
+    liveLimits: true,
+    freeze: true,
+    exec: true,
+    consoleLog: true,
+    survivesDaemonRestart: true,
+    statefulStop: false,
+    nics: true,
+  };
+  readonly lxcpath: string;
+  private tools?: Promise<Tools>;
+  private facts?: Promise<LxcHostFacts>;
+
+  constructor(private readonly opts: LxcDriverOptions) {
+    this.lxcpath = path.resolve(opts.lxcpath);
+  }
+
+  dir(name: string): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name) || name.length > 200) throw new InstanceDriverError(`"${name}" is not a valid liblxc container name`);
+    return path.join(this.lxcpath, name);
+  }
+  consoleLogPath(name: string): string {
+    return path.join(this.dir(name), "console.log");
+  }
+  logPath(name: string): string {
+    return path.join(this.dir(name), "lxc.log");
+  }
+  private pidfile(name: string): string {
+    return path.join(this.dir(name), "monitor.pid");
+  }
+
+  /** Tool paths and the environment they run with (see the module comment on ids). */
+  private toolsReady(): Promise<Tools> {
+    return (this.tools ??= (async () => {
+      const [found, script] = await Promise.all([Promise.all(TOOL_NAMES.map((t) => which(t))), which("script")]);
+      const missing = TOOL_NAMES.filter((_, i) => !found[i]);
+      if (missing.length) throw new InstanceDriverError(`liblxc's tools are not installed (missing ${missing.join(", ")}); install the lxc package`);
+      const pool = this.opts.pool ?? (await readHostPool());
+      let PATH = process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin";
+      if (pool.source === "kernel") PATH = await withoutShadowHelpers(PATH);
+      const env: NodeJS.ProcessEnv = { PATH, LANG: "C.UTF-8" };
+      return { start: found[0]!, stop: found[1]!, attach: found[2]!, script, env };
+    })());
+  }
+
+  private hostFacts(): Promise<LxcHostFacts> {
+    return (this.facts ??= (async () => {
+      const cgroup = await cgroupLayout();
+      const memDir = cgroup.v1.memory;
+      const [memsw, apparmor] = await Promise.all([
+        memDir ? access(path.join(memDir, "memory.memsw.limit_in_bytes")).then(() => true, () => false) : false,
+        readFile("/sys/module/apparmor/parameters/enabled", "utf8").then((t) => t.trim() === "Y", () => false),
+      ]);
+      return { cgroup, memsw, apparmor };
+    })());
+  }
+
+  async create(spec: ContainerSpec): Promise<void> {
+    const dir = this.dir(spec.name);
+    await mkdir(this.lxcpath, { recursive: true, mode: 0o711 });
+    try {
+      await mkdir(dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new InstanceDriverError(`container ${spec.name} already exists in ${this.lxcpath}`);
+      throw e;
+    }
+    try {
+      await this.writeConfig(spec, await chooseOwnership(spec, this.opts.ownership ?? "auto"));
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private async writeConfig(spec: ContainerSpec, ownership: Awaited<ReturnType<typeof chooseOwnership>>): Promise<void> {
+    const dir = this.dir(spec.name);
+    const sourceKinds = new Map<string, "dir" | "file">();
+    await Promise.all(
+      spec.run.mounts.map(async (m) => {
+        const st = await stat(m.source).catch(() => undefined);
+        if (st) sourceKinds.set(m.source, st.isDirectory() ? "dir" : "file");
+      }),
+    );
+    const seccomp = path.join(dir, "seccomp");
+    const config = renderLxcConfig({
+      spec,
+      ownership,
+      host: await this.hostFacts(),
+      paths: { consoleLog: this.consoleLogPath(spec.name), seccomp },
+      sourceKinds,
+    });
+    await Promise.all([atomicWrite(path.join(dir, "config"), config), atomicWrite(seccomp, SECCOMP_POLICY)]);
+  }
+
+  async start(spec: ContainerSpec): Promise<StartResult> {
+    const tools = await this.toolsReady();
+    const name = spec.name;
+    if ((await findProcesses(this.pidfile(name), this.lxcpath, name))?.init) throw new InstanceDriverError(`container ${name} is already running`);
+    await access(this.dir(name)).catch(() => {
+      throw new InstanceDriverError(`container ${name} does not exist in ${this.lxcpath}`);
+    });
+    const ownership = await chooseOwnership(spec, this.opts.ownership ?? "auto");
+    const rootfsIdmap = await prepareRootfs(spec, ownership);
+    await this.writeConfig(spec, ownership);
+    await rm(this.pidfile(name), { force: true });
+
+    const level = this.opts.logLevel ?? "WARN";
+    const r = await run(tools.start, ["-d", "-n", name, "-P", this.lxcpath, "-o", this.logPath(name), "-l", level, "-p", this.pidfile(name)], {
+      env: tools.env,
+      allowFail: true,
+    });
+    if (r.code !== 0) throw new InstanceDriverError(`container ${name} failed to start: ${await this.logErrors(name, r.stderr)}`);
+
+    let pid = 0;
+    await pollUntil(
+      async () => {
+        const p = await findProcesses(this.pidfile(name), this.lxcpath, name);
+        pid = p?.init ?? 0;
+        return pid > 0;
+      },
+      this.opts.startTimeoutMs ?? 10_000,
+      `container ${name} shows no init process`,
+    );
+    return { pid, rootfsIdmap };
+  }
+
+  /** The ERROR lines of this start from lxc.log (the last few), else the tool's stderr. */
+  private async logErrors(name: string, stderr: string): Promise<string> {
+    const log = await readFile(this.logPath(name), "utf8").catch(() => "");
+    const errors = log.split("\n").filter((l) => / ERROR /.test(l) && !/lxc_start\.c|get_config_unsupported_key/.test(l));
+    const lines = errors.length ? errors.slice(-3).map((l) => l.replace(/^.* ERROR\s+\S+ - [^ ]+ - /, "")) : [stderr.trim()];
+    return lines.join("; ");
+  }
+
+  async stop(name: string, opts: StopOptions = {}): Promise<void> {
+    const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
+    if (!procs) return;
+    const tools = await this.toolsReady();
+    if (procs.init) {
+      // A frozen init cannot handle the halt signal (and a kill is only delivered on thaw).
+      const cg = await Cgroup.ofPid(procs.init).catch(() => undefined);
+      if (cg && (await cg.frozen())) await cg.setFrozen(false);
+      const timeoutS = Math.max(1, Math.ceil((opts.timeoutMs ?? 30_000) / 1000));
+      const args = ["-n", name, "-P", this.lxcpath, ...(opts.force ? ["-k"] : ["-t", String(timeoutS)])];
+      const r = await run(tools.stop, args, { env: tools.env, allowFail: true });
+      // Exit 2: it was already stopping or stopped; anything else is worth telling.
+      if (r.code !== 0 && r.code !== 2 && (await findProcesses(this.pidfile(name), this.lxcpath, name))?.init) {
+        throw new InstanceDriverError(`container ${name} did not stop: ${r.stderr.trim()}`);
+      }
+    }
+    // The monitor removes the cgroups and the pidfile as it exits: wait for that.
+    await waitForExit(procs.monitor, 10_000);
+  }
+
+  private async runningCgroup(name: string): Promise<{ init: number; cg: Cgroup }> {
+    const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
+    if (!procs?.init) throw new NotRunningError(`container ${name} is not running`);
+    return { init: procs.init, cg: await Cgroup.ofPid(procs.init) };
+  }
+
+  async freeze(name: string): Promise<void> {
+    await (await this.runningCgroup(name)).cg.setFrozen(true);
+  }
+
+  async unfreeze(name: string): Promise<void> {
+    await (await this.runningCgroup(name)).cg.setFrozen(false);
+  }
+
+  async state(name: string): Promise<InstanceState> {
+    const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
+    const cg = procs?.init ? await Cgroup.ofPid(procs.init).catch(() => undefined) : undefined;
+    if (!procs?.init || !cg) {
+      return { status: "Stopped", pid: 0, processes: 0, cpu: { usage_ns: 0 }, memory: { usage: 0, usage_peak: 0, swap_usage: 0 }, network: {} };
+    }
+    const [frozen, processes, usage, peak, swap, cpu, network] = await Promise.all([
+      cg.frozen(),
+      cg.pidsCurrent(),
+      cg.memoryUsage(),
+      cg.memoryPeak(),
+      cg.swapUsage(),
+      cg.cpuUsageNs(),
+      networkCounters(procs.init),
+    ]);
+    return {
+      status: frozen ? "Frozen" : "Running",
+      pid: procs.init,
+      processes: processes ?? 0,
+      cpu: { usage_ns: cpu ?? 0 },
+      memory: { usage: usage ?? 0, usage_peak: peak ?? 0, swap_usage: swap ?? 0 },
+      network,
+    };
+  }
+
+  async exec(name: string, req: ExecRequest): Promise<ExecProcess> {
+    const tools = await this.toolsReady();
+    return spawnAttach({ lxcAttach: tools.attach, script: tools.script, name, lxcpath: this.lxcpath, env: tools.env }, req);
+  }
+
+  async applyLimits(name: string, limits: ResourceLimits): Promise<void> {
+    const { cg } = await this.runningCgroup(name);
+    if (limits.memory) {
+      await cg.setMemoryLimit(limits.memory.bytes, { swap: limits.memory.swap, soft: limits.memory.enforce === "soft" });
+    }
+    if (limits.cpu?.cpuset !== undefined) await cg.setCpuset(limits.cpu.cpuset);
+    if (limits.cpu?.shares !== undefined) await cg.setCpuShares(limits.cpu.shares);
+    if (limits.cpu && "quotaUs" in limits.cpu) await cg.setCpuQuota(limits.cpu.quotaUs, limits.cpu.periodUs);
+    if ("processes" in limits) await cg.setPidsMax(limits.processes);
+  }
+
+  async delete(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
+    if (procs) {
+      if (!opts.force && procs.init) throw new InstanceDriverError(`container ${name} is running; stop it first`);
+      await this.stop(name, { force: true });
+    }
+    await rm(this.dir(name), { recursive: true, force: true });
+  }
+}
+
+/** PATH without the directories that hold newuidmap or newgidmap. */
+async function withoutShadowHelpers(PATH: string): Promise<string> {
+  const keep: string[] = [];
+  for (const dir of PATH.split(":").filter(Boolean)) {
+    const has = await Promise.all(["newuidmap", "newgidmap"].map((b) => access(path.join(dir, b), constants.X_OK).then(() => true, () => false)));
+    if (!has.some(Boolean)) keep.push(dir);
+  }
+  return keep.join(":") || "/nonexistent";
+}
+
+async function atomicWrite(file: string, content: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, content, { mode: 0o600 });
+  await rename(tmp, file);
+}

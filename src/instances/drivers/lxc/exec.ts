@@ -1,0 +1,106 @@
+/**
+ * Exec in a container: one `lxc-attach` spawned straight away, its pipes handed to the caller
+ * (the exec websockets). No state is fetched first: if the container is not running,
+ * lxc-attach says so and exits non-zero, which the caller sees through `exited`.
+ *
+ * liblxc's lxc-attach has no option for the working directory (it keeps the caller's path),
+ * so a cwd other than "/" goes through `/bin/sh -c 'cd …'` inside the container.
+ *
+ * A pty: Node has no pseudo-terminal API, so util-linux `script` makes one on the host and
+ * puts lxc-attach on it; lxc-attach, seeing a terminal, makes the container's own pty and
+ * relays (and copies the window size on SIGWINCH). Resizing sets the host pty's size with
+ * `stty`, and the kernel sends SIGWINCH.
+ */
+import { spawn } from "node:child_process";
+import { readFile, readlink } from "node:fs/promises";
+import { run } from "../../../sys/exec.js";
+import type { ExecProcess, ExecRequest, ExecResult } from "../../driver.js";
+
+export interface AttachTarget {
+  lxcAttach: string;
+  /** util-linux script, for a pty; undefined when missing. */
+  script?: string;
+  name: string;
+  lxcpath: string;
+  env: NodeJS.ProcessEnv;
+}
+
+const CD_AND_EXEC = 'cd -- "$1" || exit 127; shift; exec "$@"';
+
+/** lxc-attach's argv for a request (without the program itself). */
+export function attachArgs(t: Pick<AttachTarget, "name" | "lxcpath">, req: ExecRequest): string[] {
+  if (req.command.length === 0) throw new Error("exec: the command is empty");
+  const args = ["-n", t.name, "-P", t.lxcpath, "--clear-env"];
+  for (const [k, v] of Object.entries(req.env ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`exec: "${k}" is not a valid environment variable name`);
+    args.push("-v", `${k}=${v}`);
+  }
+  if (req.uid !== undefined) args.push("-u", String(req.uid));
+  if (req.gid !== undefined) args.push("-g", String(req.gid));
+  const cwd = req.cwd && req.cwd !== "/" ? req.cwd : undefined;
+  const command = cwd ? ["/bin/sh", "-c", CD_AND_EXEC, "sh", cwd, ...req.command] : req.command;
+  return [...args, "--", ...command];
+}
+
+/** Quotes one word for /bin/sh. */
+function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export function spawnAttach(t: AttachTarget, req: ExecRequest): ExecProcess {
+  const args = attachArgs(t, req);
+  if (req.pty && !t.script) throw new Error("exec on a pty needs util-linux's script, which is not installed");
+  const child = req.pty
+    ? spawn(t.script!, ["--quiet", "--return", "--command", [t.lxcAttach, ...args].map(shQuote).join(" "), "/dev/null"], {
+        cwd: "/",
+        env: { ...t.env, SHELL: "/bin/sh" },
+        stdio: ["pipe", "pipe", "ignore"],
+      })
+    : spawn(t.lxcAttach, args, { cwd: "/", env: t.env, stdio: ["pipe", "pipe", "pipe"] });
+
+  const exited = new Promise<ExecResult>((resolve) => {
+    child.on("error", () => resolve({ code: 127 }));
+    child.on("close", (code, signal) => {
+      const n = signal ? (({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1 }) as Record<string, number>)[signal] ?? 1 : 0;
+      resolve({ code: code ?? 128 + n });
+    });
+  });
+  // A reader that goes away must not crash the daemon with EPIPE.
+  child.stdin!.on("error", () => undefined);
+
+  const ptyDevice = async (): Promise<string | undefined> => {
+    // script's child sits on the pty: its stdin is the slave end.
+    const kids = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").catch(() => "");
+    const kid = kids.trim().split(/\s+/)[0];
+    return kid ? readlink(`/proc/${kid}/fd/0`).catch(() => undefined) : undefined;
+  };
+  if (req.pty) {
+    const { cols, rows } = req.pty;
+    // Size the terminal before the command reads it; retried until script's child exists.
+    void (async () => {
+      for (let delay = 1; delay < 500; delay *= 2) {
+        const dev = await ptyDevice();
+        if (dev?.startsWith("/dev/pts/")) return void (await run("stty", ["-F", dev, "cols", String(cols), "rows", String(rows)], { allowFail: true }));
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    })();
+  }
+
+  return {
+    pid: child.pid ?? -1,
+    stdin: child.stdin!,
+    stdout: child.stdout!,
+    stderr: req.pty ? null : child.stderr!,
+    exited,
+    signal(sig) {
+      // lxc-attach passes signals on to the command it runs.
+      child.kill(sig);
+    },
+    async resize(cols, rows) {
+      if (!req.pty) return;
+      const dev = await ptyDevice();
+      if (!dev?.startsWith("/dev/pts/")) return;
+      await run("stty", ["-F", dev, "cols", String(cols), "rows", String(rows)], { allowFail: true });
+    },
+  };
+}

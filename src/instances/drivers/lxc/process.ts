@@ -1,0 +1,76 @@
+/**
+ * Finding a container's processes from what liblxc leaves on disk and in /proc, so a fresh
+ * daemon re-attaches to containers started by an earlier one. `lxc-start -d -p PIDFILE`
+ * writes the pid of the monitor ("[lxc monitor] LXCPATH NAME"), which outlives the daemon;
+ * the container's init is the monitor's child. liblxc removes the pidfile when the monitor
+ * exits; a stale one (monitor killed) is recognised by the pid's command line.
+ */
+import { readFile } from "node:fs/promises";
+import { pollUntil } from "../../../sys/cgroup.js";
+import type { NetworkCounters } from "../../driver.js";
+
+export interface ContainerProcesses {
+  monitor: number;
+  /** The container's init (host pid), undefined while starting or after it died. */
+  init?: number;
+}
+
+const readOpt = (p: string) => readFile(p, "utf8").catch(() => undefined);
+
+/** The monitor and init of a container, or undefined when no monitor runs for it. */
+export async function findProcesses(pidfile: string, lxcpath: string, name: string): Promise<ContainerProcesses | undefined> {
+  const text = await readOpt(pidfile);
+  const monitor = Number(text?.trim());
+  if (!text || !Number.isSafeInteger(monitor) || monitor <= 0) return undefined;
+  const [cmdline, children] = await Promise.all([
+    readOpt(`/proc/${monitor}/cmdline`),
+    readOpt(`/proc/${monitor}/task/${monitor}/children`),
+  ]);
+  if (cmdline?.replace(/\0+$/, "").replace(/\0/g, " ") !== `[lxc monitor] ${lxcpath} ${name}`) return undefined;
+  const init = (children ?? "").trim().split(/\s+/).map(Number).find((p) => Number.isSafeInteger(p) && p > 0);
+  return { monitor, init };
+}
+
+/** The kernel's start time of a process (clock ticks since boot), to tell a reused pid apart. */
+export async function startTime(pid: number): Promise<string | undefined> {
+  const stat = await readOpt(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  // The command name (field 2) may hold spaces and parentheses: fields restart after the last ")".
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+}
+
+/** Resolves when the process is gone (or replaced by another with the same pid). */
+export async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
+  const started = await startTime(pid);
+  if (started === undefined) return;
+  await pollUntil(async () => (await startTime(pid)) !== started, timeoutMs, `process ${pid} did not exit`);
+}
+
+/** Interface counters from /proc/<pid>/net/dev: the network namespace of that process. */
+export function parseNetDev(text: string): Record<string, { counters: NetworkCounters }> {
+  const out: Record<string, { counters: NetworkCounters }> = {};
+  for (const line of text.split("\n").slice(2)) {
+    const m = /^\s*([^:\s]+):\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const f = m[2]!.trim().split(/\s+/).map(Number);
+    if (f.length < 16) continue;
+    out[m[1]!] = {
+      counters: {
+        bytes_received: f[0]!,
+        packets_received: f[1]!,
+        errors_received: f[2]!,
+        packets_dropped_inbound: f[3]!,
+        bytes_sent: f[8]!,
+        packets_sent: f[9]!,
+        errors_sent: f[10]!,
+        packets_dropped_outbound: f[11]!,
+      },
+    };
+  }
+  return out;
+}
+
+export async function networkCounters(pid: number): Promise<Record<string, { counters: NetworkCounters }>> {
+  const text = await readOpt(`/proc/${pid}/net/dev`);
+  return text ? parseNetDev(text) : {};
+}
