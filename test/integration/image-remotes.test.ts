@@ -193,3 +193,58 @@ test("source.type=url: LXD-Image-URL and LXD-Image-Hash, verified; a wrong hash 
   assert.deepEqual((await images(d)).map((i) => i.fingerprint), [img.unifiedFingerprint]);
   assert.deepEqual(await imageFiles(d), [img.unifiedFingerprint]);
 });
+
+test("expiry removes cached images unused for images.remote_cache_expiry days, keeps the rest; auto-update refreshes auto_update images", async (t) => {
+  const { SqliteStore } = await import("../../src/state/sqlite.js");
+  const { EventHub } = await import("../../src/daemon/events.js");
+  const { ImageStore } = await import("../../src/images/store.js");
+  const { ImageMaintenance } = await import("../../src/images/maintenance.js");
+  const { imageKey } = await import("../../src/images/types.js");
+  const dir = await scratchDir(t, "lodge-expiry-");
+  const docs = SqliteStore.open(join(dir, "state.db"));
+  t.after(() => docs.close());
+  const store = new ImageStore({ dir, store: docs, events: new EventHub() });
+  await store.init();
+  const img = await buildBusyboxImages(t);
+  const old = await store.addImage({ project: "default", metadataPath: img.unified, cached: true });
+  const fresh = await store.addImage({ project: "default", metadataPath: img.metadata, rootfsPath: img.squashfs, cached: true });
+  const v2 = await buildBusyboxImages(t, NEWER_METADATA);
+  const mine = await store.addImage({ project: "default", metadataPath: v2.unified, autoUpdate: true });
+  // Age two images: one cached (expires), one the user imported (never expires).
+  const age = async (fp: string, when: string) =>
+    docs.txn(async (tx) => {
+      const doc = await tx.get<Record<string, unknown>>(imageKey("default", fp));
+      tx.put(imageKey("default", fp), { ...doc!.value, last_used_at: when, uploaded_at: when });
+    });
+  const elevenDaysAgo = new Date(Date.now() - 11 * 86_400_000).toISOString();
+  await age(old.fingerprint, elevenDaysAgo);
+  await age(mine.fingerprint, elevenDaysAgo);
+  await store.markUsed("default", fresh.fingerprint);
+
+  const config = { expiry: "10", value: async (k: string) => (k === "images.remote_cache_expiry" ? config.expiry : "6") };
+  const refreshed: string[] = [];
+  const silent = { info() {}, warn() {}, debug() {} };
+  const m = new ImageMaintenance({
+    images: store,
+    config,
+    log: silent,
+    refresh: async (_p, fp) => {
+      refreshed.push(fp);
+      return { refreshed: false };
+    },
+  });
+
+  config.expiry = "0"; // 0 keeps cached images forever
+  assert.deepEqual(await m.pruneExpired(), []);
+  config.expiry = "10";
+  assert.deepEqual(await m.pruneExpired(), [old.fingerprint]);
+  const left = (await store.list("default")).map((i) => i.fingerprint).sort();
+  assert.deepEqual(left, [fresh.fingerprint, mine.fingerprint].sort());
+  assert.deepEqual((await readdir(join(dir, "images"))).sort(), [fresh.fingerprint, `${fresh.fingerprint}.rootfs`, mine.fingerprint].sort());
+
+  // Only auto_update images with an origin are refreshed (this one has none: nothing to ask).
+  assert.deepEqual(await m.autoUpdate(), []);
+  assert.deepEqual(refreshed, []);
+  m.start();
+  await m.stop();
+});
