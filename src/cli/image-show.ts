@@ -24,9 +24,14 @@ export function listTarget(words: string[], cfg: RemoteConfig): { remote: string
 export async function listImages(client: () => LodgeClient, words: string[], columns: string | undefined, format: Format, cfg: RemoteConfig): Promise<void> {
   const cols = imageColumns(columns);
   const { remote, filters } = listTarget(words, cfg);
-  if (!isLocal(getRemote(cfg, remote)))
-    throw new RemoteConfigError(`Listing the images of remote "${remote}" is not supported yet: copy one with \`lodge image copy ${remote}:ALIAS local:\``);
-  const all = (await client().get<Image[]>("/1.0/images?recursion=1")) ?? [];
+  const r = getRemote(cfg, remote);
+  let all: Image[];
+  if (isLocal(r)) all = (await client().get<Image[]>("/1.0/images?recursion=1")) ?? [];
+  else if (r.protocol === "simplestreams") all = await (await import("./simplestreams-list.js")).listSimplestreams(r.addr);
+  else
+    throw new RemoteConfigError(
+      `Listing the images of LXD remote "${remote}" is not supported yet: copy one with \`lodge image copy ${remote}:ALIAS local:\``,
+    );
   await printList(cols, sortImages(all.filter((i) => matchesFilters(i, filters))), format);
 }
 

@@ -63,6 +63,10 @@ export async function uploadImage(client: LodgeClient, files: string[], opts: Up
         tracker.add(chunk.length);
         cb(null, chunk);
       },
+      flush(cb) {
+        tracker.finish();
+        cb();
+      },
     }),
   );
   body.on("error", (e) => counted.destroy(e));

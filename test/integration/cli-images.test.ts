@@ -1,6 +1,8 @@
 import test, { after, before, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -265,7 +267,57 @@ test("image copy from an unreachable remote fails with exit 1 and leaves no imag
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^Error: /m);
   assert.deepEqual(await images(), []);
-  const listed = await lodge(["image", "list", "dead:"], { conf });
-  assert.equal(listed.code, 1);
-  assert.match(listed.stderr, /"dead"/);
+});
+
+test("image list REMOTE: reads a simplestreams server's catalogue", async (t) => {
+  const fp = "a".repeat(64);
+  const vmFp = "b".repeat(64);
+  const docs: Record<string, unknown> = {
+    "/streams/v1/index.json": { format: "index:1.0", index: { images: { datatype: "image-downloads", path: "streams/v1/images.json" } } },
+    "/streams/v1/images.json": {
+      format: "products:1.0",
+      products: {
+        "busybox:1.36:amd64:default": {
+          aliases: "busybox/1.36,busybox",
+          arch: "amd64",
+          os: "busybox",
+          release: "1.36",
+          variant: "default",
+          versions: {
+            "20240101_01:00": { items: { "lxd.tar.xz": { ftype: "lxd.tar.xz", size: 1, combined_squashfs_sha256: "c".repeat(64) }, r: { ftype: "squashfs", size: 1 } } },
+            "20240131_14:05": {
+              items: {
+                "lxd.tar.xz": { ftype: "lxd.tar.xz", size: 1024, combined_squashfs_sha256: fp, "combined_disk-kvm-img_sha256": vmFp },
+                "root.squashfs": { ftype: "squashfs", size: 1047552 },
+                "disk.qcow2": { ftype: "disk-kvm.img", size: 2096128 },
+              },
+            },
+          },
+        },
+      },
+    },
+  };
+  const server = createServer((req, res) => {
+    const doc = docs[req.url ?? ""];
+    res.writeHead(doc ? 200 : 404, { "content-type": "application/json" }).end(doc ? JSON.stringify(doc) : "{}");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  const conf = join(await scratchDir(t, "lodge-remotes-"), "config.yml");
+  await ok(["remote", "add", "ss", `http://127.0.0.1:${(server.address() as AddressInfo).port}`, "--protocol", "simplestreams"], { conf });
+
+  const csv = (await ok(["image", "list", "ss:", "--format", "csv", "-c", "Lftsu"], { conf })).stdout;
+  assert.equal(
+    csv,
+    `"busybox\nbusybox/1.36",aaaaaaaaaaaa,CONTAINER,1.00MB,"Jan 31, 2024 at 2:05pm (UTC)"\n` +
+      `"busybox\nbusybox/1.36",bbbbbbbbbbbb,VIRTUAL-MACHINE,2.00MB,"Jan 31, 2024 at 2:05pm (UTC)"\n`,
+  );
+  const json = JSON.parse((await ok(["image", "list", "ss:", "type=virtual-machine", "--format", "json"], { conf })).stdout) as Image[];
+  assert.deepEqual(json.map((i) => [i.fingerprint, i.architecture, i.properties.os]), [[vmFp, "x86_64", "busybox"]]);
+  assert.equal((await ok(["image", "list", "ss:alpine", "--format", "csv"], { conf })).stdout, "");
+
+  await ok(["remote", "add", "gone", "http://127.0.0.1:9", "--protocol", "simplestreams"], { conf });
+  const down = await lodge(["image", "list", "gone:"], { conf });
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /Cannot reach http:\/\/127\.0\.0\.1:9\/streams\/v1\/index\.json/);
 });
