@@ -32,3 +32,15 @@ await Promise.all([
   build({ ...common, entryPoints: ["src/daemon/main.ts"], outfile: "dist/lodged.js", packages: "external" }),
 ]);
 await Promise.all([chmod("dist/lodge.js", 0o755), chmod("dist/lodged.js", 0o755)]);
+
+// The file-access helper (native/fileio/lodge-fileio.c): the file API runs it to act inside an
+// instance's namespaces, which Node cannot enter. No shell: the compiler's arguments are a list.
+{
+  const { spawnSync } = await import("node:child_process");
+  const cc = process.env.CC || "cc";
+  const r = spawnSync(cc, ["-O2", "-Wall", "-Wextra", "-o", "dist/lodge-fileio", "native/fileio/lodge-fileio.c"], { stdio: "inherit" });
+  if (r.error || r.status !== 0) {
+    console.error(`build: compiling native/fileio/lodge-fileio.c with ${cc} failed${r.error ? `: ${r.error.message}` : ""}`);
+    process.exit(1);
+  }
+}
