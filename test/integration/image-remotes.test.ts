@@ -31,13 +31,13 @@ const NEWER_METADATA = DEFAULT_METADATA.replace("creation_date: 1700000000", "cr
 test("simplestreams over https through the real lxc client: image copy by alias, progress, fingerprint, properties", async (t) => {
   const pki = await selfSignedCert(await scratchDir(t, "lodge-pki-"));
   // lodged (a child process) trusts the test server through Node's extra CA file; lxc through Go's.
-  process.env.NODE_EXTRA_CA_CERTS = pki.certPath;
   const ss = await SimpleStreamsServer.start(t, { tls: pki });
   const img = await buildBusyboxImages(t);
   const fp = await ss.addSplit(BUSYBOX, "20240101_00:00", { metadata: img.metadata, squashfs: img.squashfs });
   assert.equal(fp, img.splitFingerprint);
 
-  const d = await TestDaemon.start(t);
+  process.env.NODE_EXTRA_CA_CERTS = pki.certPath;
+  const d = await TestDaemon.start(t).finally(() => delete process.env.NODE_EXTRA_CA_CERTS);
   const env = { SSL_CERT_FILE: pki.certPath };
   await mkdir(join(d.dir, ".lxc-client"), { recursive: true });
   await d.lxc(["remote", "add", "ss", ss.url, "--protocol", "simplestreams", "--public"], { env });
@@ -247,4 +247,23 @@ test("expiry removes cached images unused for images.remote_cache_expiry days, k
   assert.deepEqual(refreshed, []);
   m.start();
   await m.stop();
+});
+
+test("https image servers: an unknown self-signed certificate is refused; a pinned certificate is accepted only if it matches", async (t) => {
+  const scratch = await scratchDir(t, "lodge-pki-");
+  const pki = await selfSignedCert(scratch);
+  const other = await selfSignedCert(await scratchDir(t, "lodge-pki-"));
+  const ss = await SimpleStreamsServer.start(t, { tls: pki });
+  const img = await buildBusyboxImages(t);
+  const fp = await ss.addSplit(BUSYBOX, "20240101_00:00", { metadata: img.metadata, squashfs: img.squashfs });
+  const d = await TestDaemon.start(t);
+  const source = { type: "image", protocol: "simplestreams", server: ss.url, alias: "busybox" };
+
+  await assert.rejects(pull(d, { source }), /Unable to reach .*certificate/i);
+  await assert.rejects(pull(d, { source: { ...source, certificate: other.cert } }), /does not match/);
+  assert.deepEqual(await images(d), []);
+  const op = await pull(d, { source: { ...source, certificate: pki.cert } });
+  assert.equal(op.metadata?.fingerprint, fp);
+  const got = await d.client.get<Image>(`/1.0/images/${fp}`);
+  assert.equal(got.update_source?.certificate, pki.cert);
 });
