@@ -164,6 +164,7 @@ export class LxcDriver implements ContainerDriver {
     await access(this.dir(name)).catch(() => {
       throw new InstanceDriverError(`container ${name} does not exist in ${this.lxcpath}`);
     });
+    await checkRootfsPath(spec);
     const ownership = await chooseOwnership(spec, this.opts.ownership ?? "auto");
     const rootfsIdmap = await prepareRootfs(spec, ownership);
     await this.writeConfig(spec, ownership);
@@ -279,6 +280,24 @@ export class LxcDriver implements ContainerDriver {
       await this.stop(name, { force: true });
     }
     await rm(this.dir(name), { recursive: true, force: true });
+  }
+}
+
+/**
+ * The rootfs must exist, and an unprivileged container's root (a host uid without rights
+ * of its own) must be able to pass through every directory above it: liblxc's failure for
+ * that ("an error occurred in another process") names neither cause.
+ */
+async function checkRootfsPath(spec: ContainerSpec): Promise<void> {
+  const st = await stat(spec.rootfs).catch(() => undefined);
+  if (!st?.isDirectory()) throw new InstanceDriverError(`container ${spec.name} failed to start: rootfs ${spec.rootfs} is not a directory`);
+  if (spec.privileged) return;
+  for (let dir = path.dirname(spec.rootfs); ; dir = path.dirname(dir)) {
+    const d = await stat(dir);
+    if (!(d.mode & 0o001)) {
+      throw new InstanceDriverError(`container ${spec.name} failed to start: ${dir} must be searchable by others (mode o+x) for an unprivileged container's root to reach its rootfs`);
+    }
+    if (dir === path.dirname(dir)) return;
   }
 }
 

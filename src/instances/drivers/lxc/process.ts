@@ -31,15 +31,20 @@ export async function findProcesses(pidfile: string, lxcpath: string, name: stri
   return { monitor, init };
 }
 
-/** The kernel's start time of a process (clock ticks since boot), to tell a reused pid apart. */
+/**
+ * The kernel's start time of a live process (clock ticks since boot), to tell a reused pid
+ * apart; undefined once it has exited. A zombie counts as exited: the daemonized monitor's
+ * parent is the host's init, which may reap it only seconds later.
+ */
 export async function startTime(pid: number): Promise<string | undefined> {
   const stat = await readOpt(`/proc/${pid}/stat`);
   if (!stat) return undefined;
   // The command name (field 2) may hold spaces and parentheses: fields restart after the last ")".
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return fields[0] === "Z" || fields[0] === "X" ? undefined : fields[19];
 }
 
-/** Resolves when the process is gone (or replaced by another with the same pid). */
+/** Resolves when the process has exited (or its pid belongs to another process). */
 export async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
   const started = await startTime(pid);
   if (started === undefined) return;
