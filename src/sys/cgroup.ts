@@ -54,8 +54,9 @@ export function cgroupLayout(): Promise<CgroupLayout> {
 /** Where a controller lives on this host: v1, v2 (unified) or nowhere. */
 export function controllerVersion(layout: CgroupLayout, c: Controller): 1 | 2 | undefined {
   if (layout.v1[c]) return 1;
-  // cgroup2 has no separate cpuacct and freezer controllers: cpu.stat and cgroup.freeze are core.
-  if (layout.unified && (layout.unifiedControllers.includes(c) || c === "cpuacct" || c === "freezer")) return 2;
+  // cgroup2 has no cpuacct, freezer or devices controllers: cpu.stat and cgroup.freeze are
+  // core files, and device access is an eBPF program (which liblxc attaches).
+  if (layout.unified && (layout.unifiedControllers.includes(c) || ["cpuacct", "freezer", "devices"].includes(c))) return 2;
   return undefined;
 }
 
