@@ -1,6 +1,6 @@
 import { chmod, chown, mkdir, readFile, unlink } from "node:fs/promises";
 import { createConnection } from "node:net";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { databasePath, logPath, pidPath, socketPath } from "../api/paths.js";
 import { notFound } from "../api/errors.js";
 import { ServerConfig } from "../config/server.js";
@@ -20,6 +20,12 @@ import { ImageStore } from "../images/store.js";
 import { ImageMaintenance } from "../images/maintenance.js";
 import { ImageRefresher } from "../images/remotes/refresh.js";
 import { remoteImageSources } from "../images/remotes/source.js";
+import { LxcDriver } from "../instances/drivers/lxc/driver.js";
+import { InstanceLifecycle } from "../instances/lifecycle.js";
+import { InstanceService } from "../instances/service.js";
+import { ContainerSpecs } from "../instances/spec.js";
+import { instanceRoutes } from "./routes/instances.js";
+import { instanceStateRoutes } from "./routes/instance-state.js";
 import { eventRoutes } from "./routes/events.js";
 import { imageRoutes } from "./routes/images.js";
 import { operationRoutes } from "./routes/operations.js";
@@ -94,6 +100,20 @@ export class Daemon {
       await images.init();
       const storage = new StorageService({ dir, store, images });
       await storage.init();
+      const driver = new LxcDriver({ lxcpath: join(dir, "containers") });
+      const specs = new ContainerSpecs();
+      const instances = new InstanceService({
+        store,
+        storage,
+        images,
+        driver,
+        events,
+        specs,
+        log: log.child({ module: "instances" }),
+        logsDir: join(dir, "logs"),
+      });
+      const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }) });
+      await instances.recover();
       const info = new ServerInfo({
         storageDrivers: () => storage.supportedDrivers(),
         addresses: () => [],
@@ -115,6 +135,8 @@ export class Daemon {
           ...serverRoutes({ config, info }),
           ...ops.routes,
           ...warningRoutes({ warnings }),
+          ...instanceRoutes({ instances, lifecycle, operations }),
+          ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
           ...imageRoutes({ images, operations, events, sources: remoteImageSources(), refresh: (p, fp, op) => refresher.refresh(p, fp, op) }),
         ],
         wsRoutes: [...eventRoutes({ events }), ...ops.ws],

@@ -18,4 +18,14 @@ export const API_EXTENSIONS: readonly string[] = [
   // POST /1.0/images/<fp>/refresh; source.project when copying from another LXD-API server.
   "image_force_refresh",
   "image_source_project",
+  // /1.0/instances for containers: lifecycle, exec (websockets, recording, user/group/cwd,
+  // signals), logs.
+  "instances",
+  // recursion=2 on /1.0/instances: state, snapshots and backups inline (one request for `lxc list`).
+  "container_full",
+  // filter= on list endpoints (instances, images).
+  "api_filtering",
+  "container_exec_recording",
+  "container_exec_user_group_cwd",
+  "container_exec_signal_handling",
 ];

@@ -4,7 +4,7 @@ import { gzipSync } from "node:zlib";
 import { detectFormat, splitRootfsType } from "../../src/images/format.js";
 import { checkExpectedFingerprint, fingerprintOf, isFingerprintPrefix } from "../../src/images/fingerprint.js";
 import { byteSize, progressText } from "../../src/images/progress.js";
-import { matchFilter, parseFilter } from "../../src/images/filter.js";
+import { matchFilter, parseFilter } from "../../src/api/filter.js";
 
 function head(bytes: number[] | string, at = 0): Buffer {
   const b = Buffer.alloc(263);

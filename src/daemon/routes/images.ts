@@ -1,7 +1,7 @@
 import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { badRequest } from "../../api/errors.js";
-import { parseFilter, matchFilter } from "../../images/filter.js";
+import { parseFilter, matchFilter } from "../../api/filter.js";
 import { multipartBody } from "../../images/multipart.js";
 import { progressText } from "../../images/progress.js";
 import type { ImageSource, ImagesPostJson } from "../../images/source.js";

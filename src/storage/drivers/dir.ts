@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, rmdir } from "node:fs/promises";
+import { chmod, mkdir, rename, rm, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../../sys/exec.js";
 import type { DriverCapabilities, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
@@ -64,6 +64,9 @@ export class DirDriver implements StorageDriver {
     await rm(scratch, { recursive: true, force: true });
     try {
       await run("cp", ["-a", "--reflink=auto", "--", from.tree, scratch], { signal });
+      // Traversable but not listable by others: an unprivileged container's root must reach
+      // its rootfs through here.
+      await chmod(scratch, 0o711);
       await rename(scratch, target);
     } catch (e) {
       await rm(scratch, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-import { badRequest } from "../api/errors.js";
+import { badRequest } from "./errors.js";
 
 /**
  * LXD's `filter=` query language, the subset list endpoints need: clauses `<field> eq|ne

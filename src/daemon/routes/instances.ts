@@ -1,0 +1,116 @@
+import type { InstancePut, InstancesPost } from "../../api/instance.js";
+import { badRequest } from "../../api/errors.js";
+import { matchFilter, parseFilter } from "../../api/filter.js";
+import type { InstanceLifecycle } from "../../instances/lifecycle.js";
+import { statusOf } from "../../instances/lifecycle.js";
+import { instanceUrl, toApi, type InstanceRecord } from "../../instances/record.js";
+import type { InstanceService } from "../../instances/service.js";
+import type { OperationManager } from "../operations.js";
+import { async, flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
+
+export interface InstanceRouteDeps {
+  instances: InstanceService;
+  lifecycle: InstanceLifecycle;
+  operations: OperationManager;
+}
+
+/** /1.0/instances and /1.0/instances/<name>: LXD 5.0's shapes (containers for now). */
+export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
+  const { instances, lifecycle, operations } = deps;
+  const name = (req: Request) => req.params.name!;
+  const resources = (project: string, n: string) => ({ instances: [instanceUrl(project, n).split("?")[0]!] });
+
+  async function view(r: InstanceRecord, full: boolean) {
+    if (!full) return toApi(r, statusOf((await lifecycle.state(r)).status));
+    const state = await lifecycle.wireState(r);
+    return { ...toApi(r, state), state, snapshots: [], backups: [] };
+  }
+
+  async function list(req: Request) {
+    const records = await instances.records(flag(req.query["all-projects"]) ? undefined : req.project);
+    const depth = recursion(req);
+    const filter = req.query.filter ? parseFilter(req.query.filter) : undefined;
+    if (depth === 0 && !filter) return sync(records.map((r) => instanceUrl(r.project, r.name)));
+    let views = await Promise.all(records.map((r) => view(r, depth > 1)));
+    if (filter) views = views.filter((v) => matchFilter(v, filter));
+    return sync(depth === 0 ? views.map((v) => instanceUrl(v.project, v.name)) : views);
+  }
+
+  function create(req: Request) {
+    const body = (req.body ?? {}) as InstancesPost;
+    if (typeof body !== "object" || Array.isArray(body)) throw badRequest("The request body must be an instance object");
+    if (!body.name) throw badRequest('Instance "name" is required');
+    return async_(req, "Creating instance", body.name, async (signal) => {
+      await instances.create(req.project, body, signal);
+      if (body.start) await lifecycle.change(req.project, body.name, "start", {});
+    });
+  }
+
+  function async_(req: Request, description: string, n: string, work: (signal: AbortSignal) => Promise<unknown>) {
+    return async(
+      operations.create({
+        description,
+        project: req.project,
+        resources: resources(req.project, n),
+        run: async (ctx) => {
+          await work(ctx.signal);
+        },
+      }),
+    );
+  }
+
+  return [
+    { method: "GET", path: "/1.0/instances", access: "trusted", handler: list },
+    { method: "POST", path: "/1.0/instances", access: "trusted", handler: create },
+    {
+      method: "GET",
+      path: "/1.0/instances/:name",
+      access: "trusted",
+      handler: async (req) => {
+        const r = await instances.record(req.project, name(req));
+        return sync(await view(r, recursion(req) > 0), { etag: instances.etag(r) });
+      },
+    },
+    {
+      method: "PUT",
+      path: "/1.0/instances/:name",
+      access: "trusted",
+      handler: (req) => update(req, "put"),
+    },
+    {
+      method: "PATCH",
+      path: "/1.0/instances/:name",
+      access: "trusted",
+      handler: (req) => update(req, "patch"),
+    },
+    {
+      method: "POST",
+      path: "/1.0/instances/:name",
+      access: "trusted",
+      handler: async (req) => {
+        const body = (req.body ?? {}) as { name?: unknown; migration?: boolean };
+        if (body.migration) throw badRequest("Migration is not supported yet");
+        await instances.record(req.project, name(req));
+        return async_(req, "Renaming instance", name(req), () => instances.rename(req.project, name(req), body.name));
+      },
+    },
+    {
+      method: "DELETE",
+      path: "/1.0/instances/:name",
+      access: "trusted",
+      handler: async (req) => {
+        await instances.record(req.project, name(req));
+        return async_(req, "Deleting instance", name(req), () => instances.delete(req.project, name(req)));
+      },
+    },
+  ];
+
+  async function update(req: Request, mode: "put" | "patch") {
+    const body = (req.body ?? {}) as Partial<InstancePut> & { restore?: string };
+    if (body.restore) throw badRequest("Restoring snapshots is not supported yet");
+    const etag = ifMatch(req);
+    // Validate synchronously so bad input is a 400 on the request itself, as LXD does.
+    const { after } = await instances.update(req.project, name(req), body, mode, etag);
+    return async_(req, "Updating instance", name(req), () => lifecycle.applyLive(after));
+  }
+}

@@ -1,0 +1,93 @@
+import { parseBool, parseSize } from "../config/keys.js";
+import type { InstanceRecord } from "./record.js";
+import { emptyRunConfig, type CpuLimit, type MountSpec, type NicSpec, type ResourceLimits, type RunConfig } from "./runconfig.js";
+
+/**
+ * Profiles arrive with their own capability; until then every instance uses LXD's built-in
+ * "default" profile: a root disk on the instance's pool and nothing else.
+ */
+export function profileDevices(r: Pick<InstanceRecord, "pool" | "profiles">): Record<string, Record<string, string>> {
+  return r.profiles.includes("default") ? { root: { type: "disk", path: "/", pool: r.pool } } : {};
+}
+
+export function expandConfig(r: Pick<InstanceRecord, "config">): Record<string, string> {
+  return { ...r.config };
+}
+
+export function expandDevices(r: Pick<InstanceRecord, "devices" | "pool" | "profiles">): Record<string, Record<string, string>> {
+  return { ...profileDevices(r), ...r.devices };
+}
+
+/** The root disk of an instance: the device with path "/" after expansion. */
+export function rootDisk(devices: Record<string, Record<string, string>>): { name: string; pool: string } | undefined {
+  for (const [name, d] of Object.entries(devices)) if (d.type === "disk" && d.path === "/" && d.pool) return { name, pool: d.pool };
+  return undefined;
+}
+
+/** Turns the expanded config and devices into the declarative run-config a driver applies. */
+export function runConfig(config: Record<string, string>, devices: Record<string, Record<string, string>>, hostMemory: number): RunConfig {
+  const run = emptyRunConfig();
+  run.limits = limits(config, hostMemory);
+  for (const [name, d] of Object.entries(devices)) {
+    if (d.type === "disk" && d.path !== "/" && d.source) run.mounts.push(mount(d));
+    if (d.type === "nic" && d.nictype === "bridged") run.nics.push(nic(name, d));
+  }
+  return run;
+}
+
+function mount(d: Record<string, string>): MountSpec {
+  return {
+    source: d.source!,
+    target: d.path!,
+    readonly: parseBool(d.readonly),
+    optional: d.required !== undefined && !parseBool(d.required),
+    shift: parseBool(d.shift),
+  };
+}
+
+function nic(name: string, d: Record<string, string>): NicSpec {
+  return {
+    name: d.name ?? name,
+    type: "bridged",
+    parent: d.parent!,
+    hwaddr: d.hwaddr,
+    mtu: d.mtu ? Number(d.mtu) : undefined,
+    hostName: d.host_name,
+  };
+}
+
+/** limits.* keys as resource limits (LXD's meanings). */
+export function limits(config: Record<string, string>, hostMemory: number): ResourceLimits {
+  const out: ResourceLimits = {};
+  const mem = config["limits.memory"];
+  if (mem) {
+    const pct = /^(\d+)%$/.exec(mem);
+    out.memory = {
+      bytes: pct ? Math.floor((hostMemory * Number(pct[1])) / 100) : parseSize(mem),
+      swap: config["limits.memory.swap"] === undefined ? true : parseBool(config["limits.memory.swap"]),
+      enforce: config["limits.memory.enforce"] === "soft" ? "soft" : "hard",
+    };
+  }
+  const cpu: CpuLimit = {};
+  const count = config["limits.cpu"];
+  if (count) {
+    if (/^\d+$/.test(count)) {
+      // A count without pinning: that many CPUs' worth of time.
+      cpu.periodUs = 100_000;
+      cpu.quotaUs = Number(count) * 100_000;
+    } else cpu.cpuset = count;
+  }
+  const allowance = config["limits.cpu.allowance"];
+  if (allowance) {
+    const pct = /^(\d+)%$/.exec(allowance);
+    const quota = /^(\d+)ms\/(\d+)ms$/.exec(allowance);
+    if (pct) cpu.shares = Math.max(2, Math.round((1024 * Number(pct[1])) / 100));
+    else if (quota) {
+      cpu.quotaUs = Number(quota[1]) * 1000;
+      cpu.periodUs = Number(quota[2]) * 1000;
+    }
+  }
+  if (Object.keys(cpu).length > 0) out.cpu = cpu;
+  if (config["limits.processes"]) out.processes = Number(config["limits.processes"]);
+  return out;
+}

@@ -1,0 +1,165 @@
+import { lstat, mkdir, open, chown } from "node:fs/promises";
+import { constants } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { badRequest } from "../api/errors.js";
+import type { InstanceState as WireState, StateAction } from "../api/instance.js";
+import { StatusCode } from "../api/response.js";
+import type { EventHub } from "../daemon/events.js";
+import type { Logger } from "../daemon/logger.js";
+import type { StorageService } from "../storage/service.js";
+import type { DocumentStore } from "../state/store.js";
+import { idmapFromJson, idmapToJson, toHost } from "../sys/idmap.js";
+import type { TemplateTrigger } from "../images/metadata.js";
+import type { ContainerDriver, InstanceState, InstanceStatus } from "./driver.js";
+import { expandConfig } from "./expand.js";
+import { hostName, instanceKey, instanceUrl, type InstanceRecord } from "./record.js";
+import { LOCK_TIMEOUT_MS, type InstanceService } from "./service.js";
+import type { ContainerSpecs } from "./spec.js";
+import { renderTemplates, type RenderedTemplate } from "./templates.js";
+
+export interface LifecycleDeps {
+  store: DocumentStore;
+  storage: StorageService;
+  driver: ContainerDriver;
+  instances: InstanceService;
+  specs: ContainerSpecs;
+  events: EventHub;
+  log: Logger;
+}
+
+const STATUS_CODES: Record<InstanceStatus, number> = {
+  Running: StatusCode.Running,
+  Stopped: StatusCode.Stopped,
+  Frozen: StatusCode.Frozen,
+  Error: StatusCode.Error,
+};
+
+export function statusOf(s: InstanceStatus): { status: string; status_code: number } {
+  return { status: s, status_code: STATUS_CODES[s] };
+}
+
+/** Start, stop, restart, freeze and unfreeze; state; live limits. */
+export class InstanceLifecycle {
+  constructor(private readonly d: LifecycleDeps) {}
+
+  async state(r: InstanceRecord): Promise<InstanceState> {
+    return this.d.driver.state(hostName(r.project, r.name));
+  }
+
+  /** The wire form of GET .../state. */
+  async wireState(r: InstanceRecord): Promise<WireState> {
+    const s = await this.state(r);
+    const network: WireState["network"] = {};
+    for (const [name, n] of Object.entries(s.network))
+      network[name] = { addresses: [], counters: n.counters, hwaddr: "", host_name: "", mtu: 0, state: "up", type: "broadcast" };
+    return {
+      ...statusOf(s.status),
+      pid: s.pid,
+      processes: s.processes,
+      cpu: { usage: s.cpu.usage_ns },
+      memory: { usage: s.memory.usage, usage_peak: s.memory.usage_peak, swap_usage: s.memory.swap_usage, swap_usage_peak: 0 },
+      disk: {},
+      network: s.status === "Running" ? network : null,
+    };
+  }
+
+  async change(project: string, name: string, action: StateAction, opts: { force?: boolean; timeout?: number }): Promise<void> {
+    await this.d.instances.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
+      const r = await this.d.instances.record(project, name);
+      const host = hostName(project, name);
+      const status = (await this.d.driver.state(host)).status;
+      const timeoutMs = opts.timeout !== undefined && opts.timeout >= 0 ? opts.timeout * 1000 : undefined;
+      switch (action) {
+        case "start":
+          if (status === "Running") throw badRequest(`Instance "${name}" is already running`);
+          if (status === "Frozen") throw badRequest(`Instance "${name}" is frozen; resume it instead`);
+          await this.start(r);
+          return this.d.events.lifecycle("instance-started", instanceUrl(project, name), {}, project);
+        case "stop":
+          if (status === "Stopped") throw badRequest(`Instance "${name}" is already stopped`);
+          await this.d.driver.stop(host, { force: opts.force, timeoutMs });
+          return this.d.events.lifecycle(opts.force ? "instance-stopped" : "instance-shutdown", instanceUrl(project, name), {}, project);
+        case "restart":
+          if (status !== "Stopped") await this.d.driver.stop(host, { force: opts.force, timeoutMs });
+          await this.start(r);
+          return this.d.events.lifecycle("instance-restarted", instanceUrl(project, name), {}, project);
+        case "freeze":
+          if (status !== "Running") throw badRequest(`Instance "${name}" is not running`);
+          await this.d.driver.freeze(host);
+          return this.d.events.lifecycle("instance-paused", instanceUrl(project, name), {}, project);
+        case "unfreeze":
+          if (status !== "Frozen") throw badRequest(`Instance "${name}" is not frozen`);
+          await this.d.driver.unfreeze(host);
+          return this.d.events.lifecycle("instance-resumed", instanceUrl(project, name), {}, project);
+        default:
+          throw badRequest(`Unknown action "${String(action)}": use start, stop, restart, freeze or unfreeze`);
+      }
+    });
+  }
+
+  /** Starts a stopped instance: pending templates first, then the driver; records the outcome. */
+  private async start(r: InstanceRecord): Promise<void> {
+    const volume = await this.d.storage.instancePath(r.pool, r.project, r.name, "container");
+    const pending = r.config["volatile.apply_template"] as TemplateTrigger | undefined;
+    for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger);
+    const spec = await this.d.specs.build(r, volume);
+    const result = await this.d.driver.start(spec);
+    const config = { ...r.config };
+    delete config["volatile.apply_template"];
+    if (config["volatile.idmap.next"]) {
+      config["volatile.last_state.idmap"] = idmapToJson(result.rootfsIdmap ?? []);
+      config["volatile.idmap.current"] = config["volatile.idmap.next"];
+    }
+    await this.d.store.put(instanceKey(r.project, r.name), { ...r, config, last_used_at: new Date().toISOString() });
+  }
+
+  /**
+   * Writes the image templates for a trigger into the stopped instance's rootfs. The rootfs is
+   * not in use, so nothing can swap a path under us; every component is checked not to be a
+   * symlink, so a template can never be written outside the rootfs.
+   */
+  private async applyTemplates(r: InstanceRecord, volume: string, trigger: TemplateTrigger): Promise<void> {
+    const { files, skipped } = await renderTemplates(volume, {
+      trigger,
+      name: r.name,
+      type: r.type,
+      architecture: r.architecture,
+      config: expandConfig(r),
+      properties: Object.fromEntries(Object.entries(r.config).filter(([k]) => k.startsWith("image.")).map(([k, v]) => [k.slice(6), v])),
+    });
+    for (const path of skipped) this.d.log.warn("image template uses control blocks; not applied", { instance: r.name, path });
+    const map = idmapFromJson(r.config["volatile.last_state.idmap"] ?? "");
+    const owner = { uid: toHost(map, "u", 0) ?? 0, gid: toHost(map, "g", 0) ?? 0 };
+    for (const f of files) await writeInRootfs(join(volume, "rootfs"), f, owner);
+  }
+
+  /** Applies limits.* to a running instance after a config change. */
+  async applyLive(r: InstanceRecord): Promise<void> {
+    const host = hostName(r.project, r.name);
+    if ((await this.d.driver.state(host)).status !== "Running") return;
+    const spec = await this.d.specs.build(r, await this.d.storage.instancePath(r.pool, r.project, r.name, "container"));
+    await this.d.driver.applyLimits(host, spec.run.limits);
+  }
+}
+
+async function writeInRootfs(rootfs: string, f: RenderedTemplate, owner: { uid: number; gid: number }): Promise<void> {
+  const target = join(rootfs, f.path);
+  const rel = relative(rootfs, target);
+  if (rel.startsWith("..")) throw badRequest(`Template path "${f.path}" leaves the rootfs`);
+  let dir = rootfs;
+  for (const part of dirname(rel).split("/").filter((p) => p && p !== ".")) {
+    dir = join(dir, part);
+    const st = await lstat(dir).catch(() => undefined);
+    if (!st) {
+      await mkdir(dir, { mode: 0o755 });
+      await chown(dir, owner.uid, owner.gid);
+    } else if (!st.isDirectory()) throw badRequest(`Template path "${f.path}" goes through a non-directory`);
+  }
+  const fh = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, f.mode);
+  try {
+    await fh.writeFile(f.content);
+    await fh.chown(owner.uid, owner.gid);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,63 @@
+import type { Instance, InstanceType } from "../api/instance.js";
+import { expandConfig, expandDevices } from "./expand.js";
+
+/**
+ * What the store keeps for an instance at instances/<project>/<name>. `phase` makes creation
+ * crash-safe: a record stays "creating" until every step of a create has succeeded, and a
+ * daemon that finds one at start-up (it was killed mid-create) undoes the whole create.
+ */
+export interface InstanceRecord {
+  name: string;
+  project: string;
+  type: InstanceType;
+  architecture: string;
+  description: string;
+  config: Record<string, string>;
+  devices: Record<string, Record<string, string>>;
+  profiles: string[];
+  ephemeral: boolean;
+  stateful: boolean;
+  created_at: string;
+  last_used_at: string;
+  /** Storage pool of the root disk, fixed at create. */
+  pool: string;
+  phase: "creating" | "ready";
+}
+
+export const instanceKey = (project: string, name: string) => `instances/${project}/${name}`;
+export const instancePrefix = (project?: string) => (project ? `instances/${project}/` : "instances/");
+
+/** Go's zero time, which LXD sends for "never". */
+export const NEVER = "1970-01-01T00:00:00Z";
+
+/** The driver-level name: unique across projects on this host (as LXD names them on disk). */
+export function hostName(project: string, name: string): string {
+  return project === "default" ? name : `${project}_${name}`;
+}
+
+export function instanceUrl(project: string, name: string): string {
+  return `/1.0/instances/${name}${project === "default" ? "" : `?project=${encodeURIComponent(project)}`}`;
+}
+
+/** The API view of a record, given its current status. */
+export function toApi(r: InstanceRecord, status: { status: string; status_code: number }): Instance {
+  return {
+    name: r.name,
+    type: r.type,
+    architecture: r.architecture,
+    description: r.description,
+    config: r.config,
+    devices: r.devices,
+    profiles: r.profiles,
+    ephemeral: r.ephemeral,
+    stateful: r.stateful,
+    created_at: r.created_at,
+    last_used_at: r.last_used_at,
+    location: "none",
+    project: r.project,
+    status: status.status,
+    status_code: status.status_code,
+    expanded_config: expandConfig(r),
+    expanded_devices: expandDevices(r),
+  };
+}

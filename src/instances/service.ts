@@ -1,0 +1,300 @@
+import { randomUUID } from "node:crypto";
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { badRequest, conflict, notFound, preconditionFailed } from "../api/errors.js";
+import { etagOf } from "../api/etag.js";
+import type { InstancePut, InstancesPost } from "../api/instance.js";
+import type { EventHub } from "../daemon/events.js";
+import type { Logger } from "../daemon/logger.js";
+import { Revert } from "../daemon/revert.js";
+import type { ImageStore } from "../images/store.js";
+import type { DocumentStore } from "../state/store.js";
+import type { StorageService } from "../storage/service.js";
+import { DEFAULT_POOL } from "../storage/service.js";
+import { allocateIdmap, idmapConfig, idmapToJson, readHostPool, type HostIdPool } from "../sys/idmap.js";
+import { validateDevices } from "./config/devices.js";
+import { validateInstanceConfig } from "./config/keys.js";
+import { validateInstanceName } from "./config/name.js";
+import type { ContainerDriver } from "./driver.js";
+import { expandConfig, expandDevices, rootDisk } from "./expand.js";
+import { KeyedLock } from "./locks.js";
+import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
+import { ContainerSpecs } from "./spec.js";
+
+export interface InstanceServiceDeps {
+  store: DocumentStore;
+  storage: StorageService;
+  images: ImageStore;
+  driver: ContainerDriver;
+  events: EventHub;
+  log: Logger;
+  specs: ContainerSpecs;
+  /** Root of per-instance log directories (exec output). */
+  logsDir: string;
+}
+
+/** How long an instance operation waits for another one on the same instance. */
+export const LOCK_TIMEOUT_MS = 60_000;
+
+/**
+ * Instances: records, creation from images, config updates, rename and delete. Every
+ * multi-step change undoes itself on failure, and creation is made crash-safe by the record's
+ * phase (see InstanceRecord). Lifecycle (start/stop/…) lives in lifecycle.ts.
+ */
+export class InstanceService {
+  readonly locks = new KeyedLock();
+  private pool?: Promise<HostIdPool>;
+
+  constructor(private readonly d: InstanceServiceDeps) {}
+
+  private hostPool(): Promise<HostIdPool> {
+    return (this.pool ??= readHostPool());
+  }
+
+  async record(project: string, name: string): Promise<InstanceRecord> {
+    const doc = await this.d.store.get<InstanceRecord>(instanceKey(project, name));
+    if (!doc || doc.value.phase !== "ready") throw notFound(`Instance "${name}" not found`);
+    return doc.value;
+  }
+
+  /** All ready instances of a project (or every project): one store read. */
+  async records(project?: string): Promise<InstanceRecord[]> {
+    return (await this.d.store.list<InstanceRecord>(instancePrefix(project))).map((d) => d.value).filter((r) => r.phase === "ready");
+  }
+
+  etag(r: InstanceRecord): string {
+    return etagOf({
+      architecture: r.architecture,
+      config: r.config,
+      devices: r.devices,
+      ephemeral: r.ephemeral,
+      profiles: r.profiles,
+      stateful: r.stateful,
+      description: r.description,
+    });
+  }
+
+  /** Creates an instance from an image (or empty); it is left stopped. */
+  async create(project: string, req: InstancesPost, signal?: AbortSignal): Promise<InstanceRecord> {
+    const name = validateInstanceName(req.name);
+    const type = req.type ?? "container";
+    if (type !== "container") throw badRequest(`Instance type "${type}" is not supported yet; use "container"`);
+    const config = validateInstanceConfig(req.config ?? {});
+    for (const k of Object.keys(config)) if (k.startsWith("volatile.")) throw badRequest(`"${k}" is set by lodged, not by requests`);
+    const devices = validateDevices(req.devices);
+    const profiles = req.profiles ?? ["default"];
+    for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
+    const image = await this.resolveImage(project, req);
+
+    const now = new Date().toISOString();
+    const pool = rootDisk(devices)?.pool ?? DEFAULT_POOL;
+    await this.d.storage.pool(pool); // 404 before anything is made
+    const record: InstanceRecord = {
+      name,
+      project,
+      type,
+      architecture: image?.architecture ?? "x86_64",
+      description: req.description ?? "",
+      config: { ...imageConfig(image), ...config },
+      devices,
+      profiles,
+      ephemeral: !!req.ephemeral,
+      stateful: false,
+      created_at: now,
+      last_used_at: NEVER,
+      pool,
+      phase: "creating",
+    };
+    if (!rootDisk(expandDevices(record))) throw badRequest('The instance has no root disk: add a disk device with path "/" and a pool');
+
+    const undo = new Revert();
+    try {
+      try {
+        await this.d.store.put(instanceKey(project, name), record, { revision: 0 });
+      } catch {
+        throw conflict(`Instance "${name}" already exists`);
+      }
+      undo.add(() => this.d.store.delete(instanceKey(project, name)));
+
+      const volume = await this.d.storage.createInstanceVolume(pool, project, name, "container", image?.fingerprint, signal);
+      undo.add(() => this.d.storage.deleteInstanceVolume(pool, project, name, "container"));
+
+      record.config = { ...record.config, ...(await this.volatileAtCreate(record, image?.fingerprint)) };
+      const spec = await this.d.specs.build(record, volume.path);
+      await this.d.driver.create(spec);
+      undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
+
+      record.phase = "ready";
+      await this.d.store.put(instanceKey(project, name), record);
+      undo.commit();
+    } finally {
+      await undo.run();
+    }
+    if (image) await this.d.images.markUsed(project, image.fingerprint).catch(() => {});
+    this.d.events.lifecycle("instance-created", instanceUrl(project, name), {}, project);
+    return record;
+  }
+
+  private async resolveImage(project: string, req: InstancesPost) {
+    const src = req.source ?? { type: "none" };
+    if (src.type === "none") return undefined;
+    if (src.type !== "image") throw badRequest(`Instance source type "${src.type}" is not supported yet`);
+    if (src.server) throw badRequest("Creating from a remote image server is not supported yet; copy the image first (lodge image copy)");
+    let ref = src.fingerprint;
+    if (!ref && src.alias) {
+      try {
+        ref = (await this.d.images.aliases.get(project, src.alias)).target;
+      } catch {
+        throw notFound(`Image "${src.alias}" not found`);
+      }
+    }
+    if (!ref) throw badRequest("The image source needs an alias or a fingerprint");
+    return this.d.images.record(project, ref);
+  }
+
+  /** volatile.* keys LXD sets at creation: the id map, the image, templates to apply. */
+  private async volatileAtCreate(r: InstanceRecord, fingerprint?: string): Promise<Record<string, string>> {
+    const out: Record<string, string> = { "volatile.uuid": randomUUID() };
+    if (fingerprint) {
+      out["volatile.base_image"] = fingerprint;
+      out["volatile.apply_template"] = "create";
+    }
+    if (!/^(true|1|yes|on)$/i.test(r.config["security.privileged"] ?? "")) {
+      const taken = (await this.records()).flatMap((o) => {
+        const base = Number(o.config["volatile.idmap.base"] ?? 0);
+        return base > 0 ? [{ hostid: base, range: Number(o.config["security.idmap.size"] ?? 65536) }] : [];
+      });
+      const alloc = allocateIdmap(await this.hostPool(), idmapConfig(r.config), taken);
+      out["volatile.idmap.base"] = String(alloc.base);
+      out["volatile.idmap.next"] = idmapToJson(alloc.entries);
+      out["volatile.last_state.idmap"] = "[]";
+    }
+    return out;
+  }
+
+  /**
+   * PUT (replace) or PATCH (merge) of the writable fields. volatile.* keys survive as they
+   * are; limits are applied live by the caller (lifecycle) when the instance runs.
+   */
+  async update(project: string, name: string, put: Partial<InstancePut>, mode: "put" | "patch", ifMatch?: string): Promise<{ before: InstanceRecord; after: InstanceRecord }> {
+    return this.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
+      const before = await this.record(project, name);
+      if (ifMatch && ifMatch !== this.etag(before)) throw preconditionFailed(`Instance "${name}" changed since it was read (ETag mismatch)`);
+      const userConfig = mode === "put" ? (put.config ?? {}) : { ...stripVolatile(before.config), ...(put.config ?? {}) };
+      for (const k of Object.keys(userConfig)) if (k.startsWith("volatile.") && userConfig[k] !== before.config[k]) throw badRequest(`"${k}" is set by lodged, not by requests`);
+      const config = validateInstanceConfig(stripVolatile(userConfig));
+      for (const [k, v] of Object.entries(config)) if (v === "" && mode === "patch") delete config[k];
+      const devices = validateDevices(mode === "put" ? (put.devices ?? {}) : { ...before.devices, ...(put.devices ?? {}) });
+      const profiles = put.profiles ?? before.profiles;
+      for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
+      for (const key of ["security.privileged", "security.idmap.isolated", "security.idmap.base", "security.idmap.size"])
+        if ((config[key] ?? "") !== (before.config[key] ?? "") && (await this.d.driver.state(hostName(project, name))).status !== "Stopped")
+          throw badRequest(`"${key}" can only be changed while the instance is stopped`);
+      const after: InstanceRecord = {
+        ...before,
+        config: { ...config, ...onlyVolatile(before.config) },
+        devices,
+        profiles,
+        description: put.description ?? before.description,
+        ephemeral: put.ephemeral ?? before.ephemeral,
+      };
+      const newRoot = rootDisk(expandDevices(after));
+      if (!newRoot) throw badRequest('The instance needs a root disk (a disk device with path "/")');
+      if (newRoot.pool !== before.pool) throw badRequest("Moving an instance to another pool is not supported yet");
+      await this.d.store.put(instanceKey(project, name), after);
+      this.d.events.lifecycle("instance-updated", instanceUrl(project, name), {}, project);
+      return { before, after };
+    });
+  }
+
+  async rename(project: string, name: string, newName: unknown): Promise<InstanceRecord> {
+    const target = validateInstanceName(newName);
+    return this.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
+      const r = await this.record(project, name);
+      if ((await this.d.driver.state(hostName(project, name))).status !== "Stopped")
+        throw badRequest(`Instance "${name}" must be stopped to be renamed`);
+      if (await this.d.store.get(instanceKey(project, target))) throw conflict(`Instance "${target}" already exists`);
+      const undo = new Revert();
+      try {
+        await this.d.driver.delete(hostName(project, name));
+        undo.add(async () => this.d.driver.create(await this.d.specs.build(r, await this.d.storage.instancePath(r.pool, project, name, "container"))));
+        const path = await this.d.storage.renameInstanceVolume(r.pool, project, name, target, "container");
+        undo.add(() => this.d.storage.renameInstanceVolume(r.pool, project, target, name, "container"));
+        const renamed: InstanceRecord = { ...r, name: target, config: { ...r.config, "volatile.apply_template": "rename" } };
+        await this.d.driver.create(await this.d.specs.build(renamed, path));
+        await this.d.store.txn((tx) => {
+          tx.delete(instanceKey(project, name));
+          tx.put(instanceKey(project, target), renamed);
+        });
+        undo.commit();
+        this.d.events.lifecycle("instance-renamed", instanceUrl(project, target), { old_name: name }, project);
+        return renamed;
+      } finally {
+        await undo.run();
+      }
+    });
+  }
+
+  /** Deletes a stopped instance: driver artefacts, volume, record. */
+  async delete(project: string, name: string): Promise<void> {
+    await this.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
+      const r = await this.record(project, name);
+      if (/^(true|1|yes|on)$/i.test(r.config["security.protection.delete"] ?? ""))
+        throw badRequest(`Instance "${name}" is protected (security.protection.delete=true); unset it first`);
+      if ((await this.d.driver.state(hostName(project, name))).status !== "Stopped")
+        throw badRequest(`Instance "${name}" is running; stop it first, or delete with force`);
+      await this.remove(r);
+    });
+    this.d.events.lifecycle("instance-deleted", instanceUrl(project, name), {}, project);
+  }
+
+  /** The instance's log directory (exec output), created on first use. */
+  async logDir(project: string, name: string): Promise<string> {
+    const dir = join(this.d.logsDir, hostName(project, name));
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  }
+
+  /** Removes everything of an instance, record last, so a crash midway can be retried. */
+  async remove(r: InstanceRecord): Promise<void> {
+    await this.d.driver.delete(hostName(r.project, r.name), { force: true });
+    await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
+    await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, "container");
+    await this.d.store.delete(instanceKey(r.project, r.name));
+  }
+
+  /** At start-up: undo creates that a crash interrupted (records still "creating"). */
+  async recover(): Promise<string[]> {
+    const undone: string[] = [];
+    for (const doc of await this.d.store.list<InstanceRecord>(instancePrefix())) {
+      if (doc.value.phase !== "creating") continue;
+      const r = doc.value;
+      await this.d.driver.delete(hostName(r.project, r.name), { force: true }).catch(() => {});
+      await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, "container").catch(() => {});
+      await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
+      await this.d.store.delete(doc.key);
+      undone.push(`${r.project}/${r.name}`);
+      this.d.log.warn("removed an instance whose creation was interrupted", { project: r.project, instance: r.name });
+    }
+    return undone;
+  }
+
+  expanded(r: InstanceRecord) {
+    return { config: expandConfig(r), devices: expandDevices(r) };
+  }
+}
+
+/** Image properties become image.* keys of the instance, as LXD does. */
+function imageConfig(image?: { properties: Record<string, string> }): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(image?.properties ?? {})) out[`image.${k}`] = v;
+  return out;
+}
+
+function stripVolatile(c: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(c).filter(([k]) => !k.startsWith("volatile.")));
+}
+
+function onlyVolatile(c: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith("volatile.")));
+}

@@ -1,0 +1,39 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parseBool } from "../config/keys.js";
+import { idmapFromJson } from "../sys/idmap.js";
+import type { ContainerSpec } from "./driver.js";
+import { expandConfig, expandDevices, runConfig } from "./expand.js";
+import { hostName, type InstanceRecord } from "./record.js";
+
+/** Builds what the container driver needs from an instance record and its volume. */
+export class ContainerSpecs {
+  private memTotal?: Promise<number>;
+
+  private hostMemory(): Promise<number> {
+    return (this.memTotal ??= readFile("/proc/meminfo", "utf8").then((t) => {
+      const kb = /^MemTotal:\s+(\d+) kB/m.exec(t);
+      return kb ? Number(kb[1]) * 1024 : 0;
+    }));
+  }
+
+  async build(r: InstanceRecord, volumePath: string): Promise<ContainerSpec> {
+    const config = expandConfig(r);
+    const devices = expandDevices(r);
+    const privileged = parseBool(config["security.privileged"]);
+    const next = config["volatile.idmap.next"];
+    const last = config["volatile.last_state.idmap"];
+    const lastMap = last ? idmapFromJson(last) : [];
+    return {
+      name: hostName(r.project, r.name),
+      rootfs: join(volumePath, "rootfs"),
+      hostname: r.name,
+      run: runConfig(config, devices, await this.hostMemory()),
+      privileged,
+      idmap: !privileged && next ? idmapFromJson(next) : undefined,
+      rootfsIdmap: lastMap.length > 0 ? lastMap : null,
+      nesting: parseBool(config["security.nesting"]),
+      rawLxc: config["raw.lxc"] || undefined,
+    };
+  }
+}
