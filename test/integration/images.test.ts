@@ -269,8 +269,8 @@ test("image PUT/PATCH with ETag, prefix lookup, filter, alias PATCH, JSON source
   assert.deepEqual(alias, { name: "bb", description: "moved", target: img.splitFingerprint, type: "container" });
   await assert.rejects(d.client.put("/1.0/images/aliases/bb", { description: "x" }), /target field is required/);
 
-  // The JSON seam: remote sources are not this engineer's, and say so.
-  await assert.rejects(d.client.post("/1.0/images", { source: { type: "url", url: "https://example.com/x" } }), /not supported yet/);
+  // Publishing from an instance is not there yet, and says so.
+  await assert.rejects(d.client.post("/1.0/images", { source: { type: "instance", name: "c1" } }), /not supported yet/);
 
   // Nothing but the image files (no staging or unpack leftovers).
   assert.deepEqual(await imageFiles(d), [img.unifiedFingerprint, img.splitFingerprint, `${img.splitFingerprint}.rootfs`].sort());
