@@ -103,7 +103,7 @@ export async function startUnprivilegedContainer(t: TestContext, opts: Container
   await writeFile(path.join(lxcpath, name, "config"), config.join("\n") + "\n");
   // liblxc maps ids through newuidmap whenever it is on PATH, and newuidmap allows only the
   // ranges /etc/subuid gives root; without such a range liblxc must write the maps itself.
-  const env = base.source === "fallback" ? { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin" } : {};
+  const env: Record<string, string> = base.source === "fallback" ? { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin" } : {};
   const lxcStart = (await runCommand("sh", ["-c", "command -v lxc-start"])).stdout.trim();
   const start = await runCommand(lxcStart, [...p, "-d"], { allowFail: true, env });
   if (start.code !== 0) throw new Error(`lxc-start failed: ${start.stderr}\n${await readFile(log, "utf8").catch(() => "")}`);
