@@ -8,7 +8,10 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { Image, ImageAliasEntry } from "../../src/images/types.js";
 import { ROOT, TestDaemon, type RunResult } from "../helpers/daemon.js";
-import { buildBusyboxImages, scratchDir, sha256Files } from "../helpers/images.js";
+import { buildBusyboxImages, DEFAULT_METADATA, scratchDir, sha256Files } from "../helpers/images.js";
+import { SimpleStreamsServer, type ProductSpec } from "../helpers/simplestreams.js";
+
+const BUSYBOX: ProductSpec = { os: "busybox", release: "1", arch: "amd64", variant: "default", aliases: ["busybox/1", "busybox"] };
 
 // One daemon for the file; each test removes the images it made, so they do not meet.
 let d: TestDaemon;
@@ -320,4 +323,34 @@ test("image list REMOTE: reads a simplestreams server's catalogue", async (t) =>
   const down = await lodge(["image", "list", "gone:"], { conf });
   assert.equal(down.code, 1);
   assert.match(down.stderr, /Cannot reach http:\/\/127\.0\.0\.1:9\/streams\/v1\/index\.json/);
+});
+
+test("image copy REMOTE:alias local: pulls through the daemon; list shows the remote's image; refresh", async (t) => {
+  cleanImages(t);
+  const ss = await SimpleStreamsServer.start(t);
+  const v1 = await buildBusyboxImages(t);
+  const fp = await ss.addSplit(BUSYBOX, "20240101_00:00", { metadata: v1.metadata, squashfs: v1.squashfs });
+  const conf = join(await scratchDir(t, "lodge-remotes-"), "config.yml");
+  await ok(["remote", "add", "ss", ss.url, "--protocol", "simplestreams"], { conf });
+
+  const remote = JSON.parse((await ok(["image", "list", "ss:", "--format", "json"], { conf })).stdout) as Image[];
+  assert.deepEqual(remote.map((i) => i.fingerprint), [fp], "the client computes the fingerprint the daemon will get");
+
+  const r = await ok(["image", "copy", "ss:busybox", "local:", "--alias", "mine", "--copy-aliases", "--auto-update"], { conf });
+  assert.equal(r.stdout, `Image copied with fingerprint: ${fp}\n`);
+  const [img] = await images();
+  assert.equal(img!.fingerprint, fp);
+  assert.equal(img!.auto_update, true);
+  assert.deepEqual(img!.aliases.map((a) => a.name).sort(), ["busybox", "mine"]);
+  assert.equal(img!.update_source?.server, ss.url);
+
+  assert.equal((await ok(["image", "refresh", "mine"], { conf })).stdout, 'Image "mine" is already up to date\n');
+  const v2 = await buildBusyboxImages(t, DEFAULT_METADATA.replace("creation_date: 1700000000", "creation_date: 1700100000"));
+  const fp2 = await ss.addSplit(BUSYBOX, "20240102_00:00", { metadata: v2.metadata, squashfs: v2.squashfs });
+  assert.equal((await ok(["image", "refresh", "mine"], { conf })).stdout, 'Image "mine" refreshed\n');
+  assert.deepEqual((await images()).map((i) => i.fingerprint), [fp2]);
+
+  const missing = await lodge(["image", "copy", "ss:alpine", "local:"], { conf });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /alpine/);
 });
