@@ -7,7 +7,7 @@
  * Reads and writes are plain file operations on /sys/fs/cgroup; nothing is spawned, so state
  * of many instances can be read in parallel.
  */
-import { readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 
 export type Controller = "memory" | "cpu" | "cpuacct" | "cpuset" | "pids" | "freezer" | "devices" | "blkio";
@@ -49,6 +49,26 @@ export function cgroupLayout(): Promise<CgroupLayout> {
       : [];
     return { ...base, unifiedControllers };
   })());
+}
+
+/**
+ * Removes the named top-level cgroups (with their child cgroups) from every hierarchy, where
+ * they exist and are empty: rmdir refuses a cgroup that still has tasks, so nothing running
+ * is touched. Returns the cgroups that could not be removed.
+ */
+export async function removeCgroups(layout: CgroupLayout, names: readonly string[]): Promise<string[]> {
+  const roots = [...new Set([...Object.values(layout.v1), layout.unified].filter((d): d is string => !!d))];
+  const failed: string[] = [];
+  const remove = async (dir: string): Promise<void> => {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => undefined);
+    if (!entries) return; // already gone
+    for (const e of entries) if (e.isDirectory()) await remove(path.join(dir, e.name));
+    await rmdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") failed.push(dir);
+    });
+  };
+  await Promise.all(roots.flatMap((r) => names.map((n) => remove(path.join(r, n)))));
+  return failed;
 }
 
 /** Where a controller lives on this host: v1, v2 (unified) or nowhere. */

@@ -256,8 +256,9 @@ test("a start that fails says why and leaves nothing running", async (t) => {
   t.after(() => rm(hidden, { recursive: true, force: true }));
   await execFileP("cp", ["-a", image, join(hidden, "rootfs")]);
   await assert.rejects(c.driver.start({ ...c.spec, rootfs: join(hidden, "rootfs") }), /must be searchable by others/);
-  // liblxc's own refusal, reported from its log.
+  // liblxc's own refusal, reported from its log: once with a bad key, once after its cgroups exist.
   await assert.rejects(c.driver.start({ ...c.spec, rawLxc: "lxc.cap.drop = no_such_capability" }), /failed to start: .+/);
+  await assert.rejects(c.driver.start({ ...c.spec, rawLxc: "lxc.init.cmd = /no/such/init" }), /failed to start: .+/);
   assert.equal((await c.driver.state(c.name)).status, "Stopped");
   assert.deepEqual((await leftovers(c.name)).filter((l) => !l.startsWith("dir ")), []);
 });

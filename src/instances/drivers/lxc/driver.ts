@@ -17,7 +17,7 @@
 import { constants } from "node:fs";
 import { access, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Cgroup, cgroupLayout, pollUntil } from "../../../sys/cgroup.js";
+import { Cgroup, cgroupLayout, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
 import { run, which } from "../../../sys/exec.js";
 import { readHostPool, type HostIdPool } from "../../../sys/idmap.js";
 import {
@@ -175,7 +175,11 @@ export class LxcDriver implements ContainerDriver {
       env: tools.env,
       allowFail: true,
     });
-    if (r.code !== 0) throw new InstanceDriverError(`container ${name} failed to start: ${await this.logErrors(name, r.stderr)}`);
+    if (r.code !== 0) {
+      const why = await this.logErrors(name, r.stderr);
+      await this.cleanUpAfterMonitor(name);
+      throw new InstanceDriverError(`container ${name} failed to start: ${why}`);
+    }
 
     let pid = 0;
     await pollUntil(
@@ -216,6 +220,17 @@ export class LxcDriver implements ContainerDriver {
     }
     // The monitor removes the cgroups and the pidfile as it exits: wait for that.
     await waitForExit(procs.monitor, 10_000);
+  }
+
+  /**
+   * Waits for a monitor that is going away, then removes cgroups liblxc left behind: an
+   * aborted start can leave an empty lxc.monitor.NAME, which would also break the next start.
+   */
+  private async cleanUpAfterMonitor(name: string): Promise<void> {
+    const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
+    if (procs) await waitForExit(procs.monitor, 10_000).catch(() => undefined);
+    await rm(this.pidfile(name), { force: true });
+    await removeCgroups((await this.hostFacts()).cgroup, [`lxc.monitor.${name}`, `lxc.payload.${name}`]);
   }
 
   private async runningCgroup(name: string): Promise<{ init: number; cg: Cgroup }> {
@@ -279,6 +294,7 @@ export class LxcDriver implements ContainerDriver {
       if (!opts.force && procs.init) throw new InstanceDriverError(`container ${name} is running; stop it first`);
       await this.stop(name, { force: true });
     }
+    await this.cleanUpAfterMonitor(name);
     await rm(this.dir(name), { recursive: true, force: true });
   }
 }
