@@ -33,6 +33,12 @@ export interface InstanceServiceDeps {
   logsDir: string;
 }
 
+/** A checked create request: the record to write and the image to fill it from. */
+export interface PreparedCreate {
+  record: InstanceRecord;
+  image?: string;
+}
+
 /** How long an instance operation waits for another one on the same instance. */
 export const LOCK_TIMEOUT_MS = 60_000;
 
@@ -74,8 +80,11 @@ export class InstanceService {
     });
   }
 
-  /** Creates an instance from an image (or empty); it is left stopped. */
-  async create(project: string, req: InstancesPost, signal?: AbortSignal): Promise<InstanceRecord> {
+  /**
+   * Checks a create request and resolves its image without changing anything, so bad input
+   * is refused on the request itself (400/404) before any operation starts.
+   */
+  async prepare(project: string, req: InstancesPost): Promise<PreparedCreate> {
     const name = validateInstanceName(req.name);
     const type = req.type ?? "container";
     if (type !== "container") throw badRequest(`Instance type "${type}" is not supported yet; use "container"`);
@@ -85,10 +94,8 @@ export class InstanceService {
     const profiles = req.profiles ?? ["default"];
     for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
     const image = await this.resolveImage(project, req);
-
-    const now = new Date().toISOString();
     const pool = rootDisk(devices)?.pool ?? DEFAULT_POOL;
-    await this.d.storage.pool(pool); // 404 before anything is made
+    await this.d.storage.pool(pool);
     const record: InstanceRecord = {
       name,
       project,
@@ -100,13 +107,21 @@ export class InstanceService {
       profiles,
       ephemeral: !!req.ephemeral,
       stateful: false,
-      created_at: now,
+      created_at: "",
       last_used_at: NEVER,
       pool,
       phase: "creating",
     };
     if (!rootDisk(expandDevices(record))) throw badRequest('The instance has no root disk: add a disk device with path "/" and a pool');
+    if (await this.d.store.get(instanceKey(project, name))) throw conflict(`Instance "${name}" already exists`);
+    return { record, image: image?.fingerprint };
+  }
 
+  /** Creates a prepared instance from its image (or empty); it is left stopped. */
+  async create(prepared: PreparedCreate, signal?: AbortSignal): Promise<InstanceRecord> {
+    const record: InstanceRecord = { ...prepared.record, config: { ...prepared.record.config }, created_at: new Date().toISOString() };
+    const { project, name, pool } = record;
+    const image = prepared.image;
     const undo = new Revert();
     try {
       try {
@@ -116,10 +131,10 @@ export class InstanceService {
       }
       undo.add(() => this.d.store.delete(instanceKey(project, name)));
 
-      const volume = await this.d.storage.createInstanceVolume(pool, project, name, "container", image?.fingerprint, signal);
+      const volume = await this.d.storage.createInstanceVolume(pool, project, name, "container", image, signal);
       undo.add(() => this.d.storage.deleteInstanceVolume(pool, project, name, "container"));
 
-      record.config = { ...record.config, ...(await this.volatileAtCreate(record, image?.fingerprint)) };
+      record.config = { ...record.config, ...(await this.volatileAtCreate(record, image)) };
       const spec = await this.d.specs.build(record, volume.path);
       await this.d.driver.create(spec);
       undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
@@ -130,7 +145,7 @@ export class InstanceService {
     } finally {
       await undo.run();
     }
-    if (image) await this.d.images.markUsed(project, image.fingerprint).catch(() => {});
+    if (image) await this.d.images.markUsed(project, image).catch(() => {});
     this.d.events.lifecycle("instance-created", instanceUrl(project, name), {}, project);
     return record;
   }

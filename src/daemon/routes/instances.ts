@@ -36,13 +36,13 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     return sync(depth === 0 ? views.map((v) => instanceUrl(v.project, v.name)) : views);
   }
 
-  function create(req: Request) {
+  async function create(req: Request) {
     const body = (req.body ?? {}) as InstancesPost;
     if (typeof body !== "object" || Array.isArray(body)) throw badRequest("The request body must be an instance object");
-    if (!body.name) throw badRequest('Instance "name" is required');
-    return async_(req, "Creating instance", body.name, async (signal) => {
-      await instances.create(req.project, body, signal);
-      if (body.start) await lifecycle.change(req.project, body.name, "start", {});
+    const prepared = await instances.prepare(req.project, body);
+    return async_(req, "Creating instance", prepared.record.name, async (signal) => {
+      await instances.create(prepared, signal);
+      if (body.start) await lifecycle.change(req.project, prepared.record.name, "start", {});
     });
   }
 

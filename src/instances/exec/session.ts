@@ -1,6 +1,6 @@
 import { createWriteStream } from "node:fs";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import type { WebSocket, RawData } from "ws";
 import type { OperationContext, OperationSpec } from "../../daemon/operations.js";
 import { newSecret } from "../../daemon/operations.js";
@@ -50,6 +50,11 @@ export function execOperation(
   const sockets = new Map<string, WebSocket>();
   let allConnected!: () => void;
   const connected = new Promise<void>((r) => (allConnected = r));
+  // Input and control messages can arrive before the command runs (a client with empty stdin
+  // sends its end-of-input at once): they are held here from the moment a socket connects.
+  const stdin = new PassThrough();
+  const control: ControlMessage[] = [];
+  let onControl: ((m: ControlMessage) => void) | undefined;
 
   return {
     class: "websocket",
@@ -58,12 +63,24 @@ export function execOperation(
       const name = names.find((n) => secrets[n] === secret);
       if (!name || sockets.has(name)) return false;
       sockets.set(name, ws);
+      if (name === "0") readInput(ws, stdin);
+      if (name === "control")
+        ws.on("message", (data: RawData) => {
+          const msg = parseControl(data);
+          if (!msg) return;
+          if (onControl) onControl(msg);
+          else control.push(msg);
+        });
       if (sockets.size === names.length) allConnected();
       return true;
     },
     run: async (ctx) => {
       await waitConnected(connected, ctx, opts.connectTimeoutMs ?? 30_000);
       const proc = await start();
+      proc.stdin.on("error", () => {}); // the command may exit without reading its input
+      stdin.pipe(proc.stdin);
+      onControl = (m) => applyControl(proc, m);
+      for (const m of control.splice(0)) onControl(m);
       const drained = wire(proc, sockets, opts.interactive);
       const { code } = await proc.exited;
       await drained;
@@ -86,36 +103,47 @@ function waitConnected(connected: Promise<void>, ctx: OperationContext, timeoutM
   });
 }
 
-/** Connects the process's stdio to the websockets; resolves when all output has been sent. */
+/** Sends the process's output to the websockets; resolves when all of it has been sent. */
 function wire(proc: ExecProcess, sockets: Map<string, WebSocket>, interactive: boolean): Promise<void> {
-  const stdinSock = sockets.get("0")!;
-  stdinSock.on("message", (data: RawData, isBinary: boolean) => {
-    if (!isBinary) return void proc.stdin.end(); // the barrier: no more input
-    proc.stdin.write(toBuffer(data));
-  });
-  stdinSock.on("close", () => proc.stdin.end());
-  proc.stdin.on("error", () => {}); // the command may exit without reading its input
-
-  const control = sockets.get("control")!;
-  control.on("message", (data: RawData) => {
-    let msg: { command?: string; args?: Record<string, string>; signal?: number };
-    try {
-      msg = JSON.parse(toBuffer(data).toString("utf8")) as typeof msg;
-    } catch {
-      return;
-    }
-    if (msg.command === "window-resize" && msg.args)
-      void proc.resize(Number(msg.args.width), Number(msg.args.height)).catch(() => {});
-    else if (msg.command === "signal" && typeof msg.signal === "number" && SIGNALS[msg.signal])
-      proc.signal(SIGNALS[msg.signal]!);
-  });
-
-  const outputs: Promise<void>[] = [pump(proc.stdout, interactive ? stdinSock : sockets.get("1")!)];
+  const outputs: Promise<void>[] = [pump(proc.stdout, interactive ? sockets.get("0")! : sockets.get("1")!)];
   if (!interactive) {
     if (proc.stderr) outputs.push(pump(proc.stderr, sockets.get("2")!));
     else barrier(sockets.get("2")!);
   }
   return Promise.all(outputs).then(() => undefined);
+}
+
+/** Binary messages are input; an empty text message or the socket closing ends it. */
+function readInput(ws: WebSocket, into: PassThrough): void {
+  ws.on("message", (data: RawData, isBinary: boolean) => {
+    if (into.writableEnded) return;
+    if (!isBinary) into.end();
+    else into.write(toBuffer(data));
+  });
+  ws.on("close", () => {
+    if (!into.writableEnded) into.end();
+  });
+}
+
+interface ControlMessage {
+  command?: string;
+  args?: Record<string, string>;
+  signal?: number;
+}
+
+function parseControl(data: RawData): ControlMessage | undefined {
+  try {
+    const msg = JSON.parse(toBuffer(data).toString("utf8")) as unknown;
+    return msg && typeof msg === "object" ? (msg as ControlMessage) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function applyControl(proc: ExecProcess, msg: ControlMessage): void {
+  if (msg.command === "window-resize" && msg.args)
+    void proc.resize(Number(msg.args.width), Number(msg.args.height)).catch(() => {});
+  else if (msg.command === "signal" && typeof msg.signal === "number" && SIGNALS[msg.signal]) proc.signal(SIGNALS[msg.signal]!);
 }
 
 /** Sends a stream as binary messages, then the end-of-stream barrier. */
