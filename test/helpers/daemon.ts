@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { TestContext } from "node:test";
@@ -103,6 +103,7 @@ export class TestDaemon {
   async destroy(): Promise<void> {
     await this.signal("SIGKILL").catch(() => {});
     this.client?.close();
+    await stopContainers(this.dir);
     await rm(this.dir, { recursive: true, force: true });
   }
 
@@ -154,6 +155,7 @@ export async function inProcessDaemon(t: TestContext) {
   t.after(async () => {
     client.close();
     await daemon.stop();
+    await stopContainers(dir);
     await rm(dir, { recursive: true, force: true });
   });
   const lxc = (args: string[], opts: RunOpts = {}) =>
@@ -162,4 +164,16 @@ export async function inProcessDaemon(t: TestContext) {
       env: { LXD_SOCKET: daemon.socket, LXD_CONF: join(dir, ".lxc-client"), ...opts.env },
     });
   return { d: daemon, client, dir, lxc };
+}
+
+/**
+ * Containers outlive their daemon by design, so a test that failed midway may leave some
+ * running: kill every container under this daemon's lxcpath before its directory goes.
+ */
+export async function stopContainers(dir: string): Promise<void> {
+  const lxcpath = join(dir, "containers");
+  const names = await readdir(lxcpath).catch(() => [] as string[]);
+  await Promise.all(
+    names.map((n) => runCommand("lxc-stop", ["--kill", "--nowait", "-n", n, "-P", lxcpath], { allowFail: true, timeoutMs: 20_000 })),
+  );
 }
