@@ -174,6 +174,6 @@ export async function stopContainers(dir: string): Promise<void> {
   const lxcpath = join(dir, "containers");
   const names = await readdir(lxcpath).catch(() => [] as string[]);
   await Promise.all(
-    names.map((n) => runCommand("lxc-stop", ["--kill", "--nowait", "-n", n, "-P", lxcpath], { allowFail: true, timeoutMs: 20_000 })),
+    names.map((n) => runCommand("lxc-stop", ["--kill", "-n", n, "-P", lxcpath], { allowFail: true, timeoutMs: 20_000 })),
   );
 }
