@@ -75,6 +75,8 @@ export class DirDriver implements StorageDriver {
   }
 
   async deleteVolume(vol: VolumeRef): Promise<void> {
+    // Also a copy that a crash interrupted.
+    await rm(`${this.mountPath(vol)}.creating`, { recursive: true, force: true });
     await rm(this.mountPath(vol), { recursive: true, force: true });
   }
 
