@@ -60,7 +60,7 @@ export class ProgressRenderer {
   show(text: string): void {
     if (!this.enabled) return;
     // A line longer than the terminal would wrap, and "\r" would then only redraw its tail.
-    const max = (this.stream.columns ?? 80) - 1;
+    const max = (this.stream.columns || 80) - 1;
     const line = text.length > max ? text.slice(0, Math.max(0, max - 1)) + "…" : text;
     if (line === this.shown) return;
     this.stream.write("\r\x1b[K" + line);

@@ -1,0 +1,101 @@
+/**
+ * `lodge launch|init IMAGE [NAME]`: create an instance from a local image (alias or
+ * fingerprint prefix) and, for launch, start it, printing "Creating NAME" / "Starting NAME"
+ * as lxc does. Without a name a random adjective-noun one is picked.
+ */
+import type { Command } from "commander";
+import type { InstancesPost } from "../api/instance.js";
+import type { Operation } from "../api/operation.js";
+import type { LodgeClient } from "../client/client.js";
+import { UsageError } from "./exit.js";
+import { globalsOf, withClient } from "./globals.js";
+import { checkInstanceName, deviceOverrides, parseKeyValues, randomName } from "./instance-args.js";
+import { changeState } from "./instance-ref.js";
+import { waitWithProgress } from "./progress.js";
+import type { VerbModule } from "./program.js";
+
+interface CreateOpts {
+  config: string[];
+  device: string[];
+  profile: string[];
+  noProfiles?: boolean;
+  ephemeral?: boolean;
+  empty?: boolean;
+  vm?: boolean;
+  description?: string;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function registerCreate(program: Command, verb: "launch" | "init"): void {
+  program
+    .command(verb)
+    .description(verb === "launch" ? "Create and start an instance from an image" : "Create an instance from an image (left stopped)")
+    .argument("[image]", "Image: [local:]alias or fingerprint (none with --empty)")
+    .argument("[name]", "Instance name (default: a random one)")
+    .option("-c, --config <key=value>", "Config key for the new instance (repeatable)", collect, [])
+    .option("-d, --device <device,key=value>", "Override a profile device's key, e.g. root,size=10GiB (repeatable)", collect, [])
+    .option("-p, --profile <profile>", "Profile to apply (repeatable; default: default)", collect, [])
+    .option("-n, --no-profiles", "Create the instance with no profiles")
+    .option("-e, --ephemeral", "Ephemeral instance: deleted when it stops")
+    .option("--empty", "Create an empty instance (no image)")
+    .option("--vm", "Create a virtual machine")
+    .option("--description <text>", "Instance description")
+    .action(async (image: string | undefined, name: string | undefined, opts: CreateOpts, c: Command) => {
+      let img = image;
+      let n = name;
+      if (opts.empty && img !== undefined && n === undefined) [img, n] = [undefined, img];
+      if (opts.empty && img !== undefined) throw new UsageError("--empty takes no image: give only a name");
+      if (!opts.empty && img === undefined) throw new UsageError("No image given: name an image alias or fingerprint (or use --empty)");
+      if (n !== undefined) checkInstanceName(n);
+      const instanceName = n ?? randomName();
+      await withClient(globalsOf(c), async (client) => {
+        const body = await createRequest(client, img, instanceName, opts);
+        process.stdout.write(`Creating ${instanceName}\n`);
+        await waitWithProgress(client, () => client.post<Operation>("/1.0/instances", body), { label: "Retrieving image" });
+        if (verb === "launch") {
+          process.stdout.write(`Starting ${instanceName}\n`);
+          await changeState(client, instanceName, "start");
+        }
+      });
+    });
+}
+
+/** The POST /1.0/instances body for the command line. */
+export async function createRequest(client: LodgeClient, image: string | undefined, name: string, opts: CreateOpts): Promise<InstancesPost> {
+  const body: InstancesPost = {
+    name,
+    type: opts.vm ? "virtual-machine" : "container",
+    source: image === undefined ? { type: "none" } : await imageSource(client, image),
+    config: parseKeyValues(opts.config, "config"),
+    devices: deviceOverrides(opts.device),
+    ephemeral: !!opts.ephemeral,
+  };
+  // commander's --no-profiles sets `profiles: false`; -p adds names.
+  if ((opts as { profiles?: boolean }).profiles === false) body.profiles = [];
+  else if (opts.profile.length) body.profiles = opts.profile;
+  if (opts.description !== undefined) body.description = opts.description;
+  return body;
+}
+
+/** `[local:]alias-or-fingerprint` as an image source the daemon resolves. */
+async function imageSource(client: LodgeClient, text: string): Promise<InstancesPost["source"]> {
+  let name = text;
+  if (text.includes(":")) {
+    // Only then is the remote configuration read: a plain alias costs nothing extra.
+    const { loadRemoteConfig } = await import("./remote-config.js");
+    const { parseImageRef, localRemote } = await import("./image-ref.js");
+    const cfg = await loadRemoteConfig();
+    const ref = parseImageRef(text, cfg);
+    localRemote(ref, cfg, "launch");
+    name = ref.name;
+  }
+  if (!name) throw new UsageError(`No image in "${text}": name an alias or a fingerprint`);
+  const { resolveFingerprint } = await import("./image-ref.js");
+  return { type: "image", fingerprint: await resolveFingerprint(client, name) };
+}
+
+export function verb(name: string): VerbModule {
+  if (name !== "launch" && name !== "init") throw new Error(`instance-create: no verb "${name}"`);
+  return { register: (program) => registerCreate(program, name) };
+}

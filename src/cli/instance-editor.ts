@@ -1,0 +1,43 @@
+/**
+ * The edit loop of `config edit` (and anything else edited as text): write the text to a
+ * temporary file, run $VISUAL/$EDITOR on it, apply; on a failure show the error and reopen the
+ * editor with the text as it was left, until it applies or the user aborts (ctrl+c).
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline/promises";
+import { UsageError } from "./exit.js";
+
+export async function runEditor(text: string, fileName = "instance.yaml"): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "lodge-edit-"));
+  const file = join(dir, fileName);
+  try {
+    await writeFile(file, text, { mode: 0o600 });
+    const editor = process.env.VISUAL || process.env.EDITOR || "vi";
+    // Through the shell, so EDITOR="code --wait" works as it does for git.
+    const r = spawnSync("/bin/sh", ["-c", `${editor} "$1"`, "editor", file], { stdio: "inherit" });
+    if (r.error) throw new UsageError(`Cannot run the editor "${editor}": ${r.error.message}`);
+    if (r.status !== 0) throw new UsageError(`The editor "${editor}" exited with ${r.status ?? r.signal}: nothing changed`);
+    return await readFile(file, "utf8");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runEditorLoop(initial: string, apply: (text: string) => Promise<unknown>): Promise<void> {
+  let text = initial;
+  for (;;) {
+    text = await runEditor(text);
+    try {
+      await apply(text);
+      return;
+    } catch (e) {
+      process.stderr.write(`Error: ${(e as Error).message}\n`);
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      await rl.question("Press enter to open the editor again or ctrl+c to abort the change");
+      rl.close();
+    }
+  }
+}
