@@ -7,11 +7,12 @@ import { Option, type Command } from "commander";
 import type { InstanceFull } from "../api/instance.js";
 import { globalsOf, withClient } from "./globals.js";
 import { DEFAULT_INSTANCE_COLUMNS, COLUMN_HELP, matchListFilters, parseColumns, parseListFilters } from "./instance-columns.js";
-import { FORMATS } from "./format.js";
+import { FORMATS, type Format } from "./format.js";
 import { printList } from "./output.js";
 import type { VerbModule } from "./program.js";
 
 interface ListOpts {
+  format?: Format;
   columns?: string;
   allProjects?: boolean;
   fast?: boolean;
@@ -36,7 +37,7 @@ function registerList(program: Command): void {
       const path = "/1.0/instances?recursion=2" + (opts.allProjects ? "&all-projects=true" : "");
       const all = await withClient(g, (client) => client.get<InstanceFull[]>(path));
       const shown = all.filter((i) => matchListFilters(i, filters)).sort((a, b) => a.project.localeCompare(b.project) || a.name.localeCompare(b.name));
-      await printList(columns, shown, g.format);
+      await printList(columns, shown, opts.format ?? g.format);
     });
 }
 
