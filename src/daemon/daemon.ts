@@ -26,6 +26,10 @@ import { InstanceService } from "../instances/service.js";
 import { ContainerSpecs } from "../instances/spec.js";
 import { instanceRoutes } from "./routes/instances.js";
 import { instanceStateRoutes } from "./routes/instance-state.js";
+import { instanceFileRoutes } from "./routes/instance-files.js";
+import { instanceConsoleRoutes } from "./routes/instance-console.js";
+import { withContainerAliases } from "./routes/containers-alias.js";
+import { attachConsole } from "../instances/console.js";
 import { eventRoutes } from "./routes/events.js";
 import { imageRoutes } from "./routes/images.js";
 import { operationRoutes } from "./routes/operations.js";
@@ -130,15 +134,17 @@ export class Daemon {
 
       const ops = operationRoutes({ operations });
       const http = buildHttp({
-        routes: [
+        routes: withContainerAliases([
           ...rootRoutes,
           ...serverRoutes({ config, info }),
           ...ops.routes,
           ...warningRoutes({ warnings }),
           ...instanceRoutes({ instances, lifecycle, operations }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
+          ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, "container") }),
+          ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),
           ...imageRoutes({ images, operations, events, sources: remoteImageSources(), refresh: (p, fp, op) => refresher.refresh(p, fp, op) }),
-        ],
+        ]),
         wsRoutes: [...eventRoutes({ events }), ...ops.ws],
         log: log.child({ module: "http" }),
         caller: () => ({ trusted: true, protocol: "unix", address: "@" }),

@@ -28,4 +28,11 @@ export const API_EXTENSIONS: readonly string[] = [
   "container_exec_recording",
   "container_exec_user_group_cwd",
   "container_exec_signal_handling",
+  // /1.0/instances/<name>/files: directories, symlinks, append, delete.
+  "directory_manipulation",
+  "file_symlinks",
+  "file_append",
+  "file_delete",
+  // /1.0/instances/<name>/console: attach (websocket operation) and the console log.
+  "console",
 ];
