@@ -37,6 +37,8 @@ export interface ConsoleProcess {
 }
 
 const KILL_AFTER_MS = 2_000;
+/** How long lxc-console may take to attach before input is let through anyway. */
+const READY_TIMEOUT_MS = 3_000;
 
 let tools: Promise<{ console: string; script: string }> | undefined;
 
@@ -62,6 +64,7 @@ export function consoleArgs(t: Pick<ConsoleTarget, "name" | "lxcpath">): string[
   return ["-n", t.name, "-P", t.lxcpath, "-t", "0", "-e", "["];
 }
 
+/** Resolves once the console is attached and takes input. */
 export async function attachConsole(t: ConsoleTarget): Promise<ConsoleProcess> {
   const bin = await consoleTools();
   const command = [bin.console, ...consoleArgs(t)].map(shQuote).join(" ");
@@ -81,14 +84,19 @@ export async function attachConsole(t: ConsoleTarget): Promise<ConsoleProcess> {
     const dev = await ptyOf(child);
     if (dev) await run("stty", ["-F", dev, "cols", String(Math.floor(cols)), "rows", String(Math.floor(rows))], { allowFail: true });
   };
-  // Size the terminal as soon as script's child exists (it normally does within milliseconds).
-  void (async () => {
-    for (let delay = 1; delay < 1000; delay *= 2) {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      if (await ptyOf(child)) return setSize(t.cols, t.rows);
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  })();
+  // Ready once lxc-console has put its terminal in raw mode: it sets the mode with TCSAFLUSH,
+  // which drops input written before, so the caller holds input until then. By then it
+  // watches SIGWINCH too, which the kernel sends when the size is set (0x0 before): that is
+  // when lxc-console copies the size to the console.
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (let delay = 1; Date.now() < deadline; delay = Math.min(delay * 2, 50)) {
+    if (child.exitCode !== null || child.signalCode !== null) break;
+    const dev = await ptyOf(child);
+    const mode = dev ? await run("stty", ["-F", dev], { allowFail: true }).catch(() => undefined) : undefined;
+    if (mode && /(^|\s)-icanon(\s|$)/.test(mode.stdout)) break;
+    await new Promise((r) => setTimeout(r, delay));
+  }
+  await setSize(t.cols, t.rows);
 
   return {
     stdin: child.stdin!,
