@@ -36,10 +36,13 @@ function registerList(program: Command): void {
       const filters = parseListFilters(words.filter((w) => w !== "local:"));
       const path = "/1.0/instances?recursion=2" + (opts.allProjects ? "&all-projects=true" : "");
       const all = await withClient(g, (client) => client.get<InstanceFull[]>(path));
-      const shown = all.filter((i) => matchListFilters(i, filters)).sort((a, b) => a.project.localeCompare(b.project) || a.name.localeCompare(b.name));
+      // Plain code-unit order, as lxc sorts: localeCompare would load ICU's collator (~10 ms).
+      const shown = all.filter((i) => matchListFilters(i, filters)).sort((a, b) => byString(a.project, b.project) || byString(a.name, b.name));
       await printList(columns, shown, opts.format ?? g.format);
     });
 }
+
+const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function verb(name: string): VerbModule {
   if (name !== "list") throw new Error(`instance-list: no verb "${name}"`);
