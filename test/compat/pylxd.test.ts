@@ -1,0 +1,79 @@
+import test from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { runCommand, TestDaemon } from "../helpers/daemon.js";
+import { busyboxImage } from "../helpers/busybox-image.js";
+
+// Debian's python3-pylxd (2.2.x) against lodged. That pylxd knows only the pre-`instances`
+// API (/1.0/containers), which lodged serves as an alias, and runs exec over ws4py with the
+// stdin/stdout/stderr websockets only (it never connects "control").
+
+/** Debian's interpreter: pylxd and ws4py are Debian packages, not in another python's path. */
+const PYTHON = "/usr/bin/python3";
+
+const SCRIPT = String.raw`
+import json, sys, urllib.parse, warnings
+warnings.simplefilter("ignore")
+import pylxd
+
+sock, step = sys.argv[1], sys.argv[2]
+client = pylxd.Client(endpoint="http+unix://" + urllib.parse.quote(sock, safe=""))
+out = {"trusted": client.trusted}
+if step == "lifecycle":
+    c = client.containers.create({"name": "py1", "source": {"type": "image", "alias": "bb"}}, wait=True)
+    out["created"] = [x.name for x in client.containers.all()]
+    c.start(wait=True)
+    c.sync()
+    out["started"] = c.status
+    c.files.put("/root/from-pylxd", b"pushed by pylxd\n")
+    out["file"] = c.files.get("/root/from-pylxd").decode()
+    c.stop(wait=True)
+    c.sync()
+    out["stopped"] = c.status
+    c.delete(wait=True)
+    out["after_delete"] = [x.name for x in client.containers.all()]
+elif step == "exec":
+    c = client.containers.create({"name": "py2", "source": {"type": "image", "alias": "bb"}}, wait=True)
+    c.start(wait=True)
+    r = c.execute(["sh", "-c", "echo out; echo err >&2; exit 3"])
+    out["exec"] = [r.exit_code, r.stdout, r.stderr]
+    c.stop(wait=True)
+    c.delete(wait=True)
+print(json.dumps(out))
+`;
+
+async function pylxd(t: test.TestContext, step: string) {
+  const d = await TestDaemon.start(t);
+  const img = await busyboxImage();
+  await d.lxc(["image", "import", img.file, "--alias", "bb"]);
+  const r = await runCommand(PYTHON, ["-c", SCRIPT, d.socket, step], { timeoutMs: 120_000 });
+  return { d, out: JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, unknown> };
+}
+
+const hasPylxd = existsSync("/usr/lib/python3/dist-packages/pylxd");
+
+test("pylxd creates, starts, pushes a file to, stops and deletes a container", { skip: !hasPylxd && "python3-pylxd is not installed" }, async (t) => {
+  const { d, out } = await pylxd(t, "lifecycle");
+  assert.equal(out.trusted, true);
+  assert.deepEqual(out.created, ["py1"]);
+  assert.equal(out.started, "Running");
+  assert.equal(out.file, "pushed by pylxd\n");
+  assert.equal(out.stopped, "Stopped");
+  assert.deepEqual(out.after_delete, []);
+  assert.equal((await d.lxc(["list", "-f", "csv", "-c", "n"])).stdout.trim(), "");
+});
+
+test(
+  "pylxd execs in a container: exit code, stdout and stderr",
+  {
+    skip: !hasPylxd && "python3-pylxd is not installed",
+    // pylxd connects fds 0, 1 and 2 but never "control"; LXD 5.0 treats control as optional
+    // and starts the command once the three streams are connected, while lodged's exec
+    // session (src/instances/exec/session.ts) waits for all four and times out.
+    todo: "exec must start without the control websocket (LXD 5.0 waits only for the stream sockets)",
+  },
+  async (t) => {
+    const { out } = await pylxd(t, "exec");
+    assert.deepEqual(out.exec, [3, "out\n", "err\n"]);
+  },
+);
