@@ -1,5 +1,6 @@
 import test from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { access, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { TestDaemon } from "../helpers/daemon.js";
@@ -130,4 +131,54 @@ test("bad input is refused with a clear error and leaves nothing behind", async 
   assert.equal((await d.lxc(["list", "-f", "csv"])).stdout, "");
   await assertNoLeftovers(d);
   await assert.rejects(access(join(d.dir, "storage-pools/default/containers/c5")));
+});
+
+test("limits.memory=64MiB is enforced inside and memory use shows in state", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["launch", "bb", "m1", "-c", "limits.memory=64MiB", "-c", "limits.memory.swap=false"]);
+  // busybox tail keeps all its input in memory: 200 MiB cannot fit in 64 MiB.
+  const big = await d.lxc(["exec", "m1", "--", "sh", "-c", "head -c 200m /dev/zero | tail >/dev/null"], { allowFail: true });
+  assert.equal(big.code, 137, "the allocating process is killed by the OOM killer");
+  const small = await d.lxc(["exec", "m1", "--", "sh", "-c", "head -c 16m /dev/zero | tail | wc -c"]);
+  assert.equal(small.stdout.trim(), String(16 * 1024 * 1024));
+  const state = JSON.parse((await d.lxc(["query", "/1.0/instances/m1/state"])).stdout) as {
+    memory: { usage: number; usage_peak: number };
+  };
+  assert.ok(state.memory.usage > 0, "memory usage is reported");
+  assert.ok(state.memory.usage_peak >= 16 * 1024 * 1024, `peak ${state.memory.usage_peak} reflects the 16 MiB run`);
+  assert.ok(state.memory.usage_peak <= 64 * 1024 * 1024, `peak ${state.memory.usage_peak} stays under the limit`);
+  // Raised live, the bigger allocation fits.
+  await d.lxc(["config", "set", "m1", "limits.memory", "512MiB"]);
+  const after = await d.lxc(["exec", "m1", "--", "sh", "-c", "head -c 200m /dev/zero | tail | wc -c"]);
+  assert.equal(after.stdout.trim(), String(200 * 1024 * 1024));
+  await d.lxc(["delete", "--force", "m1"]);
+});
+
+test("interactive exec through a pty: a shell answers and its exit code comes back", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["launch", "bb", "i1"]);
+  const lxc = `LXD_SOCKET=${d.socket} LXD_CONF=${join(d.dir, ".lxc-client")} lxc exec i1 -- sh`;
+  // `script` gives lxc a terminal; we type only once the shell has shown its prompt.
+  const child = spawn("script", ["-qec", lxc, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
+  t.after(() => child.kill("SIGKILL"));
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => {
+    out += c.toString();
+    // busybox ash asks the terminal where the cursor is; answer as a terminal would.
+    if (c.toString().includes("\x1b[6n")) child.stdin.write("\x1b[1;5R");
+  });
+  const waitFor = async (re: RegExp) => {
+    for (let i = 0; i < 200 && !re.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(out, re);
+  };
+  const code = new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+  await waitFor(/# (\x1b\[6n)?$/);
+  await new Promise((r) => setTimeout(r, 500)); // let the shell take the cursor answer first
+  child.stdin.write("echo $((6*7)); tty\r");
+  await waitFor(/\/dev\/pts\/\d+[\s\S]*# (\x1b\[6n)?$/);
+  assert.match(out, /^42\r*$/m);
+  await new Promise((r) => setTimeout(r, 500));
+  child.stdin.write("exit 3\r");
+  assert.equal(await code, 3);
+  await d.lxc(["delete", "--force", "i1"]);
 });
