@@ -165,8 +165,12 @@ export class Daemon {
       maintenance.start();
       undo.add(() => maintenance.stop());
 
+      const boot = new AbortController();
+      undo.add(() => boot.abort());
       const daemon = new Daemon(dir, log, store, events, operations, config, warnings, undo.release());
       log.info("lodged started", { version: LODGE_VERSION, dir, socket: sock, pid: process.pid });
+      // Instances that should run come up in the background; the API is already answering.
+      void lifecycle.autostart(boot.signal).catch((e: Error) => log.error("autostart failed", { err: e.message }));
       void daemon.checkHost();
       return daemon;
     } catch (e) {

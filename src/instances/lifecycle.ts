@@ -78,6 +78,7 @@ export class InstanceLifecycle {
         case "stop":
           if (status === "Stopped") throw badRequest(`Instance "${name}" is already stopped`);
           await this.d.driver.stop(host, { force: opts.force, timeoutMs });
+          await this.setPower(r, "STOPPED");
           return this.d.events.lifecycle(opts.force ? "instance-stopped" : "instance-shutdown", instanceUrl(project, name), {}, project);
         case "restart":
           if (status !== "Stopped") await this.d.driver.stop(host, { force: opts.force, timeoutMs });
@@ -104,7 +105,7 @@ export class InstanceLifecycle {
     for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger);
     const spec = await this.d.specs.build(r, volume);
     const result = await this.d.driver.start(spec);
-    const config = { ...r.config };
+    const config: Record<string, string> = { ...r.config, "volatile.last_state.power": "RUNNING" };
     delete config["volatile.apply_template"];
     if (config["volatile.idmap.next"]) {
       config["volatile.last_state.idmap"] = idmapToJson(result.rootfsIdmap ?? []);
@@ -131,6 +132,42 @@ export class InstanceLifecycle {
     const map = idmapFromJson(r.config["volatile.last_state.idmap"] ?? "");
     const owner = { uid: toHost(map, "u", 0) ?? 0, gid: toHost(map, "g", 0) ?? 0 };
     for (const f of files) await writeInRootfs(join(volume, "rootfs"), f, owner);
+  }
+
+  private async setPower(r: InstanceRecord, power: "RUNNING" | "STOPPED"): Promise<void> {
+    await this.d.store.txn(async (tx) => {
+      const cur = await tx.get<InstanceRecord>(instanceKey(r.project, r.name));
+      if (cur) tx.put(cur.key, { ...cur.value, config: { ...cur.value.config, "volatile.last_state.power": power } });
+    });
+  }
+
+  /**
+   * At daemon start: starts the instances that should run, as LXD does: boot.autostart=true,
+   * or boot.autostart unset and running when last seen (the host rebooted under it). Higher
+   * boot.autostart.priority first; boot.autostart.delay seconds after each.
+   */
+  async autostart(signal?: AbortSignal): Promise<string[]> {
+    const all = await this.d.instances.records();
+    const wanted = all.filter((r) => {
+      const v = r.config["boot.autostart"];
+      return v !== undefined && v !== "" ? /^(true|1|yes|on)$/i.test(v) : r.config["volatile.last_state.power"] === "RUNNING";
+    });
+    wanted.sort((a, b) => Number(b.config["boot.autostart.priority"] ?? 0) - Number(a.config["boot.autostart.priority"] ?? 0));
+    const started: string[] = [];
+    for (const r of wanted) {
+      if (signal?.aborted) break;
+      if ((await this.state(r)).status !== "Stopped") continue;
+      try {
+        await this.change(r.project, r.name, "start", {});
+        started.push(`${r.project}/${r.name}`);
+        this.d.log.info("autostarted instance", { project: r.project, instance: r.name });
+      } catch (e) {
+        this.d.log.error("autostart failed", { project: r.project, instance: r.name, err: (e as Error).message });
+      }
+      const delay = Number(r.config["boot.autostart.delay"] ?? 0);
+      if (delay > 0) await new Promise((res) => setTimeout(res, delay * 1000));
+    }
+    return started;
   }
 
   /** Applies limits.* to a running instance after a config change. */

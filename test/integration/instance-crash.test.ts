@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
-import { TestDaemon } from "../helpers/daemon.js";
+import { TestDaemon, runCommand } from "../helpers/daemon.js";
 import { busyboxImage } from "../helpers/busybox-image.js";
 import type { Operation } from "../../src/api/operation.js";
 import type { Event } from "../../src/api/event.js";
@@ -79,4 +79,32 @@ test("kill -9 of lodged during 10 parallel launches: every instance is whole or 
     assert.deepEqual(await readdir(join(d.dir, "storage-pools/default/containers")), [], `delay ${moment}: no volumes left`);
     assert.equal(monitors(d), 0, `delay ${moment}: no container processes left`);
   }
+});
+
+test("after a host restart, boot.autostart instances come back up and the others stay down", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["launch", "bb", "auto1", "-c", "boot.autostart=true"]);
+  await d.lxc(["launch", "bb", "was-running"]); // unset: comes back because it was running
+  await d.lxc(["launch", "bb", "never", "-c", "boot.autostart=false"]);
+  await d.lxc(["init", "bb", "stopped"]);
+  // A host restart: the daemon dies and every container with it.
+  await d.kill9();
+  const lxcpath = join(d.dir, "containers");
+  for (const n of ["auto1", "was-running", "never"]) await runCommand("lxc-stop", ["--kill", "-n", n, "-P", lxcpath]);
+  await d.launch();
+  const want: Record<string, string> = { auto1: "Running", "was-running": "Running", never: "Stopped", stopped: "Stopped" };
+  for (let i = 0; i < 100; i++) {
+    const now = await Promise.all(Object.keys(want).map((n) => status(d, n)));
+    if (now.join() === Object.values(want).join()) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const [n, s] of Object.entries(want)) assert.equal(await status(d, n), s, n);
+  assert.equal((await d.lxc(["exec", "auto1", "--", "echo", "up"])).stdout, "up\n");
+  // A clean stop through the API is remembered: it does not come back on the next start.
+  await d.lxc(["stop", "--force", "was-running"]);
+  await d.stop();
+  await d.launch();
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(await status(d, "was-running"), "Stopped");
+  await Promise.all(Object.keys(want).map((n) => d.lxc(["delete", "--force", n])));
 });
