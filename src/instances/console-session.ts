@@ -59,24 +59,31 @@ export function consoleOperation(
       return true;
     },
     run: async (ctx) => {
-      await waitConnected(connected, detached, ctx, opts.connectTimeoutMs ?? 30_000);
-      if (sockets.size < names.length || [...sockets.values()].some((ws) => ws.readyState !== ws.OPEN)) return;
-      proc = await attach();
-      for (const b of pendingInput.splice(0)) proc.stdin.write(b);
-      if (resize) void proc.resize(resize.cols, resize.rows).catch(() => undefined);
-      const terminal = sockets.get("0")!;
-      proc.stdout.on("data", (chunk: Buffer) => {
-        if (terminal.readyState === terminal.OPEN) terminal.send(chunk, { binary: true });
-      });
-      const abort = () => detach();
-      ctx.signal.addEventListener("abort", abort, { once: true });
-      await Promise.race([proc.exited, detached]);
-      ctx.signal.removeEventListener("abort", abort);
-      proc.close();
-      await proc.exited;
-      for (const ws of sockets.values()) if (ws.readyState === ws.OPEN) ws.close(1000);
+      try {
+        await session(ctx);
+      } finally {
+        for (const ws of sockets.values()) if (ws.readyState === ws.OPEN) ws.close(1000);
+      }
     },
   };
+
+  async function session(ctx: OperationContext): Promise<void> {
+    await waitConnected(connected, detached, ctx, opts.connectTimeoutMs ?? 30_000);
+    if (sockets.size < names.length || [...sockets.values()].some((ws) => ws.readyState !== ws.OPEN)) return;
+    proc = await attach();
+    for (const b of pendingInput.splice(0)) proc.stdin.write(b);
+    if (resize) void proc.resize(resize.cols, resize.rows).catch(() => undefined);
+    const terminal = sockets.get("0")!;
+    proc.stdout.on("data", (chunk: Buffer) => {
+      if (terminal.readyState === terminal.OPEN) terminal.send(chunk, { binary: true });
+    });
+    const abort = () => detach();
+    ctx.signal.addEventListener("abort", abort, { once: true });
+    await Promise.race([proc.exited, detached]);
+    ctx.signal.removeEventListener("abort", abort);
+    proc.close();
+    await proc.exited;
+  }
 }
 
 function waitConnected(connected: Promise<void>, detached: Promise<void>, ctx: OperationContext, timeoutMs: number): Promise<void> {

@@ -11,6 +11,10 @@
  *
  * Console output also goes to the log file liblxc keeps (lxc.console.logfile), which is what
  * GET .../console returns.
+ *
+ * Known limit (liblxc 5.0): lxc-console attaches through a proxy pty the monitor makes, and
+ * a window size set on lxc-console's terminal reaches that proxy, not the container's
+ * /dev/console, which keeps the size it had (0x0 for a container started with -d).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFile, readlink } from "node:fs/promises";
