@@ -71,7 +71,9 @@ export function execOperation(
           if (onControl) onControl(msg);
           else control.push(msg);
         });
-      if (sockets.size === names.length) allConnected();
+      // Like LXD, the command starts once its streams are connected; a client may attach the
+      // control socket later or not at all (pylxd does not).
+      if (names.every((n) => n === "control" || sockets.has(n))) allConnected();
       return true;
     },
     run: async (ctx) => {
