@@ -103,3 +103,19 @@ test("without websockets, record-output keeps stdout and stderr as log files", a
   assert.equal(await readFile(`${dir}/${output["2"]!.split("/").pop()}`, "utf8"), "err\n");
   assert.equal(done.metadata?.return, 0);
 });
+
+test("the command starts once the stream sockets are connected, without a control socket", async (t) => {
+  const { d, client } = await inProcessDaemon(t);
+  const spec = execOperation({ interactive: false, waitForWebsocket: true, recordOutput: false }, async () =>
+    hostProcess(["sh", "-c", "echo ran"]),
+  );
+  const op = d.operations.create({ description: "Executing command", ...spec });
+  const fds = (op.metadata as { fds: Record<string, string> }).fds;
+  const ws = async (fd: string) => client.websocket(`/1.0/operations/${op.id}/websocket?secret=${fds[fd]}`);
+  const stdin = await ws("0");
+  const out = collect(await ws("1"));
+  await ws("2");
+  stdin.send("", { binary: false });
+  assert.equal((await out).toString(), "ran\n");
+  assert.equal((await client.wait(op.id, 10)).metadata?.return, 0);
+});
