@@ -23,8 +23,13 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
 fi
 
-echo "==> npm ci"
-npm ci --no-audit --no-fund
+# npm ci rebuilds native modules (minutes); skip it when node_modules matches the lock file.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.lodge-lock-sum 2>/dev/null)" != "$lock_sum" ]; then
+  echo "==> npm ci"
+  npm ci --no-audit --no-fund
+  echo "$lock_sum" > node_modules/.lodge-lock-sum
+fi
 echo "==> build"
 npm run --silent build
 
