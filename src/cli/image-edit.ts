@@ -4,15 +4,12 @@
  * `unset-property`. Every write is a PUT with If-Match, so a concurrent change is refused
  * instead of overwritten.
  */
-import { spawnSync } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createInterface } from "node:readline/promises";
 import type { LodgeClient } from "../client/client.js";
 import type { Image, ImagePut } from "../images/types.js";
 import { UsageError } from "./exit.js";
 import { fetchImage } from "./image-ref.js";
+import { parseEditedMap, runEditorLoop } from "./editor.js";
+import { loadYaml } from "./yaml.js";
 
 const WRITABLE = ["auto_update", "properties", "public", "expires_at", "profiles"] as const;
 
@@ -27,24 +24,9 @@ export function writableFields(img: Image): ImagePut {
   };
 }
 
-async function yaml() {
-  const mod = await import("yaml");
-  return "parse" in mod ? mod : (mod as unknown as { default: typeof mod }).default;
-}
-
 /** Parses edited YAML into a PUT body; read-only or unknown keys are refused by name. */
 export async function parseImagePut(text: string): Promise<Partial<ImagePut>> {
-  let doc: unknown;
-  try {
-    doc = (await yaml()).parse(text);
-  } catch (e) {
-    throw new UsageError(`Invalid YAML: ${(e as Error).message}`);
-  }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== "object" || Array.isArray(doc)) throw new UsageError("Invalid image YAML: expected a map of fields");
-  for (const k of Object.keys(doc))
-    if (!(WRITABLE as readonly string[]).includes(k))
-      throw new UsageError(`Invalid image YAML: "${k}" cannot be edited (editable: ${WRITABLE.join(", ")})`);
+  const doc = await parseEditedMap(text, "image", WRITABLE);
   const put = doc as Partial<ImagePut>;
   // YAML reads `os: 12` as a number; properties are strings.
   if (put.properties && typeof put.properties === "object")
@@ -67,37 +49,8 @@ export async function editImage(client: LodgeClient, name: string): Promise<void
     await put(await parseImagePut(await readStdin()));
     return;
   }
-  let text = HEADER + (await yaml()).stringify(writableFields(image), { lineWidth: 0 });
-  for (;;) {
-    text = await runEditor(text);
-    try {
-      await put(await parseImagePut(text));
-      return;
-    } catch (e) {
-      process.stderr.write(`Error: ${(e as Error).message}\n`);
-      const rl = createInterface({ input: process.stdin, output: process.stderr });
-      await rl.question("Press enter to open the editor again or ctrl+c to abort the change");
-      rl.close();
-    }
-  }
+  await runEditorLoop(HEADER + (await loadYaml()).stringify(writableFields(image), { lineWidth: 0 }), async (text) => put(await parseImagePut(text)), "image.yaml");
 }
-
-async function runEditor(text: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "lodge-edit-"));
-  const file = join(dir, "image.yaml");
-  try {
-    await writeFile(file, text, { mode: 0o600 });
-    const editor = process.env.VISUAL || process.env.EDITOR || "vi";
-    // Through the shell, so EDITOR="code --wait" works as it does for git.
-    const r = spawnSync("/bin/sh", ["-c", `${editor} "$1"`, "editor", file], { stdio: "inherit" });
-    if (r.error) throw new UsageError(`Cannot run the editor "${editor}": ${r.error.message}`);
-    if (r.status !== 0) throw new UsageError(`The editor "${editor}" exited with ${r.status ?? r.signal}: nothing changed`);
-    return await readFile(file, "utf8");
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /** Sets (value given) or removes (undefined) one property, with If-Match. */
 export async function setProperty(client: LodgeClient, name: string, key: string, value: string | undefined): Promise<void> {
   if (!key) throw new UsageError("Invalid property: the key is empty");

@@ -8,6 +8,8 @@ import type { Instance, InstancePut } from "../api/instance.js";
 import type { Operation } from "../api/operation.js";
 import type { LodgeClient } from "../client/client.js";
 import { UsageError } from "./exit.js";
+import { parseEditedMap, runEditorLoop } from "./editor.js";
+import { loadYaml } from "./yaml.js";
 import { globalsOf, withClient } from "./globals.js";
 import { parseSetArgs } from "./instance-args.js";
 import { registerDevice } from "./instance-device.js";
@@ -27,24 +29,9 @@ export function showable(i: Instance, expanded: boolean): InstancePut {
   return put;
 }
 
-async function yaml() {
-  const mod = await import("yaml");
-  return "parse" in mod ? mod : (mod as unknown as { default: typeof mod }).default;
-}
-
 /** Parses edited YAML into a PUT body; read-only keys are refused by name. Values become strings. */
 export async function parseInstancePut(text: string): Promise<Partial<InstancePut>> {
-  let doc: unknown;
-  try {
-    doc = (await yaml()).parse(text);
-  } catch (e) {
-    throw new UsageError(`Invalid YAML: ${(e as Error).message}`);
-  }
-  if (doc === null || doc === undefined) return {};
-  if (typeof doc !== "object" || Array.isArray(doc)) throw new UsageError("Invalid instance YAML: expected a map of fields");
-  const put = doc as Record<string, unknown>;
-  for (const k of Object.keys(put))
-    if (!(WRITABLE as readonly string[]).includes(k)) throw new UsageError(`Invalid instance YAML: "${k}" cannot be edited (editable: ${WRITABLE.join(", ")})`);
+  const put = await parseEditedMap(text, "instance", WRITABLE);
   const strings = (m: unknown) => Object.fromEntries(Object.entries((m ?? {}) as Record<string, unknown>).map(([k, v]) => [k, v === null ? "" : String(v)]));
   if (put.config !== undefined) put.config = strings(put.config);
   if (put.devices !== undefined) put.devices = Object.fromEntries(Object.entries((put.devices ?? {}) as Record<string, unknown>).map(([k, v]) => [k, strings(v)]));
@@ -67,8 +54,7 @@ async function editInstance(c: LodgeClient, name: string): Promise<void> {
     await put(await parseInstancePut(Buffer.concat(chunks).toString("utf8")));
     return;
   }
-  const { runEditorLoop } = await import("./instance-editor.js");
-  await runEditorLoop(HEADER + (await yaml()).stringify(writable(instance), { lineWidth: 0 }), async (text) => put(await parseInstancePut(text)));
+  await runEditorLoop(HEADER + (await loadYaml()).stringify(writable(instance), { lineWidth: 0 }), async (text) => put(await parseInstancePut(text)));
 }
 
 function registerConfig(program: Command): void {

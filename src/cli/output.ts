@@ -4,6 +4,7 @@
  * does), so scripts get every field, not just the columns a person reads.
  */
 import type { Format } from "./format.js";
+import { loadYaml } from "./yaml.js";
 
 export { FORMATS, type Format } from "./format.js";
 
@@ -55,9 +56,7 @@ export async function renderYaml(value: unknown): Promise<string> {
 
 /** A synchronous yaml renderer, for callers that print many values in order (monitor). */
 export async function yamlRenderer(): Promise<(value: unknown) => string> {
-  const mod = await import("yaml");
-  // yaml is CommonJS for node: Node gives it named exports, esbuild's split chunk only a default.
-  const { stringify } = "stringify" in mod ? mod : (mod as unknown as { default: typeof mod }).default;
+  const { stringify } = await loadYaml();
   // Long values (certificates, descriptions) stay on one line, as LXD's own YAML does.
   return (value) => stringify(value, { lineWidth: 0, indentSeq: false });
 }

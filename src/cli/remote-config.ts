@@ -17,6 +17,7 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import { loadYaml } from "./yaml.js";
 
 export const PROTOCOLS = ["lxd", "simplestreams"] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -126,11 +127,6 @@ export function serializableConfig(cfg: RemoteConfig): Record<string, unknown> {
   return { "default-remote": cfg.defaultRemote, remotes };
 }
 
-async function yaml() {
-  const mod = await import("yaml");
-  // See output.ts: esbuild's split chunk may only offer a default export.
-  return "parse" in mod ? mod : (mod as unknown as { default: typeof mod }).default;
-}
 
 /** Reads the config file; a missing file is the default config (just `local`). */
 export async function loadRemoteConfig(path = configPath()): Promise<RemoteConfig> {
@@ -143,7 +139,7 @@ export async function loadRemoteConfig(path = configPath()): Promise<RemoteConfi
   }
   let raw: unknown;
   try {
-    raw = (await yaml()).parse(text);
+    raw = (await loadYaml()).parse(text);
   } catch (e) {
     throw new RemoteConfigError(`Invalid YAML in ${path}: ${(e as Error).message}`);
   }
@@ -154,7 +150,7 @@ export async function loadRemoteConfig(path = configPath()): Promise<RemoteConfi
 export async function saveRemoteConfig(cfg: RemoteConfig, path = configPath()): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, (await yaml()).stringify(serializableConfig(cfg)), { mode: 0o600 });
+  await writeFile(tmp, (await loadYaml()).stringify(serializableConfig(cfg)), { mode: 0o600 });
   await rename(tmp, path);
 }
 

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { UsageError } from "./exit.js";
+import { loadYaml } from "./yaml.js";
 
 export async function runEditor(text: string, fileName = "instance.yaml"): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "lodge-edit-"));
@@ -26,10 +27,10 @@ export async function runEditor(text: string, fileName = "instance.yaml"): Promi
   }
 }
 
-export async function runEditorLoop(initial: string, apply: (text: string) => Promise<unknown>): Promise<void> {
+export async function runEditorLoop(initial: string, apply: (text: string) => Promise<unknown>, fileName?: string): Promise<void> {
   let text = initial;
   for (;;) {
-    text = await runEditor(text);
+    text = await runEditor(text, fileName);
     try {
       await apply(text);
       return;
@@ -40,4 +41,22 @@ export async function runEditorLoop(initial: string, apply: (text: string) => Pr
       rl.close();
     }
   }
+}
+
+/**
+ * Parses edited YAML into a map of fields, refusing by name any field that cannot be edited.
+ * An empty document is an empty map (nothing to change).
+ */
+export async function parseEditedMap(text: string, what: string, writable: readonly string[]): Promise<Record<string, unknown>> {
+  let doc: unknown;
+  try {
+    doc = (await loadYaml()).parse(text);
+  } catch (e) {
+    throw new UsageError(`Invalid YAML: ${(e as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) throw new UsageError(`Invalid ${what} YAML: expected a map of fields`);
+  for (const k of Object.keys(doc))
+    if (!writable.includes(k)) throw new UsageError(`Invalid ${what} YAML: "${k}" cannot be edited (editable: ${writable.join(", ")})`);
+  return doc as Record<string, unknown>;
 }
