@@ -5,9 +5,9 @@
  * either socket (`lxc console` detaches by closing control) or when the relay ends (the
  * container stopped). Ending a session detaches only: whatever runs on the console stays.
  */
-import type { RawData, WebSocket } from "ws";
+import type { RawData } from "ws";
 import type { OperationContext, OperationSpec } from "../daemon/operations.js";
-import { newSecret } from "../daemon/operations.js";
+import { StreamSockets, toBuffer } from "./exec/sockets.js";
 import type { ConsoleProcess } from "./console.js";
 
 export interface ConsoleSessionOptions {
@@ -20,8 +20,8 @@ export function consoleOperation(
   opts: ConsoleSessionOptions = {},
 ): Pick<OperationSpec, "class" | "metadata" | "run" | "connect"> {
   const names = ["0", "control"] as const;
-  const secrets: Record<string, string> = Object.fromEntries(names.map((n) => [n, newSecret()]));
-  const sockets = new Map<string, WebSocket>();
+  const streams = new StreamSockets(names);
+  const sockets = streams.sockets;
   let allConnected!: () => void;
   const connected = new Promise<void>((r) => (allConnected = r));
   // Set when a socket closes: before the console is attached it cancels the attach.
@@ -34,11 +34,10 @@ export function consoleOperation(
 
   return {
     class: "websocket",
-    metadata: { fds: secrets },
+    metadata: { fds: streams.secrets },
     connect: (secret, ws) => {
-      const name = names.find((n) => secrets[n] === secret);
-      if (!name || sockets.has(name)) return false;
-      sockets.set(name, ws);
+      const name = streams.accept(secret, ws);
+      if (!name) return false;
       ws.on("close", () => detach());
       ws.on("error", () => detach());
       if (name === "0")
@@ -112,8 +111,3 @@ function parseResize(data: RawData): { cols: number; rows: number } | undefined 
   }
 }
 
-function toBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data as ArrayBuffer);
-}

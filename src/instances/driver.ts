@@ -11,6 +11,7 @@
  * to running instances by name.
  */
 import type { Readable, Writable } from "node:stream";
+import type { InstanceStateNetworkCounters } from "../api/instance.js";
 import type { IdmapEntry } from "../sys/idmap.js";
 import type { ResourceLimits, RunConfig } from "./runconfig.js";
 
@@ -19,16 +20,8 @@ export type InstanceType = "container" | "virtual-machine";
 /** LXD's status names. */
 export type InstanceStatus = "Running" | "Stopped" | "Frozen" | "Error";
 
-export interface NetworkCounters {
-  bytes_received: number;
-  bytes_sent: number;
-  packets_received: number;
-  packets_sent: number;
-  errors_received: number;
-  errors_sent: number;
-  packets_dropped_inbound: number;
-  packets_dropped_outbound: number;
-}
+/** Interface counters, in the API's own shape. */
+export type NetworkCounters = InstanceStateNetworkCounters;
 
 export interface InstanceState {
   status: InstanceStatus;

@@ -4,6 +4,7 @@ import { PassThrough, type Readable } from "node:stream";
 import type { WebSocket, RawData } from "ws";
 import type { OperationContext, OperationSpec } from "../../daemon/operations.js";
 import { newSecret } from "../../daemon/operations.js";
+import { StreamSockets, toBuffer } from "./sockets.js";
 import type { ExecProcess } from "../driver.js";
 
 /** How an exec was asked for (InstanceExecPost, normalised). */
@@ -46,8 +47,8 @@ export function execOperation(
   if (!opts.waitForWebsocket) return detached(opts, start);
 
   const names = opts.interactive ? ["0", "control"] : ["0", "1", "2", "control"];
-  const secrets = Object.fromEntries(names.map((n) => [n, newSecret()]));
-  const sockets = new Map<string, WebSocket>();
+  const streams = new StreamSockets(names);
+  const sockets = streams.sockets;
   let allConnected!: () => void;
   const connected = new Promise<void>((r) => (allConnected = r));
   // Input and control messages can arrive before the command runs (a client with empty stdin
@@ -58,11 +59,10 @@ export function execOperation(
 
   return {
     class: "websocket",
-    metadata: { fds: secrets },
+    metadata: { fds: streams.secrets },
     connect: (secret, ws) => {
-      const name = names.find((n) => secrets[n] === secret);
-      if (!name || sockets.has(name)) return false;
-      sockets.set(name, ws);
+      const name = streams.accept(secret, ws);
+      if (!name) return false;
       if (name === "0") readInput(ws, stdin);
       if (name === "control")
         ws.on("message", (data: RawData) => {
@@ -171,11 +171,6 @@ function closeSocket(ws: WebSocket): void {
   if (ws.readyState === ws.OPEN) ws.close(1000);
 }
 
-function toBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data as ArrayBuffer);
-}
 
 /** Without websockets: the command runs with no input; output is recorded or dropped. */
 function detached(
