@@ -8,6 +8,7 @@ import { hostName, instanceUrl } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
 import type { EventHub } from "../events.js";
 import type { OperationManager } from "../operations.js";
+import { instanceResources } from "./instance-operation.js";
 import { async, empty, raw, type Request, type Route } from "../route.js";
 
 export interface InstanceConsoleDeps {
@@ -54,7 +55,7 @@ export function instanceConsoleRoutes(deps: InstanceConsoleDeps): Route[] {
       operations.create({
         description: "Showing console",
         project: req.project,
-        resources: { instances: [instanceUrl(r.project, r.name).split("?")[0]!] },
+        resources: instanceResources(r.project, r.name),
         ...spec,
       }),
     );

@@ -6,9 +6,10 @@ import { badRequest, notFound } from "../../api/errors.js";
 import type { ContainerDriver } from "../../instances/driver.js";
 import { execOperation } from "../../instances/exec/session.js";
 import type { InstanceLifecycle } from "../../instances/lifecycle.js";
-import { hostName, instanceUrl } from "../../instances/record.js";
+import { hostName } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
 import type { OperationManager } from "../operations.js";
+import { instanceResources, instanceTask } from "./instance-operation.js";
 import { async, empty, raw, sync, type Request, type Route } from "../route.js";
 
 export interface InstanceStateDeps {
@@ -26,7 +27,6 @@ const ACTIONS = new Set(["start", "stop", "restart", "freeze", "unfreeze"]);
 export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
   const { instances, lifecycle, operations, driver } = deps;
   const name = (req: Request) => req.params.name!;
-  const resources = (req: Request) => ({ instances: [instanceUrl(req.project, name(req)).split("?")[0]!] });
 
   async function putState(req: Request) {
     const body = (req.body ?? {}) as InstanceStatePut;
@@ -34,15 +34,8 @@ export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
     if (body.stateful) throw badRequest("Stateful stop/start is not supported for containers yet");
     await instances.record(req.project, name(req));
     const description = { start: "Starting instance", stop: "Stopping instance", restart: "Restarting instance", freeze: "Freezing instance", unfreeze: "Unfreezing instance" }[body.action];
-    return async(
-      operations.create({
-        description,
-        project: req.project,
-        resources: resources(req),
-        run: async () => {
-          await lifecycle.change(req.project, name(req), body.action, { force: body.force, timeout: body.timeout });
-        },
-      }),
+    return instanceTask(operations, req.project, name(req), description, () =>
+      lifecycle.change(req.project, name(req), body.action, { force: body.force, timeout: body.timeout }),
     );
   }
 
@@ -72,7 +65,7 @@ export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
           pty: interactive ? { cols: body.width || 80, rows: body.height || 24 } : undefined,
         }),
     );
-    return async(operations.create({ description: "Executing command", project: req.project, resources: resources(req), ...spec }));
+    return async(operations.create({ description: "Executing command", project: req.project, resources: instanceResources(req.project, name(req)), ...spec }));
   }
 
   async function logs(req: Request) {

@@ -6,7 +6,8 @@ import { statusOf } from "../../instances/lifecycle.js";
 import { instanceUrl, toApi, type InstanceRecord } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
 import type { OperationManager } from "../operations.js";
-import { async, flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
+import { flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
+import { instanceTask } from "./instance-operation.js";
 
 export interface InstanceRouteDeps {
   instances: InstanceService;
@@ -18,7 +19,6 @@ export interface InstanceRouteDeps {
 export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
   const { instances, lifecycle, operations } = deps;
   const name = (req: Request) => req.params.name!;
-  const resources = (project: string, n: string) => ({ instances: [instanceUrl(project, n).split("?")[0]!] });
 
   async function view(r: InstanceRecord, full: boolean) {
     if (!full) return toApi(r, statusOf((await lifecycle.state(r)).status));
@@ -46,18 +46,8 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     });
   }
 
-  function async_(req: Request, description: string, n: string, work: (signal: AbortSignal) => Promise<unknown>) {
-    return async(
-      operations.create({
-        description,
-        project: req.project,
-        resources: resources(req.project, n),
-        run: async (ctx) => {
-          await work(ctx.signal);
-        },
-      }),
-    );
-  }
+  const async_ = (req: Request, description: string, n: string, work: (signal: AbortSignal) => Promise<unknown>) =>
+    instanceTask(operations, req.project, n, description, work);
 
   return [
     { method: "GET", path: "/1.0/instances", access: "trusted", handler: list },
