@@ -57,7 +57,7 @@ export function checkRemoteName(name: string): void {
     throw new RemoteConfigError(`Invalid remote name "${name}": use letters, digits, ".", "_" and "-", starting with a letter or digit`);
 }
 
-/** An image server's address: http(s) URL with a host (unix:// only for local). */
+/** An image server's address: an http(s) URL with a host, or unix:// and a socket path. */
 export function checkRemoteAddr(name: string, addr: string): string {
   let url: URL;
   try {
@@ -65,8 +65,14 @@ export function checkRemoteAddr(name: string, addr: string): string {
   } catch {
     throw new RemoteConfigError(`Invalid address "${addr}" for remote "${name}": expected a URL like https://images.example.org`);
   }
+  // unix:///path/to/unix.socket: another daemon on this host (LXD protocol).
+  if (url.protocol === "unix:") {
+    if (!url.pathname.startsWith("/") || url.pathname === "/")
+      throw new RemoteConfigError(`Invalid address "${addr}" for remote "${name}": give the socket's absolute path, unix:///path/to/unix.socket`);
+    return addr;
+  }
   if (url.protocol !== "https:" && url.protocol !== "http:")
-    throw new RemoteConfigError(`Invalid address "${addr}" for remote "${name}": only http:// and https:// remotes are supported`);
+    throw new RemoteConfigError(`Invalid address "${addr}" for remote "${name}": use https://, http:// or unix:///path/to/unix.socket`);
   if (!url.hostname) throw new RemoteConfigError(`Invalid address "${addr}" for remote "${name}": no host`);
   // Kept as written, minus a trailing slash, so "images:" and the server agree on paths.
   return addr.replace(/\/+$/, "");
@@ -161,4 +167,5 @@ export function getRemote(cfg: RemoteConfig, name: string): Remote {
   return r;
 }
 
-export const isLocal = (r: Remote) => r.addr.startsWith("unix:");
+/** The local daemon (`unix://`, i.e. $LODGE_DIR/unix.socket); `unix:///path` is another daemon on this host. */
+export const isLocal = (r: Remote) => r.addr === "unix://" || r.addr === "unix:";

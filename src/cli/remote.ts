@@ -65,13 +65,15 @@ export function register(program: Command): void {
     .command("add")
     .description("Add a remote image server")
     .argument("<name>", "Remote name, used as NAME:image")
-    .argument("<url>", "Server address, e.g. https://images.example.org")
+    .argument("<url>", "Server address: https://images.example.org, or unix:///path/to/unix.socket")
     .option("--protocol <protocol>", "Protocol: lxd or simplestreams", "lxd")
     .option("--public", "The server is public (no authentication)")
     .action(async (name: string, url: string, opts: { protocol: string; public?: boolean }) => {
       checkRemoteName(name);
       const protocol = checkProtocol(name, opts.protocol);
       const addr = checkRemoteAddr(name, url);
+      if (addr.startsWith("unix:") && protocol !== "lxd")
+        throw new RemoteConfigError(`Remote "${name}": a unix:// address is a daemon on this host and speaks --protocol lxd`);
       await updateConfig((cfg) => {
         if (cfg.remotes[name]) throw new RemoteConfigError(`Remote "${name}" already exists`);
         cfg.remotes[name] = { addr, protocol, public: opts.public === true || protocol === "simplestreams" };

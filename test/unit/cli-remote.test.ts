@@ -52,7 +52,8 @@ test("bad configs are refused with a message naming the bad part", () => {
     [{ remotes: { x: "https://x" } }, /remote "x" must be a map/],
     [{ remotes: { x: {} } }, /remote "x" needs an addr/],
     [{ remotes: { x: { addr: "not a url" } } }, /Invalid address "not a url" for remote "x"/],
-    [{ remotes: { x: { addr: "ftp://h" } } }, /only http:\/\/ and https:\/\//],
+    [{ remotes: { x: { addr: "ftp://h" } } }, /Invalid address "ftp:\/\/h" for remote "x": use https:\/\/, http:\/\/ or unix:/],
+    [{ remotes: { x: { addr: "unix://relative.sock" } } }, /give the socket's absolute path/],
     [{ remotes: { x: { addr: "https://h", protocol: "oci" } } }, /Invalid protocol "oci" for remote "x"/],
     [{ remotes: { x: { addr: "https://h", public: "yes" } } }, /public must be true or false/],
     [{ remotes: { x: { addr: "https://h", token: "t" } } }, /remote "x" has unknown key "token"/],
@@ -60,6 +61,9 @@ test("bad configs are refused with a message naming the bad part", () => {
     [{ "default-remote": "nowhere" }, /default-remote "nowhere" is not a configured remote/],
   ];
   for (const [raw, re] of cases) assert.throws(() => validateRemoteConfig(raw, "cfg.yml"), re, JSON.stringify(raw));
+  // Another daemon on this host, by its socket.
+  const other = validateRemoteConfig({ remotes: { other: { addr: "unix:///run/other/unix.socket" } } });
+  assert.equal(other.remotes.other?.addr, "unix:///run/other/unix.socket");
 });
 
 test("the config file path: $LODGE_CONF, else XDG or ~/.config/lodge/config.yml", () => {
