@@ -27,14 +27,23 @@ async function until(check: () => boolean, what: string | (() => string), timeou
 
 test("the console log: what the container wrote to /dev/console, and reset", async (t) => {
   const d = await daemonWithContainer(t);
+  // liblxc's monitor writes the console log on its own schedule: read until the line is in.
+  const showLog = async (marker: RegExp) => {
+    let text = "";
+    for (let i = 0; i < 50 && !marker.test(text); i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 100));
+      text = (await d.lxc(["console", "c1", "--show-log"])).stdout;
+    }
+    return text;
+  };
   await d.lxc(["exec", "c1", "--", "sh", "-c", "echo console-marker-1 > /dev/console"]);
-  const log = await d.lxc(["console", "c1", "--show-log"]);
-  assert.match(log.stdout, /Console log:/);
-  assert.match(log.stdout, /console-marker-1/);
+  const log = await showLog(/console-marker-1/);
+  assert.match(log, /Console log:/);
+  assert.match(log, /console-marker-1/);
 
   await d.lxc(["query", "-X", "DELETE", "/1.0/instances/c1/console"]);
   await d.lxc(["exec", "c1", "--", "sh", "-c", "echo console-marker-2 > /dev/console"]);
-  const after = (await d.lxc(["console", "c1", "--show-log"])).stdout;
+  const after = await showLog(/console-marker-2/);
   assert.doesNotMatch(after, /console-marker-1/, "the reset emptied the log");
   assert.match(after, /console-marker-2/);
 
