@@ -47,7 +47,10 @@ export function terminalSize(out: TtyOut): { width: number; height: number } {
   return { width: out.columns || 80, height: out.rows || 24 };
 }
 
-/** The operation's websockets, by fd name. */
+/**
+ * The operation's websockets, by fd name. They come back paused (see LodgeClient.websocket):
+ * the caller attaches its handlers, then calls `resumeAll`.
+ */
 export async function connectFds(c: LodgeClient, op: Operation, names: string[]): Promise<Record<string, WebSocket>> {
   const fds = (op.metadata as { fds?: Record<string, string> } | null)?.fds ?? {};
   const out: Record<string, WebSocket> = {};
@@ -55,10 +58,14 @@ export async function connectFds(c: LodgeClient, op: Operation, names: string[])
     names.map(async (n) => {
       const secret = fds[n];
       if (!secret) throw new Error(`The server offered no "${n}" stream for this operation`);
-      out[n] = await c.websocket(`/1.0/operations/${op.id}/websocket?secret=${encodeURIComponent(secret)}`);
+      out[n] = await c.websocket(`/1.0/operations/${op.id}/websocket?secret=${encodeURIComponent(secret)}`, { paused: true });
     }),
   );
   return out;
+}
+
+export function resumeAll(ws: Record<string, WebSocket>): void {
+  for (const s of Object.values(ws)) s.resume();
 }
 
 /** Runs a command in an instance over websockets; resolves with its exit code. */
@@ -80,6 +87,7 @@ export async function runExec(c: LodgeClient, name: string, req: InstanceExecPos
     sendInput(ws["0"]!, io.stdin, mode.noStdin);
     outputs = Promise.all([receive(ws["1"]!, io.stdout), receive(ws["2"]!, io.stderr)]);
   }
+  resumeAll(ws);
   try {
     const finished = await done;
     // The output may trail the operation's end by a message or two: take it all.

@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { ApiError } from "../api/errors.js";
 import type { Operation } from "../api/operation.js";
 import type { LodgeClient } from "../client/client.js";
-import { attachTerminal, connectFds, receive, sendControl, terminalSize } from "./exec-stream.js";
+import { attachTerminal, connectFds, receive, resumeAll, sendControl, terminalSize } from "./exec-stream.js";
 import { globalsOf, withClient } from "./globals.js";
 import { getBytes } from "./http-stream.js";
 import { instanceUrl } from "./instance-ref.js";
@@ -66,8 +66,10 @@ async function attachConsole(c: LodgeClient, name: string): Promise<void> {
     sendControl(ws.control!, { command: "window-resize", args: { width: String(width), height: String(height) } });
   };
   process.on("SIGWINCH", onResize);
+  const output = receive(ws["0"]!, process.stdout);
+  resumeAll(ws);
   try {
-    await Promise.race([detached, receive(ws["0"]!, process.stdout)]);
+    await Promise.race([detached, output]);
   } finally {
     process.off("SIGWINCH", onResize);
     restore();

@@ -132,14 +132,21 @@ export class LodgeClient {
     return done;
   }
 
-  /** Opens a websocket on the daemon (events, operation sockets). */
-  async websocket(path: string): Promise<WebSocket> {
+  /**
+   * Opens a websocket on the daemon (events, operation sockets). With `paused`, nothing is
+   * read from it until the caller's handlers are in place and it calls `resume()`: a stream
+   * the server starts writing at once loses no message to a handler attached a tick late.
+   */
+  async websocket(path: string, opts: { paused?: boolean } = {}): Promise<WebSocket> {
     // Loaded on first use: ws pulls in https, tls, zlib..., which a plain request never needs
     // (about 40 ms of every `lodge` start-up otherwise).
     const { default: WebSocketImpl } = await import("ws");
     return new Promise((resolve, reject) => {
       const ws = new WebSocketImpl(`ws+unix://${this.socket}:${this.url(path)}`);
-      ws.once("open", () => resolve(ws));
+      ws.once("open", () => {
+        if (opts.paused) ws.pause();
+        resolve(ws);
+      });
       ws.once("unexpected-response", (_req, res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));

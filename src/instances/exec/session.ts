@@ -77,13 +77,27 @@ export function execOperation(
       return true;
     },
     run: async (ctx) => {
-      await waitConnected(connected, ctx, opts.connectTimeoutMs ?? 30_000);
-      const proc = await start();
+      // The command is spawned while the client connects its sockets (its output waits in
+      // the pipes), so attaching to the instance and the websocket handshakes overlap.
+      // Its output is taken into our own buffers at once: Node discards the unread output of
+      // a child that exits, and a short command may finish before the sockets are there.
+      const starting = start().then((p) => ({
+        proc: p,
+        stdout: p.stdout.pipe(new PassThrough()),
+        stderr: p.stderr ? p.stderr.pipe(new PassThrough()) : null,
+      }));
+      try {
+        await waitConnected(connected, ctx, opts.connectTimeoutMs ?? 30_000);
+      } catch (e) {
+        await starting.then((s) => s.proc.signal("SIGKILL")).catch(() => {});
+        throw e;
+      }
+      const { proc, stdout, stderr } = await starting;
       proc.stdin.on("error", () => {}); // the command may exit without reading its input
       stdin.pipe(proc.stdin);
       onControl = (m) => applyControl(proc, m);
       for (const m of control.splice(0)) onControl(m);
-      const drained = wire(proc, sockets, opts.interactive);
+      const drained = wire(stdout, stderr, sockets, opts.interactive);
       const { code } = await proc.exited;
       await drained;
       for (const ws of sockets.values()) closeSocket(ws);
@@ -106,10 +120,10 @@ function waitConnected(connected: Promise<void>, ctx: OperationContext, timeoutM
 }
 
 /** Sends the process's output to the websockets; resolves when all of it has been sent. */
-function wire(proc: ExecProcess, sockets: Map<string, WebSocket>, interactive: boolean): Promise<void> {
-  const outputs: Promise<void>[] = [pump(proc.stdout, interactive ? sockets.get("0")! : sockets.get("1")!)];
+function wire(stdout: Readable, stderr: Readable | null, sockets: Map<string, WebSocket>, interactive: boolean): Promise<void> {
+  const outputs: Promise<void>[] = [pump(stdout, interactive ? sockets.get("0")! : sockets.get("1")!)];
   if (!interactive) {
-    if (proc.stderr) outputs.push(pump(proc.stderr, sockets.get("2")!));
+    if (stderr) outputs.push(pump(stderr, sockets.get("2")!));
     else barrier(sockets.get("2")!);
   }
   return Promise.all(outputs).then(() => undefined);
@@ -154,12 +168,18 @@ function pump(stream: Readable, ws: WebSocket): Promise<void> {
     stream.on("data", (chunk: Buffer) => {
       if (ws.readyState === ws.OPEN) ws.send(chunk, { binary: true });
     });
+    let finished = false;
     const done = () => {
+      if (finished) return;
+      finished = true;
       barrier(ws);
       resolve();
     };
+    // A command that finished before the client connected may have ended its stream already.
+    if (stream.readableEnded || stream.destroyed) return done();
     stream.once("end", done);
     stream.once("error", done);
+    stream.once("close", done);
   });
 }
 
