@@ -1,3 +1,4 @@
+import { badRequest } from "../api/errors.js";
 import { parseBool, parseSize } from "../config/keys.js";
 import type { InstanceRecord } from "./record.js";
 import { emptyRunConfig, type CpuLimit, type MountSpec, type NicSpec, type ResourceLimits, type RunConfig } from "./runconfig.js";
@@ -22,6 +23,16 @@ export function expandDevices(r: Pick<InstanceRecord, "devices" | "pool" | "prof
 export function rootDisk(devices: Record<string, Record<string, string>>): { name: string; pool: string } | undefined {
   for (const [name, d] of Object.entries(devices)) if (d.type === "disk" && d.path === "/" && d.pool) return { name, pool: d.pool };
   return undefined;
+}
+
+/** Device types whose run-config the container driver applies today (others are refused). */
+export const APPLIED_DEVICE_TYPES: ReadonlySet<string> = new Set(["disk", "nic", "none"]);
+
+/** Refuses devices that validate but that no driver applies yet, rather than ignoring them. */
+export function checkDevicesApplied(devices: Record<string, Record<string, string>>): void {
+  for (const [name, d] of Object.entries(devices))
+    if (!APPLIED_DEVICE_TYPES.has(d.type ?? ""))
+      throw badRequest(`Device "${name}": ${d.type} devices are not supported yet (supported: ${[...APPLIED_DEVICE_TYPES].join(", ")})`);
 }
 
 /** Turns the expanded config and devices into the declarative run-config a driver applies. */

@@ -16,7 +16,7 @@ import { validateDevices } from "./config/devices.js";
 import { validateInstanceConfig } from "./config/keys.js";
 import { validateInstanceName } from "./config/name.js";
 import type { ContainerDriver } from "./driver.js";
-import { expandConfig, expandDevices, rootDisk } from "./expand.js";
+import { checkDevicesApplied, expandConfig, expandDevices, rootDisk } from "./expand.js";
 import { KeyedLock } from "./locks.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
@@ -91,6 +91,7 @@ export class InstanceService {
     const config = validateInstanceConfig(req.config ?? {});
     for (const k of Object.keys(config)) if (k.startsWith("volatile.")) throw badRequest(`"${k}" is set by lodged, not by requests`);
     const devices = validateDevices(req.devices);
+    checkDevicesApplied(devices);
     const profiles = req.profiles ?? ["default"];
     for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
     const image = await this.resolveImage(project, req);
@@ -200,6 +201,7 @@ export class InstanceService {
       const config = validateInstanceConfig(stripVolatile(userConfig));
       for (const [k, v] of Object.entries(config)) if (v === "" && mode === "patch") delete config[k];
       const devices = validateDevices(mode === "put" ? (put.devices ?? {}) : { ...before.devices, ...(put.devices ?? {}) });
+      checkDevicesApplied(devices);
       const profiles = put.profiles ?? before.profiles;
       for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
       for (const key of ["security.privileged", "security.idmap.isolated", "security.idmap.base", "security.idmap.size"])
