@@ -16,7 +16,7 @@ import { validateDevices } from "./config/devices.js";
 import { validateInstanceConfig } from "./config/keys.js";
 import { validateInstanceName } from "./config/name.js";
 import type { ContainerDriver } from "./driver.js";
-import { checkDevicesApplied, expandConfig, expandDevices, rootDisk } from "./expand.js";
+import { checkDevicesApplied, expandDevices, rootDisk } from "./expand.js";
 import { KeyedLock } from "./locks.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
@@ -294,10 +294,6 @@ export class InstanceService {
       this.d.log.warn("removed an instance whose creation was interrupted", { project: r.project, instance: r.name });
     }
     return undone;
-  }
-
-  expanded(r: InstanceRecord) {
-    return { config: expandConfig(r), devices: expandDevices(r) };
   }
 }
 
