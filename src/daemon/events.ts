@@ -1,4 +1,5 @@
 import type { Event, EventType } from "../api/event.js";
+import { nanoTimestamp } from "./timestamp.js";
 
 export interface Subscriber {
   types: ReadonlySet<EventType>;
@@ -31,7 +32,7 @@ export class EventHub {
 
   publish<T>(type: EventType, metadata: T, project = "default"): void {
     if (this.subs.size === 0) return;
-    const event: Event<T> = { type, timestamp: new Date().toISOString(), metadata, location: this.location, project };
+    const event: Event<T> = { type, timestamp: nanoTimestamp(), metadata, location: this.location, project };
     for (const s of this.subs) {
       if (!s.types.has(type)) continue;
       // Logging events belong to no project; everything else is filtered by project.

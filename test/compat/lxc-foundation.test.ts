@@ -61,7 +61,10 @@ test("lxc monitor streams lifecycle and operation events from lodged", async (t)
     .trim()
     .split("\n")
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as { type: string; metadata: { action?: string; id?: string; status?: string } });
+    .map((l) => JSON.parse(l) as { type: string; timestamp: string; metadata: { action?: string; id?: string; status?: string } })
+    // lxc prints each event from its own goroutine: the print order is not the sent order,
+    // the nanosecond timestamps are (they sort as strings).
+    .sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0));
   assert.ok(events.some((e) => e.type === "lifecycle" && e.metadata.action === "config-updated"));
   assert.deepEqual(
     events.filter((e) => e.type === "operation" && e.metadata.id === op.id).map((e) => e.metadata.status),
