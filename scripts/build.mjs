@@ -33,14 +33,21 @@ await Promise.all([
 ]);
 await Promise.all([chmod("dist/lodge.js", 0o755), chmod("dist/lodged.js", 0o755)]);
 
-// The file-access helper (native/fileio/lodge-fileio.c): the file API runs it to act inside an
-// instance's namespaces, which Node cannot enter. No shell: the compiler's arguments are a list.
+// Native parts, one directory each under native/, described by its build.json:
+// { "out": "<file in dist/>", "sources": [...], "flags": [...] } (flags before the sources).
+// E.g. the file-access helper (native/fileio): the file API runs it to act inside an instance's
+// namespaces, which Node cannot enter. No shell: the compiler's arguments are a list.
 {
   const { spawnSync } = await import("node:child_process");
+  const { readdir, readFile } = await import("node:fs/promises");
   const cc = process.env.CC || "cc";
-  const r = spawnSync(cc, ["-O2", "-Wall", "-Wextra", "-o", "dist/lodge-fileio", "native/fileio/lodge-fileio.c"], { stdio: "inherit" });
-  if (r.error || r.status !== 0) {
-    console.error(`build: compiling native/fileio/lodge-fileio.c with ${cc} failed${r.error ? `: ${r.error.message}` : ""}`);
-    process.exit(1);
+  for (const dir of (await readdir("native", { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
+    const spec = JSON.parse(await readFile(`native/${dir}/build.json`, "utf8"));
+    const args = ["-O2", "-Wall", "-Wextra", ...(spec.flags ?? []), "-o", `dist/${spec.out}`, ...spec.sources.map((f) => `native/${dir}/${f}`), ...(spec.libs ?? [])];
+    const r = spawnSync(cc, args, { stdio: "inherit" });
+    if (r.error || r.status !== 0) {
+      console.error(`build: compiling native/${dir} with ${cc} failed${r.error ? `: ${r.error.message}` : ""}`);
+      process.exit(1);
+    }
   }
 }
