@@ -7,10 +7,8 @@
  * itself never joins an instance path onto a host path.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
-import path from "node:path";
+import { nativePath } from "../../sys/native.js";
 import { PassThrough, type Readable } from "node:stream";
-import { fileURLToPath } from "node:url";
 import { ApiError } from "../../api/errors.js";
 
 /** One line of an id map: `range` ids from `nsid` inside map to `hostid` on the host. */
@@ -72,21 +70,12 @@ export interface InstanceFilesOptions {
 /** The helper's exit codes (see the C source). */
 const EXIT = { other: 1, notFound: 2, permission: 3, enter: 4, exists: 5 } as const;
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-let foundHelper: string | undefined;
-
 /**
  * The helper binary: $LODGE_FILEIO, else beside the bundled daemon (dist/lodged.js), else the
  * repository's dist/ when running from source.
  */
 export function fileioHelperPath(): string {
-  const fromEnv = process.env.LODGE_FILEIO;
-  if (fromEnv) return fromEnv;
-  if (foundHelper) return foundHelper;
-  const candidates = [path.join(here, "lodge-fileio"), path.resolve(here, "../../../dist/lodge-fileio")];
-  const hit = candidates.find((c) => existsSync(c));
-  if (hit) foundHelper = hit;
-  return hit ?? candidates[candidates.length - 1]!;
+  return nativePath("lodge-fileio", "LODGE_FILEIO");
 }
 
 interface Exit {

@@ -1,0 +1,226 @@
+/**
+ * The exec agent of a running container (native/execd/lodge-execd.c, see its protocol there).
+ *
+ * One `lxc-attach` per container run starts the agent inside — so it carries exactly what
+ * liblxc gives attached commands: namespaces, cgroups, seccomp, capabilities — and from then on
+ * an exec is one message with three descriptors: no lxc-attach and no fork of the (large)
+ * daemon per command. The agent binary is static and reaches the container as an inherited
+ * descriptor (/proc/self/fd/3), so nothing is copied into the instance.
+ *
+ * The agent then leaves lxc-attach (it lives on under the container's init), so no host process
+ * is kept per container. It goes away with its container, or when lodged closes the socket;
+ * the next exec starts a new one. Terminals (pty) still go through lxc-attach (exec.ts).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { openSync, closeSync } from "node:fs";
+import net from "node:net";
+import { constants as osConstants } from "node:os";
+import type { NativeCalls } from "../../../sys/native.js";
+import type { ExecProcess, ExecRequest, ExecResult } from "../../driver.js";
+
+const T_EXEC = 1;
+const T_SIGNAL = 2;
+const R_READY = 0;
+const R_STARTED = 1;
+const R_EXITED = 2;
+
+export interface AgentTarget {
+  lxcAttach: string;
+  /** The static agent binary on the host. */
+  binary: string;
+  name: string;
+  lxcpath: string;
+  env: NodeJS.ProcessEnv;
+}
+
+interface Pending {
+  started: (pid: number) => void;
+  exited: (r: ExecResult) => void;
+}
+
+export class ExecAgent {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private inbox: Buffer = Buffer.alloc(0);
+  private closed = false;
+  readonly ready: Promise<void>;
+  private onClose: Array<() => void> = [];
+
+  private constructor(
+    private readonly native: NativeCalls,
+    private readonly fd: number,
+    private readonly socket: net.Socket,
+    private readonly child: ChildProcess,
+    readyTimeoutMs: number,
+  ) {
+    let stderr = "";
+    child.stderr?.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
+    this.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error(`the exec agent of ${child.spawnargs[2] ?? "the container"} did not answer`));
+        this.close();
+      }, readyTimeoutMs);
+      const fail = () => {
+        clearTimeout(timer);
+        reject(new Error(stderr.trim().split("\n").pop() || "the exec agent could not start"));
+      };
+      this.onClose.push(fail);
+      this.readyHandler = () => {
+        this.isReady = true;
+        clearTimeout(timer);
+        this.onClose = this.onClose.filter((f) => f !== fail);
+        resolve();
+      };
+    });
+    this.ready.catch(() => undefined);
+    socket.on("data", (chunk: Buffer) => this.receive(chunk));
+    socket.on("close", () => this.close());
+    socket.on("error", () => this.close());
+    this.attachExited = new Promise((r) => child.once("exit", () => r()));
+    // lxc-attach ends as soon as the agent has settled inside; before that, its end is a failure.
+    child.on("exit", () => {
+      if (!this.isReady) this.close();
+    });
+  }
+
+  private readyHandler?: () => void;
+  private isReady = false;
+  /** Resolves when the lxc-attach that started the agent has ended. */
+  readonly attachExited: Promise<void>;
+
+  /** Starts the agent inside a running container; resolves once it answered. */
+  static start(native: NativeCalls, t: AgentTarget, readyTimeoutMs = 10_000): ExecAgent {
+    const [ours, theirs] = native.socketPair();
+    let bin: number | undefined;
+    try {
+      bin = openSync(t.binary, "r");
+      const child = spawn(t.lxcAttach, ["-n", t.name, "-P", t.lxcpath, "--clear-env", "--", "/proc/self/fd/3"], {
+        cwd: "/",
+        env: t.env,
+        stdio: [theirs, "ignore", "pipe", bin],
+        detached: false,
+      });
+      const socket = new net.Socket({ fd: ours, readable: true, writable: false });
+      return new ExecAgent(native, ours, socket, child, readyTimeoutMs);
+    } catch (e) {
+      native.close(ours);
+      throw e;
+    } finally {
+      native.close(theirs);
+      if (bin !== undefined) closeSync(bin);
+    }
+  }
+
+  get alive(): boolean {
+    return !this.closed;
+  }
+
+  /** Called once when the agent is gone (container stopped, agent killed, lodged closing it). */
+  whenClosed(f: () => void): void {
+    if (this.closed) f();
+    else this.onClose.push(f);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    for (const p of this.pending.values()) p.exited({ code: 127 });
+    this.pending.clear();
+    for (const f of this.onClose.splice(0)) f();
+  }
+
+  private receive(chunk: Buffer): void {
+    this.inbox = this.inbox.length ? Buffer.concat([this.inbox, chunk]) : chunk;
+    while (this.inbox.length >= 16) {
+      const len = this.inbox.readUInt32LE(0);
+      if (len !== 12) return this.close(); // the agent speaks fixed frames only
+      const type = this.inbox.readUInt32LE(4);
+      const id = this.inbox.readUInt32LE(8);
+      const value = this.inbox.readInt32LE(12);
+      this.inbox = this.inbox.subarray(16);
+      if (type === R_READY) this.readyHandler?.();
+      else if (type === R_STARTED) this.pending.get(id)?.started(value);
+      else if (type === R_EXITED) {
+        const p = this.pending.get(id);
+        this.pending.delete(id);
+        p?.exited({ code: value });
+      }
+    }
+  }
+
+  /** Runs a command (not on a terminal) through the agent. */
+  exec(req: ExecRequest): ExecProcess {
+    if (this.closed) throw new Error("the exec agent has gone away");
+    if (req.pty) throw new Error("the exec agent runs commands without a terminal");
+    if (req.command.length === 0) throw new Error("exec: the command is empty");
+    const env = Object.entries(req.env ?? {}).map(([k, v]) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`exec: "${k}" is not a valid environment variable name`);
+      return `${k}=${v}`;
+    });
+    const strings = [req.cwd || "/", ...req.command, ...env];
+    for (const s of strings) if (s.includes("\0")) throw new Error("exec: arguments and environment may not contain NUL bytes");
+    const body = Buffer.from(strings.join("\0") + "\0", "utf8");
+    const id = this.nextId++;
+    const head = Buffer.alloc(28);
+    head.writeUInt32LE(8 + 16 + body.length, 0);
+    head.writeUInt32LE(T_EXEC, 4);
+    head.writeUInt32LE(id, 8);
+    head.writeInt32LE(req.uid ?? -1, 12);
+    head.writeInt32LE(req.gid ?? -1, 16);
+    head.writeUInt32LE(req.command.length, 20);
+    head.writeUInt32LE(env.length, 24);
+
+    const n = this.native;
+    const stdin = n.pipe();
+    const stdout = n.pipe();
+    const stderr = n.pipe();
+    let exitedResolve!: (r: ExecResult) => void;
+    const exited = new Promise<ExecResult>((r) => (exitedResolve = r));
+    let pid = 0;
+    this.pending.set(id, { started: (p) => (pid = p), exited: exitedResolve });
+    try {
+      n.sendFds(this.fd, Buffer.concat([head, body]), [stdin[0], stdout[1], stderr[1]]);
+    } catch (e) {
+      this.pending.delete(id);
+      for (const fd of [...stdin, ...stdout, ...stderr]) n.close(fd);
+      throw e;
+    } finally {
+      // The agent holds its own copies now.
+      for (const fd of [stdin[0], stdout[1], stderr[1]]) n.close(fd);
+    }
+    const inStream = new net.Socket({ fd: stdin[1], readable: false, writable: true });
+    inStream.on("error", () => undefined);
+    const outStream = new net.Socket({ fd: stdout[0], readable: true, writable: false });
+    const errStream = new net.Socket({ fd: stderr[0], readable: true, writable: false });
+    // As a child process's "close": the exit code once the command exited and its output ended.
+    const ended = (s: net.Socket) => new Promise<void>((r) => (s.readableEnded || s.destroyed ? r() : s.once("close", () => r())));
+    const done = Promise.all([exited, ended(outStream), ended(errStream)]).then(([r]) => r);
+    const agent = this;
+    return {
+      get pid() {
+        return pid;
+      },
+      stdin: inStream,
+      stdout: outStream,
+      stderr: errStream,
+      exited: done,
+      signal(sig: NodeJS.Signals) {
+        const num = osConstants.signals[sig];
+        if (!num || agent.closed) return;
+        const f = Buffer.alloc(16);
+        f.writeUInt32LE(12, 0);
+        f.writeUInt32LE(T_SIGNAL, 4);
+        f.writeUInt32LE(id, 8);
+        f.writeInt32LE(num, 12);
+        try {
+          agent.native.sendFds(agent.fd, f, []);
+        } catch {
+          agent.close();
+        }
+      },
+      async resize() {},
+    };
+  }
+}

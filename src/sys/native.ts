@@ -1,0 +1,49 @@
+/**
+ * Where the native parts built from native/ live (scripts/build.mjs puts them in dist/): beside
+ * the bundled daemon (dist/lodged.js), else the repository's dist/ when running from source.
+ * An environment variable may name another path (e.g. LODGE_FILEIO).
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const found = new Map<string, string>();
+
+export function nativePath(file: string, envVar?: string): string {
+  const fromEnv = envVar ? process.env[envVar] : undefined;
+  if (fromEnv) return fromEnv;
+  const known = found.get(file);
+  if (known) return known;
+  // Bundled: dist/lodged.js → dist/<file>. From source: src/sys → ../../dist/<file>.
+  const candidates = [path.join(here, file), path.resolve(here, "../../dist", file)];
+  const hit = candidates.find((c) => existsSync(c));
+  if (hit) found.set(file, hit);
+  return hit ?? candidates[candidates.length - 1]!;
+}
+
+/** The N-API module (native/napi): descriptors Node cannot make or send itself. */
+export interface NativeCalls {
+  /** [read end, write end], close-on-exec. */
+  pipe(): [number, number];
+  /** A connected AF_UNIX stream pair, close-on-exec. */
+  socketPair(): [number, number];
+  close(fd: number): void;
+  /** Sends all of `data` on a unix socket; `fds` travel with its first byte (SCM_RIGHTS). */
+  sendFds(socketFd: number, data: Buffer, fds: number[]): void;
+}
+
+let loaded: NativeCalls | null | undefined;
+
+/** The native module, or null when it was not built (callers fall back to slower paths). */
+export function nativeCalls(): NativeCalls | null {
+  if (loaded !== undefined) return loaded;
+  const file = nativePath("lodge-native.node", "LODGE_NATIVE");
+  try {
+    loaded = createRequire(import.meta.url)(file) as NativeCalls;
+  } catch {
+    loaded = null;
+  }
+  return loaded;
+}
