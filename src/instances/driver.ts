@@ -23,6 +23,31 @@ export type InstanceStatus = "Running" | "Stopped" | "Frozen" | "Error";
 /** Interface counters, in the API's own shape. */
 export type NetworkCounters = InstanceStateNetworkCounters;
 
+/** One address of an interface inside the instance. */
+export interface NetworkAddress {
+  family: "inet" | "inet6";
+  address: string;
+  /** Prefix length, as a decimal string ("24"), as LXD reports it. */
+  netmask: string;
+  /** global, link (link-local) or local (host/loopback). */
+  scope: "global" | "link" | "local";
+}
+
+/** An interface as the instance sees it (LXD's state.network entries). */
+export interface NetworkInterfaceState {
+  addresses: NetworkAddress[];
+  counters: NetworkCounters;
+  /** MAC address; "" when the interface has none (loopback, tunnels) or it could not be read. */
+  hwaddr: string;
+  /** The host side of the interface (the veth peer of a NIC device); "" when it has none. */
+  host_name: string;
+  /** 0 when it could not be read. */
+  mtu: number;
+  /** Administrative state (IFF_UP). */
+  state: "up" | "down";
+  type: "broadcast" | "loopback" | "point-to-point" | "unknown";
+}
+
 export interface InstanceState {
   status: InstanceStatus;
   /** Host pid of the instance's init (container) or QEMU process; 0 when stopped. */
@@ -31,8 +56,8 @@ export interface InstanceState {
   processes: number;
   cpu: { usage_ns: number };
   memory: { usage: number; usage_peak: number; swap_usage: number };
-  /** Interface counters as the instance sees them, by interface name. */
-  network: Record<string, { counters: NetworkCounters }>;
+  /** The instance's interfaces as it sees them, by interface name; empty when stopped. */
+  network: Record<string, NetworkInterfaceState>;
 }
 
 export interface ExecRequest {

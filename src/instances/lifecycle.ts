@@ -49,9 +49,20 @@ export class InstanceLifecycle {
   /** The wire form of GET .../state. */
   async wireState(r: InstanceRecord): Promise<WireState> {
     const s = await this.state(r);
+    // As LXD: a frozen instance still shows its interfaces; a stopped one has none (null).
+    const live = s.status === "Running" || s.status === "Frozen";
     const network: WireState["network"] = {};
-    for (const [name, n] of Object.entries(s.network))
-      network[name] = { addresses: [], counters: n.counters, hwaddr: "", host_name: "", mtu: 0, state: "up", type: "broadcast" };
+    for (const [name, n] of Object.entries(s.network)) {
+      network[name] = {
+        addresses: n.addresses.map((a) => ({ family: a.family, address: a.address, netmask: a.netmask, scope: a.scope })),
+        counters: n.counters,
+        hwaddr: n.hwaddr,
+        host_name: n.host_name,
+        mtu: n.mtu,
+        state: n.state,
+        type: n.type,
+      };
+    }
     return {
       ...statusOf(s.status),
       pid: s.pid,
@@ -59,7 +70,7 @@ export class InstanceLifecycle {
       cpu: { usage: s.cpu.usage_ns },
       memory: { usage: s.memory.usage, usage_peak: s.memory.usage_peak, swap_usage: s.memory.swap_usage, swap_usage_peak: 0 },
       disk: {},
-      network: s.status === "Running" ? network : null,
+      network: live ? network : null,
     };
   }
 

@@ -36,7 +36,8 @@ import type { ResourceLimits } from "../../runconfig.js";
 import { renderLxcConfig, SECCOMP_POLICY, type LxcHostFacts } from "./config.js";
 import { spawnAttach } from "./exec.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
-import { findProcesses, networkCounters, waitForExit } from "./process.js";
+import { networkState } from "./netstate.js";
+import { findProcesses, waitForExit } from "./process.js";
 
 export interface LxcDriverOptions {
   /** liblxc's lxcpath: one directory per container below it. */
@@ -260,7 +261,7 @@ export class LxcDriver implements ContainerDriver {
       cg.memoryPeak(),
       cg.swapUsage(),
       cg.cpuUsageNs(),
-      networkCounters(procs.init),
+      networkState(procs.init),
     ]);
     return {
       status: frozen ? "Frozen" : "Running",

@@ -7,7 +7,6 @@
  */
 import { readFile } from "node:fs/promises";
 import { pollUntil } from "../../../sys/cgroup.js";
-import type { NetworkCounters } from "../../driver.js";
 
 export interface ContainerProcesses {
   monitor: number;
@@ -51,31 +50,5 @@ export async function waitForExit(pid: number, timeoutMs: number): Promise<void>
   await pollUntil(async () => (await startTime(pid)) !== started, timeoutMs, `process ${pid} did not exit`);
 }
 
-/** Interface counters from /proc/<pid>/net/dev: the network namespace of that process. */
-export function parseNetDev(text: string): Record<string, { counters: NetworkCounters }> {
-  const out: Record<string, { counters: NetworkCounters }> = {};
-  for (const line of text.split("\n").slice(2)) {
-    const m = /^\s*([^:\s]+):\s*(.*)$/.exec(line);
-    if (!m) continue;
-    const f = m[2]!.trim().split(/\s+/).map(Number);
-    if (f.length < 16) continue;
-    out[m[1]!] = {
-      counters: {
-        bytes_received: f[0]!,
-        packets_received: f[1]!,
-        errors_received: f[2]!,
-        packets_dropped_inbound: f[3]!,
-        bytes_sent: f[8]!,
-        packets_sent: f[9]!,
-        errors_sent: f[10]!,
-        packets_dropped_outbound: f[11]!,
-      },
-    };
-  }
-  return out;
-}
-
-export async function networkCounters(pid: number): Promise<Record<string, { counters: NetworkCounters }>> {
-  const text = await readOpt(`/proc/${pid}/net/dev`);
-  return text ? parseNetDev(text) : {};
-}
+// The network counters live with the rest of the network state.
+export { parseNetDev } from "./netstate.js";
