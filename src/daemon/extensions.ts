@@ -23,6 +23,8 @@ export const API_EXTENSIONS: readonly string[] = [
   "instances",
   // recursion=2 on /1.0/instances: state, snapshots and backups inline (one request for `lxc list`).
   "container_full",
+  // GET /1.0/instances/<name>?recursion=1: the same full object for one instance (`lxc info`).
+  "instance_get_full",
   // filter= on list endpoints (instances, images).
   "api_filtering",
   "container_exec_recording",

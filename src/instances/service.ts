@@ -18,6 +18,7 @@ import { validateInstanceName } from "./config/name.js";
 import type { ContainerDriver } from "./driver.js";
 import { checkDevicesApplied, expandDevices, rootDisk } from "./expand.js";
 import { KeyedLock } from "./locks.js";
+import { checkNicParents } from "./nic-parents.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
 
@@ -92,6 +93,7 @@ export class InstanceService {
     for (const k of Object.keys(config)) if (k.startsWith("volatile.")) throw badRequest(`"${k}" is set by lodged, not by requests`);
     const devices = validateDevices(req.devices);
     checkDevicesApplied(devices);
+    await checkNicParents(devices);
     const profiles = req.profiles ?? ["default"];
     for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
     const image = await this.resolveImage(project, req);
@@ -202,6 +204,7 @@ export class InstanceService {
       for (const [k, v] of Object.entries(config)) if (v === "" && mode === "patch") delete config[k];
       const devices = validateDevices(mode === "put" ? (put.devices ?? {}) : { ...before.devices, ...(put.devices ?? {}) });
       checkDevicesApplied(devices);
+      await checkNicParents(devices, before.devices);
       const profiles = put.profiles ?? before.profiles;
       for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
       for (const key of ["security.privileged", "security.idmap.isolated", "security.idmap.base", "security.idmap.size"])

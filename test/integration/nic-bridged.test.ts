@@ -1,0 +1,230 @@
+import test, { type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes, randomInt } from "node:crypto";
+import { access, readdir, readFile, readlink } from "node:fs/promises";
+import { basename, join } from "node:path";
+import type { InstanceFull, InstanceState, InstanceStateNetwork } from "../../src/api/instance.js";
+import type { Operation } from "../../src/api/operation.js";
+import { busyboxImage } from "../helpers/busybox-image.js";
+import { runCommand, TestDaemon } from "../helpers/daemon.js";
+
+// Bridged NICs on a real Linux bridge that each test makes for itself (a name and a 10.x.y.0/24
+// unique to the run), and the network part of the state that lodged reads from files: addresses,
+// MAC, MTU, the host-side veth, counters; through the API, `lxc list`, `lxc info` and `lodge list`.
+
+const ip = (args: string[]) => runCommand("ip", args);
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+/** A fresh /24 in 10.0.0.0/8 that no route of the host (any table) overlaps. */
+async function freeSubnet(): Promise<string> {
+  const routes = JSON.parse((await ip(["-j", "-4", "route", "show", "table", "all"])).stdout) as { dst: string }[];
+  const addrs = JSON.parse((await ip(["-j", "-4", "addr"])).stdout) as { addr_info: { local: string; prefixlen: number }[] }[];
+  const taken = [
+    ...routes.filter((r) => r.dst !== "default").map((r) => (r.dst.includes("/") ? r.dst : `${r.dst}/32`)),
+    ...addrs.flatMap((a) => a.addr_info.map((i) => `${i.local}/${i.prefixlen}`)),
+  ].map((cidr) => {
+    const [a, len] = cidr.split("/");
+    const n = a!.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
+    const size = 2 ** (32 - Number(len));
+    return { start: n - (n % size), size };
+  });
+  for (let i = 0; i < 200; i++) {
+    const [x, y] = [randomInt(1, 255), randomInt(0, 255)];
+    const start = 10 * 2 ** 24 + x * 2 ** 16 + y * 256;
+    if (!taken.some((t) => start < t.start + t.size && t.start < start + 256)) return `10.${x}.${y}`;
+  }
+  throw new Error("no free 10.x.y.0/24 on this host");
+}
+
+/** A bridge with .1 of a free /24, removed when the test ends (also when it fails). */
+async function makeBridge(t: TestContext): Promise<{ name: string; net: string }> {
+  const name = `lbt${randomBytes(5).toString("hex")}`; // 13 characters
+  const net = await freeSubnet();
+  t.after(() => runCommand("ip", ["link", "del", name], { allowFail: true }));
+  await ip(["link", "add", name, "type", "bridge"]);
+  await ip(["addr", "add", `${net}.1/24`, "dev", name]);
+  await ip(["link", "set", name, "up"]);
+  return { name, net };
+}
+
+async function daemonWithImage(t: TestContext): Promise<TestDaemon> {
+  const d = await TestDaemon.start(t);
+  const img = await busyboxImage();
+  await d.lxc(["image", "import", img.file, "--alias", "bb"]);
+  return d;
+}
+
+/**
+ * Polls until `check` holds (10 s at most). A veth goes when the container's network namespace
+ * is freed, which the kernel does in a work queue a moment after the last process exits.
+ */
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (let delay = 5; !(await check()); delay = Math.min(delay * 2, 200)) {
+    if (Date.now() > deadline) assert.fail(what);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+const randomMac = () => `00:16:3e:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, "0")).join(":")}`;
+
+const state = (d: TestDaemon, name: string) => d.client.get<InstanceState>(`/1.0/instances/${name}/state`);
+
+/** The host's veth interfaces. */
+async function hostVeths(): Promise<string[]> {
+  const links = JSON.parse((await ip(["-j", "link", "show", "type", "veth"])).stdout) as { ifname: string }[];
+  return links.map((l) => l.ifname);
+}
+
+/** Nothing of the daemon's instances left: no liblxc directories, volumes or monitors. */
+async function assertNoLeftovers(d: TestDaemon): Promise<void> {
+  const list = (dir: string) => readdir(join(d.dir, dir)).catch(() => [] as string[]);
+  assert.deepEqual(await list("containers"), [], "no liblxc artefacts");
+  assert.deepEqual(await list("storage-pools/default/containers"), [], "no volumes");
+  assert.deepEqual(await d.client.get<string[]>("/1.0/instances"), [], "no instances");
+  const ps = (await runCommand("ps", ["-eo", "args"])).stdout;
+  assert.ok(!ps.includes(join(d.dir, "containers")), "no liblxc monitor of this daemon left");
+}
+
+/**
+ * Gives eth0 .2 inside, then checks every view of the interface against what the host sees.
+ * Returns the host-side veth.
+ */
+async function checkBridgedNic(d: TestDaemon, c: string, br: { name: string; net: string }, mac: string): Promise<string> {
+  await d.lxc(["exec", c, "--", "ip", "addr", "add", `${br.net}.2/24`, "dev", "eth0"]);
+
+  const s = await state(d, c);
+  const eth0 = s.network?.eth0 as InstanceStateNetwork;
+  assert.ok(eth0, `eth0 in the state: ${JSON.stringify(s.network)}`);
+  assert.deepEqual(eth0.addresses.find((a) => a.family === "inet"), { family: "inet", address: `${br.net}.2`, netmask: "24", scope: "global" });
+  const ll = eth0.addresses.find((a) => a.family === "inet6");
+  if (await exists("/proc/net/if_inet6")) assert.equal(ll?.scope, "link", "an IPv6 link-local address (the kernel has IPv6)");
+  assert.equal(eth0.hwaddr, mac);
+  assert.equal(eth0.mtu, 1400);
+  assert.equal(eth0.state, "up");
+  assert.equal(eth0.type, "broadcast");
+  const veth = eth0.host_name;
+  assert.match(veth, /^\S+$/, "a host-side interface");
+  assert.equal(basename(await readlink(`/sys/class/net/${veth}/master`)), br.name, "the veth is a port of the test's bridge");
+  assert.ok((await hostVeths()).includes(veth), "it is a veth");
+  assert.equal((await readFile(`/sys/class/net/${veth}/mtu`, "utf8")).trim(), "1400");
+
+  const lo = s.network!.lo!;
+  assert.equal(lo.type, "loopback");
+  assert.equal(lo.host_name, "");
+  assert.equal(lo.hwaddr, "");
+  assert.deepEqual(lo.addresses.find((a) => a.family === "inet"), { family: "inet", address: "127.0.0.1", netmask: "8", scope: "local" });
+
+  // Traffic on the test's own bridge, counted on both sides.
+  const before = eth0.counters;
+  const ping = await d.lxc(["exec", c, "--", "ping", "-c1", "-W2", `${br.net}.1`], { allowFail: true });
+  assert.equal(ping.code, 0, `ping the bridge from inside: ${ping.stdout}${ping.stderr}`);
+  const after = (await state(d, c)).network!.eth0!.counters;
+  assert.ok(after.packets_sent > before.packets_sent && after.bytes_sent > before.bytes_sent, "sent counters grow");
+  assert.ok(after.packets_received > before.packets_received && after.bytes_received > before.bytes_received, "received counters grow");
+
+  // The lxc client's views: the IPv4 column and `lxc info`'s network section.
+  assert.equal((await d.lxc(["list", "--format", "csv", "-c", "n4", c])).stdout, `${c},${br.net}.2 (eth0)\n`);
+  const info = (await d.lxc(["info", c])).stdout;
+  const section = info.slice(info.indexOf("    eth0:"));
+  assert.match(section, /Type: broadcast/);
+  assert.match(section, /State: UP/);
+  assert.match(section, new RegExp(`Host interface: ${veth}\\n`));
+  assert.match(section, new RegExp(`MAC address: ${mac}\\n`));
+  assert.match(section, /MTU: 1400\n/);
+  assert.match(section, new RegExp(`inet: +${br.net.replace(/\./g, "\\.")}\\.2/24 \\(global\\)`));
+  assert.match(info, /inet: +127\.0\.0\.1\/8 \(local\)/);
+
+  // Our own client: one request for the list, the same column.
+  assert.equal((await d.lodge(["list", "--format", "csv", "-c", "n4", c])).stdout, `${c},${br.net}.2 (eth0)\n`);
+  const full = JSON.parse((await d.lodge(["list", "--format", "json", c])).stdout) as InstanceFull[];
+  assert.equal(full[0]!.state!.network!.eth0!.host_name, veth);
+  return veth;
+}
+
+async function deleteAndCheckGone(d: TestDaemon, c: string, veth: string, bridge: string): Promise<void> {
+  await d.lxc(["delete", "--force", c]);
+  await eventually(async () => !(await exists(`/sys/class/net/${veth}`)), `host veth ${veth} removed with the container`);
+  await eventually(async () => (await readdir(`/sys/class/net/${bridge}/brif`)).length === 0, "no port left on the bridge");
+  await assertNoLeftovers(d);
+}
+
+test("bridged NIC from the create request: address, MAC, MTU, host veth, traffic, counters; all gone after delete", async (t) => {
+  const d = await daemonWithImage(t);
+  const br = await makeBridge(t);
+  const mac = randomMac();
+  const op = await d.client.post<Operation>("/1.0/instances", {
+    name: "n1",
+    source: { type: "image", alias: "bb" },
+    devices: { eth0: { type: "nic", nictype: "bridged", parent: br.name, hwaddr: mac, mtu: "1400", name: "eth0" } },
+  });
+  await d.client.wait(op);
+  await d.lxc(["start", "n1"]);
+  const veth = await checkBridgedNic(d, "n1", br, mac);
+
+  // Frozen, the interfaces are still shown (as LXD); stopped, there are none.
+  await d.lxc(["pause", "n1"]);
+  assert.equal((await state(d, "n1")).network?.eth0?.host_name, veth);
+  await d.lxc(["start", "n1"]);
+  await d.lxc(["stop", "--force", "n1"]);
+  assert.equal((await state(d, "n1")).network, null);
+  await eventually(async () => !(await exists(`/sys/class/net/${veth}`)), "the veth goes when the container stops");
+  assert.equal((await d.lxc(["list", "--format", "csv", "-c", "n4", "n1"])).stdout, "n1,\n");
+  await d.lxc(["start", "n1"]);
+  const again = (await state(d, "n1")).network!.eth0!;
+  assert.equal(again.hwaddr, mac, "the MAC stays across restarts");
+  await deleteAndCheckGone(d, "n1", again.host_name, br.name);
+});
+
+test("bridged NIC added with `lxc config device add`", async (t) => {
+  const d = await daemonWithImage(t);
+  const br = await makeBridge(t);
+  const mac = randomMac();
+  await d.lxc(["init", "bb", "n2"]);
+  await d.lxc(["config", "device", "add", "n2", "eth0", "nic", "nictype=bridged", `parent=${br.name}`, `hwaddr=${mac}`, "mtu=1400", "name=eth0"]);
+  await d.lxc(["start", "n2"]);
+  const veth = await checkBridgedNic(d, "n2", br, mac);
+  await deleteAndCheckGone(d, "n2", veth, br.name);
+});
+
+test("a parent bridge the host lacks: a 400 naming it at create and on device add, a clear start error; nothing left", async (t) => {
+  const d = await daemonWithImage(t);
+  const missing = `lbt${randomBytes(5).toString("hex")}`;
+  const vethsBefore = new Set(await hostVeths());
+
+  const r = await d.client.raw("POST", "/1.0/instances", {
+    name: "m1",
+    source: { type: "image", alias: "bb" },
+    devices: { eth0: { type: "nic", nictype: "bridged", parent: missing, name: "eth0" } },
+  });
+  assert.equal(r.status, 400);
+  assert.match((r.body as { error: string }).error, new RegExp(`Invalid device "eth0": parent bridge "${missing}" does not exist`));
+  const notBridge = await d.client.raw("POST", "/1.0/instances", {
+    name: "m1",
+    source: { type: "image", alias: "bb" },
+    devices: { eth0: { type: "nic", nictype: "bridged", parent: "lo" } },
+  });
+  assert.equal(notBridge.status, 400);
+  assert.match((notBridge.body as { error: string }).error, /parent "lo" is not a bridge/);
+  await assertNoLeftovers(d);
+
+  // lxc config device add on an existing instance: refused, the device not stored.
+  await d.lxc(["init", "bb", "m2"]);
+  const add = await d.lxc(["config", "device", "add", "m2", "eth0", "nic", "nictype=bridged", `parent=${missing}`], { allowFail: true });
+  assert.notEqual(add.code, 0);
+  assert.match(add.stderr, new RegExp(`parent bridge "${missing}" does not exist`));
+  assert.equal((await d.lxc(["config", "device", "list", "m2"])).stdout.trim(), "");
+
+  // A bridge that goes away after the device was added: start fails naming it, no veth is left.
+  const br = await makeBridge(t);
+  await d.lxc(["config", "device", "add", "m2", "eth0", "nic", "nictype=bridged", `parent=${br.name}`, "name=eth0"]);
+  await ip(["link", "del", br.name]);
+  const start = await d.lxc(["start", "m2"], { allowFail: true });
+  assert.notEqual(start.code, 0);
+  assert.match(start.stderr, new RegExp(`nic eth0: parent bridge "${br.name}" does not exist on this host`));
+  assert.equal((await d.lxc(["list", "--format", "csv", "-c", "s", "m2"])).stdout, "STOPPED\n");
+  await d.lxc(["delete", "m2"]);
+  await assertNoLeftovers(d);
+  const newVeths = (await hostVeths()).filter((v) => !vethsBefore.has(v));
+  for (const v of newVeths) assert.ok(await exists(`/sys/class/net/${v}/master`), `veth ${v} left without a bridge`);
+});
