@@ -13,6 +13,7 @@
 import type { Readable, Writable } from "node:stream";
 import type { InstanceStateNetworkCounters } from "../api/instance.js";
 import type { IdmapEntry } from "../sys/idmap.js";
+import type { ProxySpec } from "./devices/proxy.js";
 import type { ResourceLimits, RunConfig } from "./runconfig.js";
 
 export type InstanceType = "container" | "virtual-machine";
@@ -173,6 +174,8 @@ export interface ContainerDriver extends InstanceDriver<ContainerSpec> {
   readonly type: "container";
   /** Applies limits to a running container at once (the config keeps them for the next start). */
   applyLimits(name: string, limits: ResourceLimits): Promise<void>;
+  /** Starts and stops the proxy forwarders of a running container to match `proxies` (hot-plug). */
+  applyProxies(name: string, proxies: ProxySpec[]): Promise<void>;
 }
 
 export class InstanceDriverError extends Error {

@@ -1,5 +1,6 @@
 import { badRequest } from "../api/errors.js";
 import { parseBool, parseSize } from "../config/keys.js";
+import { parseProxyDevice } from "./devices/proxy.js";
 import type { InstanceRecord } from "./record.js";
 import { emptyRunConfig, type CpuLimit, type MountSpec, type NicSpec, type ResourceLimits, type RunConfig } from "./runconfig.js";
 
@@ -26,7 +27,7 @@ export function rootDisk(devices: Record<string, Record<string, string>>): { nam
 }
 
 /** Device types whose run-config the container driver applies today (others are refused). */
-export const APPLIED_DEVICE_TYPES: ReadonlySet<string> = new Set(["disk", "nic", "none"]);
+export const APPLIED_DEVICE_TYPES: ReadonlySet<string> = new Set(["disk", "nic", "none", "proxy"]);
 
 /** Refuses devices that validate but that no driver applies yet, rather than ignoring them. */
 export function checkDevicesApplied(devices: Record<string, Record<string, string>>): void {
@@ -42,6 +43,7 @@ export function runConfig(config: Record<string, string>, devices: Record<string
   for (const [name, d] of Object.entries(devices)) {
     if (d.type === "disk" && d.path !== "/" && d.source) run.mounts.push(mount(d));
     if (d.type === "nic" && d.nictype === "bridged") run.nics.push(nic(name, d));
+    if (d.type === "proxy") run.proxies.push(parseProxyDevice(name, d));
   }
   return run;
 }

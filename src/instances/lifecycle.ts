@@ -187,6 +187,7 @@ export class InstanceLifecycle {
     if ((await this.d.driver.state(host)).status !== "Running") return;
     const spec = await this.d.specs.build(r, await this.d.storage.instancePath(r.pool, r.project, r.name, "container"));
     await this.d.driver.applyLimits(host, spec.run.limits);
+    await this.d.driver.applyProxies(host, spec.run.proxies);
   }
 }
 

@@ -4,6 +4,9 @@
  * way for a container (liblxc config) as for a VM (QEMU arguments), so a device never needs
  * to know which it serves.
  */
+import type { ProxySpec } from "./devices/proxy.js";
+
+export type { ProxySpec } from "./devices/proxy.js";
 
 /** A host path made visible inside the instance (disk device). */
 export interface MountSpec {
@@ -70,10 +73,12 @@ export interface RunConfig {
   nics: NicSpec[];
   limits: ResourceLimits;
   deviceRules: DeviceRule[];
+  /** Forwarders between the host and the instance (proxy devices). */
+  proxies: ProxySpec[];
 }
 
 export function emptyRunConfig(): RunConfig {
-  return { mounts: [], nics: [], limits: {}, deviceRules: [] };
+  return { mounts: [], nics: [], limits: {}, deviceRules: [], proxies: [] };
 }
 
 /** Merges parts in order; later limits override earlier ones field by field. */
@@ -83,6 +88,7 @@ export function mergeRunConfigs(...parts: Partial<RunConfig>[]): RunConfig {
     out.mounts.push(...(p.mounts ?? []));
     out.nics.push(...(p.nics ?? []));
     out.deviceRules.push(...(p.deviceRules ?? []));
+    out.proxies.push(...(p.proxies ?? []));
     const l = p.limits ?? {};
     if (l.memory) out.limits.memory = { ...out.limits.memory, ...l.memory };
     if (l.cpu) out.limits.cpu = { ...out.limits.cpu, ...l.cpu };

@@ -128,14 +128,13 @@ test("bad input is refused with a clear error and leaves nothing behind", async 
   });
   assert.equal(r.status, 400);
   assert.match(r.body.type === "error" ? r.body.error : "", /Invalid device "eth0": "parent" is required/);
-  // A valid device that is not applied yet is refused, never silently ignored.
   const proxy = await d.client.raw("POST", "/1.0/instances", {
     name: "c6",
     source: { type: "image", alias: "bb" },
-    devices: { web: { type: "proxy", listen: "tcp:127.0.0.1:8080", connect: "tcp:127.0.0.1:80" } },
+    devices: { web: { type: "proxy", listen: "tcp:127.0.0.1:80800", connect: "tcp:127.0.0.1:80" } },
   });
   assert.equal(proxy.status, 400);
-  assert.match(proxy.body.type === "error" ? proxy.body.error : "", /Device "web": proxy devices are not supported yet/);
+  assert.match(proxy.body.type === "error" ? proxy.body.error : "", /Invalid device "web": "listen" port 80800 is out of range/);
   assert.equal((await d.lxc(["list", "-f", "csv"])).stdout, "");
   await assertNoLeftovers(d);
   await assert.rejects(access(join(d.dir, "storage-pools/default/containers/c5")));

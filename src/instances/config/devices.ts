@@ -1,5 +1,6 @@
 import { badRequest, ApiError } from "../../api/errors.js";
 import { validateConfig, type KeyTable } from "../../config/keys.js";
+import { checkProxyDevice } from "../devices/proxy.js";
 
 /** A device as the API carries it: a type and string options. */
 export type DeviceConfig = Record<string, string>;
@@ -39,6 +40,10 @@ export const DEVICE_KEYS: Record<string, KeyTable> = {
     uid: int("Owner of a listening unix socket"),
     gid: int("Group of a listening unix socket"),
     mode: str("Mode of a listening unix socket"),
+    "security.uid": int("Who the forwarder acts as inside the instance (uid)"),
+    "security.gid": int("Who the forwarder acts as inside the instance (gid)"),
+    proxy_protocol: bool("Send a PROXY protocol v2 header to the upstream"),
+    nat: bool("NAT mode (needs a managed network; not supported yet)"),
   },
   "unix-char": unixKeys(),
   "unix-block": unixKeys(),
@@ -125,14 +130,7 @@ const CHECKS: Record<string, (dev: DeviceConfig) => void> = {
     if (dev.mtu && (Number(dev.mtu) < 576 || Number(dev.mtu) > 65535)) throw badRequest('"mtu" must be between 576 and 65535');
     if (dev.name && !/^[A-Za-z0-9_.-]{1,15}$/.test(dev.name)) throw badRequest(`"name" ${JSON.stringify(dev.name)} is not a valid interface name`);
   },
-  proxy: (dev) => {
-    need(dev, "listen");
-    need(dev, "connect");
-    const listen = proxyAddress(dev.listen!, "listen");
-    const connect = proxyAddress(dev.connect!, "connect");
-    if (listen === "udp" && connect !== "udp") throw badRequest("a udp listener can only connect to udp");
-    if (dev.bind && !["host", "instance"].includes(dev.bind)) throw badRequest('"bind" must be host or instance');
-  },
+  proxy: checkProxyDevice,
   "unix-char": unixDevice,
   "unix-block": unixDevice,
 };
@@ -142,20 +140,4 @@ function unixDevice(dev: DeviceConfig): void {
   absolute(dev, "source");
   absolute(dev, "path");
   if (dev.mode && !/^0?[0-7]{3,4}$/.test(dev.mode)) throw badRequest(`"mode" ${JSON.stringify(dev.mode)} is not an octal mode like 0660`);
-}
-
-function proxyAddress(addr: string, key: string): "tcp" | "udp" | "unix" {
-  const m = /^(tcp|udp|unix):(.+)$/.exec(addr);
-  if (!m) throw badRequest(`"${key}" ${JSON.stringify(addr)} must look like tcp:127.0.0.1:80, udp:…:53 or unix:/path`);
-  const proto = m[1] as "tcp" | "udp" | "unix";
-  if (proto === "unix") {
-    if (!m[2]!.startsWith("/") && !m[2]!.startsWith("@")) throw badRequest(`"${key}" unix socket path must be absolute`);
-    return proto;
-  }
-  const hp = /^(\[[0-9a-fA-F:.]+\]|[^:]+):(\d+)(?:-(\d+))?$/.exec(m[2]!);
-  if (!hp) throw badRequest(`"${key}" ${JSON.stringify(addr)} needs an address and a port`);
-  const port = Number(hp[2]);
-  if (port < 1 || port > 65535 || (hp[3] !== undefined && Number(hp[3]) < port))
-    throw badRequest(`"${key}" has an invalid port range`);
-  return proto;
 }

@@ -32,11 +32,12 @@ import {
   type StartResult,
   type StopOptions,
 } from "../../driver.js";
-import { nicParentProblem } from "../../nic-parents.js";
 import type { ResourceLimits } from "../../runconfig.js";
 import { renderLxcConfig, SECCOMP_POLICY, type LxcHostFacts } from "./config.js";
 import { spawnAttach } from "./exec.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
+import { ProxyForwarders } from "./proxy.js";
+import type { ProxySpec } from "../../devices/proxy.js";
 import { networkState } from "./netstate.js";
 import { findProcesses, waitForExit } from "./process.js";
 
@@ -77,9 +78,11 @@ export class LxcDriver implements ContainerDriver {
   readonly lxcpath: string;
   private tools?: Promise<Tools>;
   private facts?: Promise<LxcHostFacts>;
+  private readonly proxies: ProxyForwarders;
 
   constructor(private readonly opts: LxcDriverOptions) {
     this.lxcpath = path.resolve(opts.lxcpath);
+    this.proxies = new ProxyForwarders((n) => this.dir(n));
   }
 
   dir(name: string): string {
@@ -167,10 +170,6 @@ export class LxcDriver implements ContainerDriver {
       throw new InstanceDriverError(`container ${name} does not exist in ${this.lxcpath}`);
     });
     await checkRootfsPath(spec);
-    for (const nic of spec.run.nics) {
-      const problem = await nicParentProblem(nic.parent);
-      if (problem) throw new InstanceDriverError(`container ${name} failed to start: nic ${nic.name}: ${problem}`);
-    }
     const ownership = await chooseOwnership(spec, this.opts.ownership ?? "auto");
     const rootfsIdmap = await prepareRootfs(spec, ownership);
     await this.writeConfig(spec, ownership);
@@ -197,6 +196,11 @@ export class LxcDriver implements ContainerDriver {
       this.opts.startTimeoutMs ?? 10_000,
       `container ${name} shows no init process`,
     );
+    // Proxy devices' forwarders, once init runs (proxy.ts); a start they fail leaves nothing running.
+    await this.proxies.sync(name, pid, spec.run.proxies).catch(async (e: Error) => {
+      await this.stop(name, { force: true }).catch(() => undefined);
+      throw new InstanceDriverError(`container ${name} failed to start: ${e.message}`);
+    });
     return { pid, rootfsIdmap };
   }
 
@@ -209,6 +213,7 @@ export class LxcDriver implements ContainerDriver {
   }
 
   async stop(name: string, opts: StopOptions = {}): Promise<void> {
+    await this.proxies.stopAll(name);
     const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
     if (!procs) return;
     const tools = await this.toolsReady();
@@ -294,12 +299,19 @@ export class LxcDriver implements ContainerDriver {
     if ("processes" in limits) await cg.setPidsMax(limits.processes);
   }
 
+  /** Proxy devices added, changed or removed on a running container (hot-plug). */
+  async applyProxies(name: string, proxies: ProxySpec[]): Promise<void> {
+    const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
+    if (procs?.init) await this.proxies.sync(name, procs.init, proxies);
+  }
+
   async delete(name: string, opts: { force?: boolean } = {}): Promise<void> {
     const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
     if (procs) {
       if (!opts.force && procs.init) throw new InstanceDriverError(`container ${name} is running; stop it first`);
       await this.stop(name, { force: true });
     }
+    await this.proxies.stopAll(name);
     await this.cleanUpAfterMonitor(name);
     await rm(this.dir(name), { recursive: true, force: true });
   }

@@ -1,0 +1,161 @@
+/**
+ * The forwarders of a running container's proxy devices: one lodge-proxy process per device
+ * (native/proxy), started once the container's init runs. Each detaches into its own session,
+ * so it outlives lodged like the container does, and exits by itself when the init exits.
+ *
+ * Its files are in the container's directory under the lxcpath: proxy.DEVICE.pid (written by
+ * the forwarder once it listens, removed as it exits) and proxy.DEVICE.log (its errors). A
+ * fresh lodged finds the forwarders again from the pidfiles; a pid counts only while its
+ * command line names that pidfile, so a stale file or a reused pid is never mistaken for one.
+ * The command line is the whole spec, so comparing it tells whether a forwarder still
+ * matches its device (hot-plug).
+ */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { readdir, readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { InstanceDriverError } from "../../driver.js";
+import { formatProxyAddress, type ProxySpec } from "../../devices/proxy.js";
+import { startTime, waitForExit } from "./process.js";
+
+/** A forwarder found running for a device. */
+export interface RunningForwarder {
+  device: string;
+  pid: number;
+  argv: string[];
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** The forwarder binary: $LODGE_PROXY, else beside the bundled daemon, else the repository's dist/. */
+export function proxyHelperPath(): string {
+  if (process.env.LODGE_PROXY) return process.env.LODGE_PROXY;
+  const candidates = [path.join(here, "lodge-proxy"), path.resolve(here, "../../../../dist/lodge-proxy")];
+  return candidates.find((c) => existsSync(c)) ?? candidates[candidates.length - 1]!;
+}
+
+const PIDFILE = /^proxy\.(.+)\.pid$/;
+
+export class ProxyForwarders {
+  constructor(
+    /** The container's directory under the lxcpath. */
+    private readonly dirOf: (name: string) => string,
+    private readonly binary: () => string = proxyHelperPath,
+  ) {}
+
+  pidfile(name: string, device: string): string {
+    return path.join(this.dirOf(name), `proxy.${device}.pid`);
+  }
+
+  logfile(name: string, device: string): string {
+    return path.join(this.dirOf(name), `proxy.${device}.log`);
+  }
+
+  /** The forwarder's command line for a device of the container whose init is `init`. */
+  argv(name: string, init: number, spec: ProxySpec): string[] {
+    const args = [this.binary(), "--pid", String(init), "--pidfile", this.pidfile(name, spec.device), "--log", this.logfile(name, spec.device)];
+    args.push("--bind", spec.bind, "--listen", formatProxyAddress(spec.listen), "--connect", formatProxyAddress(spec.connect));
+    if (spec.listen.protocol === "unix" && !spec.listen.path!.startsWith("@"))
+      args.push("--uid", String(spec.uid), "--gid", String(spec.gid), "--mode", spec.mode.toString(8).padStart(4, "0"));
+    args.push("--security-uid", String(spec.securityUid), "--security-gid", String(spec.securityGid));
+    if (spec.proxyProtocol) args.push("--proxy-protocol");
+    args.push("--name", `${name}/${spec.device}`);
+    return args;
+  }
+
+  /** The forwarders running for a container; stale pidfiles are removed on the way. */
+  async running(name: string): Promise<RunningForwarder[]> {
+    const entries = await readdir(this.dirOf(name)).catch(() => [] as string[]);
+    const found = await Promise.all(
+      entries.map(async (entry) => {
+        const device = PIDFILE.exec(entry)?.[1];
+        if (!device) return undefined;
+        const file = path.join(this.dirOf(name), entry);
+        const pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
+        const argv = Number.isSafeInteger(pid) && pid > 0 ? await liveArgv(pid) : undefined;
+        const i = argv?.indexOf("--pidfile") ?? -1;
+        if (!argv || i < 0 || argv[i + 1] !== file) {
+          await rm(file, { force: true });
+          return undefined;
+        }
+        return { device, pid, argv };
+      }),
+    );
+    return found.filter((f): f is RunningForwarder => f !== undefined);
+  }
+
+  /**
+   * Brings the container's forwarders to `specs`: stops those of devices gone or changed, then
+   * starts the missing ones. All or nothing for the starts: when one fails, the ones this call
+   * started are stopped again and the error names the device.
+   */
+  async sync(name: string, init: number, specs: readonly ProxySpec[]): Promise<void> {
+    const running = await this.running(name);
+    const wanted = new Map(specs.map((s) => [s.device, this.argv(name, init, s)]));
+    const same = (f: RunningForwarder) => sameArgv(f.argv, wanted.get(f.device));
+    await Promise.all(running.filter((f) => !same(f)).map((f) => this.stopOne(name, f)));
+    const keep = new Set(running.filter(same).map((f) => f.device));
+    const toStart = specs.filter((s) => !keep.has(s.device));
+    const results = await Promise.allSettled(toStart.map((s) => this.startOne(wanted.get(s.device)!, s.device)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (!failed) return;
+    const started = new Set(toStart.filter((_, i) => results[i]!.status === "fulfilled").map((s) => s.device));
+    await this.stopAll(name, (f) => started.has(f.device));
+    throw failed.reason;
+  }
+
+  /** Stops the container's forwarders (those `which` picks, default all). */
+  async stopAll(name: string, which: (f: RunningForwarder) => boolean = () => true): Promise<void> {
+    const running = await this.running(name);
+    await Promise.all(running.filter(which).map((f) => this.stopOne(name, f)));
+  }
+
+  /** Runs the forwarder's command, which returns once it listens (or says why it cannot). */
+  private startOne(argv: string[], device: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      // No environment: nothing of lodged's goes into a long-lived process.
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], env: {} });
+      let stderr = "";
+      child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+      child.on("error", (e: NodeJS.ErrnoException) => {
+        const why = e.code === "ENOENT" ? `the forwarder ${argv[0]} is not built (npm run build)` : e.message;
+        reject(new InstanceDriverError(`proxy device "${device}": ${why}`));
+      });
+      child.on("close", (code) => {
+        if (code === 0) resolve();
+        else reject(new InstanceDriverError(`proxy device "${device}": ${stderr.trim().replace(/^lodge-proxy: /, "") || `forwarder exited with ${code}`}`));
+      });
+    });
+  }
+
+  /** SIGTERM, so it removes its socket files; SIGKILL if it has not gone after 5 s. */
+  private async stopOne(name: string, f: RunningForwarder): Promise<void> {
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(f.pid, sig);
+      } catch {
+        /* already gone */
+      }
+    };
+    signal("SIGTERM");
+    try {
+      await waitForExit(f.pid, 5_000);
+    } catch {
+      signal("SIGKILL");
+      await waitForExit(f.pid, 5_000).catch(() => undefined);
+    }
+    await rm(this.pidfile(name, f.device), { force: true });
+  }
+}
+
+/** The command line of a live (not zombie) process. */
+async function liveArgv(pid: number): Promise<string[] | undefined> {
+  if ((await startTime(pid)) === undefined) return undefined;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => undefined);
+  return cmdline ? cmdline.replace(/\0$/, "").split("\0") : undefined;
+}
+
+function sameArgv(a: readonly string[], b: readonly string[] | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+}
