@@ -32,6 +32,7 @@ import {
   type StartResult,
   type StopOptions,
 } from "../../driver.js";
+import { nicParentProblem } from "../../nic-parents.js";
 import type { ResourceLimits } from "../../runconfig.js";
 import { renderLxcConfig, SECCOMP_POLICY, type LxcHostFacts } from "./config.js";
 import { spawnAttach } from "./exec.js";
@@ -170,6 +171,10 @@ export class LxcDriver implements ContainerDriver {
       throw new InstanceDriverError(`container ${name} does not exist in ${this.lxcpath}`);
     });
     await checkRootfsPath(spec);
+    for (const nic of spec.run.nics) {
+      const problem = await nicParentProblem(nic.parent);
+      if (problem) throw new InstanceDriverError(`container ${name} failed to start: nic ${nic.name}: ${problem}`);
+    }
     const ownership = await chooseOwnership(spec, this.opts.ownership ?? "auto");
     const rootfsIdmap = await prepareRootfs(spec, ownership);
     await this.writeConfig(spec, ownership);
