@@ -1,0 +1,239 @@
+/*
+ * lodge-hotplug: changes the mounts of a running container from outside, and makes device
+ * nodes on the host for it (Node has neither mknod(2) nor the new mount API nor setns(2)).
+ *
+ *   mknod PATH c|b MAJOR MINOR MODE UID GID
+ *       a device node on the host (host ids), replacing nothing.
+ *   mount --pid PID [--readonly] [--idmap] [--recursive] [--optional] SOURCE TARGET
+ *       clones the host's SOURCE as a detached mount (open_tree), makes it read-only and/or
+ *       idmapped to the container's user namespace (mount_setattr) while still on the host,
+ *       then joins the container's user and mount namespaces, chroots to its root, creates
+ *       the mount point (a directory or a file, as SOURCE is) and attaches it (move_mount).
+ *       --optional: a missing SOURCE is success, nothing done.
+ *   umount --pid PID [--remove] TARGET
+ *       inside the container: detaches the mount at TARGET (success when none is there);
+ *       --remove then deletes TARGET when it is an empty file (a device node's mount point as
+ *       made here), so a file the container had there before is never removed.
+ *
+ * TARGET resolves inside the container, as it would for a process there (its symlinks, its
+ * root): what the container's root may change can only redirect the mount within its own view.
+ * Errors: one line on stderr; exit 2 source not found, 3 permission denied, 4 cannot enter the
+ * container, 5 the mount point exists as the wrong kind, 1 anything else.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+enum { E_OTHER = 1, E_NOTFOUND = 2, E_PERM = 3, E_ENTER = 4, E_KIND = 5 };
+
+static int code_for(int err) {
+  switch (err) {
+  case ENOENT: return E_NOTFOUND;
+  case EACCES: case EPERM: case EROFS: return E_PERM;
+  default: return E_OTHER;
+  }
+}
+
+static void __attribute__((noreturn)) die(int code, const char *what, int err) {
+  if (err) fprintf(stderr, "%s: %s\n", what, strerror(err));
+  else fprintf(stderr, "%s\n", what);
+  exit(code);
+}
+static void __attribute__((noreturn)) fail(const char *what) { die(code_for(errno), what, errno); }
+static void __attribute__((noreturn)) other(const char *what) { die(E_OTHER, what, errno); }
+static void __attribute__((noreturn)) enter_fail(const char *what) { die(E_ENTER, what, errno); }
+static void __attribute__((noreturn)) usage(const char *why) { die(E_OTHER, why, 0); }
+
+static long parse_num(const char *s, int base, long max, const char *what) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, base);
+  if (errno || end == s || *end || v < 0 || v > max) usage(what);
+  return v;
+}
+
+static int open_proc(pid_t pid, const char *rel, int flags) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, rel);
+  int fd = open(p, flags | O_CLOEXEC);
+  if (fd < 0) enter_fail(rel);
+  return fd;
+}
+
+/* The namespaces and root of a container's init, opened together while it is alive. */
+struct target {
+  int userfd, mntfd, rootfd;
+  int join_user;
+};
+
+static struct target open_target(pid_t pid) {
+  struct target t;
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) enter_fail("pidfd_open");
+  t.userfd = open_proc(pid, "ns/user", O_RDONLY);
+  t.mntfd = open_proc(pid, "ns/mnt", O_RDONLY);
+  t.rootfd = open_proc(pid, "root", O_RDONLY | O_DIRECTORY);
+  /* Still alive after the opens: the files belong to this process, not a recycled pid. */
+  if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) enter_fail("container init exited");
+  close(pidfd);
+  struct stat theirs, ours;
+  if (fstat(t.userfd, &theirs) < 0 || stat("/proc/self/ns/user", &ours) < 0) enter_fail("stat user namespace");
+  t.join_user = theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev;
+  return t;
+}
+
+/* Joins the container: user namespace (root there), mount namespace, its root. */
+static void enter(struct target *t) {
+  if (t->join_user && setns(t->userfd, CLONE_NEWUSER) < 0) enter_fail("setns user");
+  if (setns(t->mntfd, CLONE_NEWNS) < 0) enter_fail("setns mnt");
+  if (fchdir(t->rootfd) < 0) enter_fail("fchdir to the container root");
+  if (chroot(".") < 0) enter_fail("chroot");
+  if (chdir("/") < 0) enter_fail("chdir /");
+  if (t->join_user) {
+    if (setgroups(0, NULL) < 0 && errno != EPERM) enter_fail("setgroups");
+    if (setresgid(0, 0, 0) < 0) enter_fail("setresgid 0 in the container");
+    if (setresuid(0, 0, 0) < 0) enter_fail("setresuid 0 in the container");
+  }
+  close(t->rootfd);
+  close(t->mntfd);
+}
+
+/* Every directory above PATH (inside the container), made as its root would make them. */
+static void make_parents(const char *path) {
+  char buf[PATH_MAX];
+  if (strlen(path) >= sizeof buf) usage("target path too long");
+  strcpy(buf, path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST) fail("create the mount point's parent");
+    *p = '/';
+  }
+}
+
+static void make_mount_point(const char *target, int dir) {
+  make_parents(target);
+  struct stat st;
+  if (stat(target, &st) == 0) {
+    if ((S_ISDIR(st.st_mode) ? 1 : 0) != dir) die(E_KIND, dir ? "the mount point exists and is not a directory" : "the mount point exists and is a directory", 0);
+    return;
+  }
+  if (dir) {
+    if (mkdir(target, 0755) < 0 && errno != EEXIST) fail("create the mount point");
+    return;
+  }
+  int fd = open(target, O_WRONLY | O_CREAT | O_NOCTTY | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0) fail("create the mount point");
+  close(fd);
+}
+
+static void op_mount(pid_t pid, const char *source, const char *target, int readonly, int idmap, int recursive, int optional) {
+  struct stat st;
+  if (stat(source, &st) < 0) {
+    if (errno == ENOENT && optional) return;
+    fail("source");
+  }
+  struct target t = open_target(pid);
+  if (idmap && !t.join_user) usage("--idmap needs a container with its own user namespace");
+  unsigned rec = recursive ? AT_RECURSIVE : 0;
+  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  if (tree < 0) fail("open_tree");
+  struct mount_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.propagation = MS_PRIVATE;
+  if (readonly) attr.attr_set |= MOUNT_ATTR_RDONLY;
+  if (idmap) {
+    attr.attr_set |= MOUNT_ATTR_IDMAP;
+    attr.userns_fd = (unsigned)t.userfd;
+  }
+  if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0)
+    other(idmap ? "mount_setattr (idmapped mounts need a filesystem that supports them)" : "mount_setattr");
+  enter(&t);
+  make_mount_point(target, S_ISDIR(st.st_mode));
+  if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) other("move_mount");
+  close(tree);
+}
+
+static void op_umount(pid_t pid, const char *target, int remove) {
+  struct target t = open_target(pid);
+  enter(&t);
+  if (umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT) fail("umount");
+  if (!remove) return;
+  struct stat st;
+  if (lstat(target, &st) < 0) {
+    if (errno == ENOENT) return;
+    fail("lstat the mount point");
+  }
+  /* Only an empty file, as mount points are made here: never a file of the container's own. */
+  if (S_ISREG(st.st_mode) && st.st_size == 0 && unlink(target) < 0 && errno != ENOENT) fail("remove the mount point");
+}
+
+static void op_mknod(char **a) {
+  mode_t type = !strcmp(a[1], "c") ? S_IFCHR : !strcmp(a[1], "b") ? S_IFBLK : 0;
+  if (!type) usage("the node type is c or b");
+  unsigned maj = (unsigned)parse_num(a[2], 10, 0xfff, "bad major (0-4095)");
+  unsigned min = (unsigned)parse_num(a[3], 10, 0xfffff, "bad minor (0-1048575)");
+  mode_t mode = (mode_t)parse_num(a[4], 8, 07777, "bad mode (octal)");
+  uid_t uid = (uid_t)parse_num(a[5], 10, 0xfffffffeL, "bad uid");
+  gid_t gid = (gid_t)parse_num(a[6], 10, 0xfffffffeL, "bad gid");
+  if (a[0][0] != '/') usage("the node path must be absolute");
+  if (mknod(a[0], type | (mode & 0777), makedev(maj, min)) < 0) fail("mknod");
+  if (lchown(a[0], uid, gid) < 0) fail("chown");
+  if (chmod(a[0], mode) < 0) fail("chmod"); /* after chown, which clears set-id bits */
+}
+
+int main(int argc, char **argv) {
+  if (prctl(PR_SET_DUMPABLE, 0) < 0) other("prctl"); /* no ptrace from inside the container */
+  umask(0);
+  long pid = -1;
+  int readonly = 0, idmap = 0, recursive = 0, optional = 0, remove = 0;
+  char *pos[8];
+  int npos = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--pid")) {
+      if (i + 1 >= argc) usage("--pid needs a value");
+      pid = parse_num(argv[++i], 10, INT_MAX, "bad --pid");
+    } else if (!strcmp(a, "--readonly")) readonly = 1;
+    else if (!strcmp(a, "--idmap")) idmap = 1;
+    else if (!strcmp(a, "--recursive")) recursive = 1;
+    else if (!strcmp(a, "--optional")) optional = 1;
+    else if (!strcmp(a, "--remove")) remove = 1;
+    else if (a[0] == '-' && a[1] == '-') usage("unknown flag");
+    else {
+      if (npos == 8) usage("too many arguments");
+      pos[npos++] = argv[i];
+    }
+  }
+  if (npos < 1) usage("usage: lodge-hotplug mknod|mount|umount ...");
+  const char *op = pos[0];
+  if (!strcmp(op, "mknod")) {
+    if (npos != 8) usage("usage: lodge-hotplug mknod PATH c|b MAJOR MINOR MODE UID GID");
+    op_mknod(pos + 1);
+    return 0;
+  }
+  if (pid <= 0) usage("--pid is required");
+  if (!strcmp(op, "mount")) {
+    if (npos != 3) usage("usage: lodge-hotplug mount --pid PID [flags] SOURCE TARGET");
+    if (pos[1][0] != '/' || pos[2][0] != '/') usage("SOURCE and TARGET must be absolute");
+    op_mount((pid_t)pid, pos[1], pos[2], readonly, idmap, recursive, optional);
+  } else if (!strcmp(op, "umount")) {
+    if (npos != 2) usage("usage: lodge-hotplug umount --pid PID [--remove] TARGET");
+    if (pos[1][0] != '/') usage("TARGET must be absolute");
+    op_umount((pid_t)pid, pos[1], remove);
+  } else usage("unknown operation");
+  return 0;
+}
