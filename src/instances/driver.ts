@@ -137,6 +137,8 @@ export interface InstanceDriver<S extends InstanceSpec = InstanceSpec> {
   freeze(name: string): Promise<void>;
   unfreeze(name: string): Promise<void>;
   state(name: string): Promise<InstanceState>;
+  /** Status and pid only: the cheap read for lists and checks (a few small files, no counters). */
+  status(name: string): Promise<{ status: InstanceStatus; pid: number }>;
   /** Spawns a command inside straight away; errors of the command arrive through `exited`. */
   exec(name: string, req: ExecRequest): Promise<ExecProcess>;
   /** Removes everything the driver made for the instance; it must be stopped (or force). */
@@ -176,6 +178,17 @@ export interface ContainerDriver extends InstanceDriver<ContainerSpec> {
   applyLimits(name: string, limits: ResourceLimits): Promise<void>;
   /** Starts and stops the proxy forwarders of a running container to match `proxies` (hot-plug). */
   applyProxies(name: string, proxies: ProxySpec[]): Promise<void>;
+  /**
+   * Brings a running container from the run-config `from` to `spec.run` without a restart:
+   * mounts and device nodes in and out, device access rules (limits: applyLimits). All or
+   * nothing: on failure the steps taken are undone and the error names what failed.
+   */
+  hotplug(spec: ContainerSpec, from: RunConfig): Promise<HotplugResult>;
+}
+
+export interface HotplugResult {
+  /** Run-config parts that changed but wait for the next start (e.g. "nics"). */
+  deferred: string[];
 }
 
 export class InstanceDriverError extends Error {

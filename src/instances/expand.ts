@@ -1,6 +1,7 @@
 import { badRequest } from "../api/errors.js";
 import { parseBool, parseSize } from "../config/keys.js";
 import { parseProxyDevice } from "./devices/proxy.js";
+import { nodeRule, unixDeviceNode, type HostDevices } from "./devices/unix.js";
 import type { InstanceRecord } from "./record.js";
 import { emptyRunConfig, type CpuLimit, type MountSpec, type NicSpec, type ResourceLimits, type RunConfig } from "./runconfig.js";
 
@@ -27,7 +28,7 @@ export function rootDisk(devices: Record<string, Record<string, string>>): { nam
 }
 
 /** Device types whose run-config the container driver applies today (others are refused). */
-export const APPLIED_DEVICE_TYPES: ReadonlySet<string> = new Set(["disk", "nic", "none", "proxy"]);
+export const APPLIED_DEVICE_TYPES: ReadonlySet<string> = new Set(["disk", "nic", "none", "unix-char", "unix-block", "proxy"]);
 
 /** Refuses devices that validate but that no driver applies yet, rather than ignoring them. */
 export function checkDevicesApplied(devices: Record<string, Record<string, string>>): void {
@@ -36,14 +37,31 @@ export function checkDevicesApplied(devices: Record<string, Record<string, strin
       throw badRequest(`Device "${name}": ${d.type} devices are not supported yet (supported: ${[...APPLIED_DEVICE_TYPES].join(", ")})`);
 }
 
+/** Host facts a run-config depends on, looked up by the caller (runConfig stays pure). */
+export interface RunConfigHost {
+  /** Bytes of memory on the host (for percentages). */
+  memory: number;
+  /** What the host paths of unix devices are (devices/unix.ts lookupHostDevices). */
+  devices?: HostDevices;
+  /** Skip devices whose required source is missing instead of failing (what may already run). */
+  lenient?: boolean;
+}
+
 /** Turns the expanded config and devices into the declarative run-config a driver applies. */
-export function runConfig(config: Record<string, string>, devices: Record<string, Record<string, string>>, hostMemory: number): RunConfig {
+export function runConfig(config: Record<string, string>, devices: Record<string, Record<string, string>>, host: RunConfigHost): RunConfig {
   const run = emptyRunConfig();
-  run.limits = limits(config, hostMemory);
+  run.limits = limits(config, host.memory);
   for (const [name, d] of Object.entries(devices)) {
     if (d.type === "disk" && d.path !== "/" && d.source) run.mounts.push(mount(d));
     if (d.type === "nic" && d.nictype === "bridged") run.nics.push(nic(name, d));
     if (d.type === "proxy") run.proxies.push(parseProxyDevice(name, d));
+    if (d.type === "unix-char" || d.type === "unix-block") {
+      const node = unixDeviceNode(name, d, host.devices ?? new Map(), host.lenient);
+      if (node) {
+        run.deviceNodes.push(node);
+        run.deviceRules.push(nodeRule(node));
+      }
+    }
   }
   return run;
 }

@@ -1,11 +1,12 @@
 import { lstat, mkdir, open, chown } from "node:fs/promises";
 import { constants } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { badRequest } from "../api/errors.js";
+import { badRequest, isApiError } from "../api/errors.js";
 import type { InstanceState as WireState, StateAction } from "../api/instance.js";
 import { StatusCode } from "../api/response.js";
 import type { EventHub } from "../daemon/events.js";
 import type { Logger } from "../daemon/logger.js";
+import { Revert } from "../daemon/revert.js";
 import type { StorageService } from "../storage/service.js";
 import type { DocumentStore } from "../state/store.js";
 import { idmapFromJson, idmapToJson, toHost } from "../sys/idmap.js";
@@ -13,6 +14,7 @@ import type { TemplateTrigger } from "../images/metadata.js";
 import type { ContainerDriver, InstanceState, InstanceStatus } from "./driver.js";
 import { expandConfig } from "./expand.js";
 import { hostName, instanceKey, instanceUrl, type InstanceRecord } from "./record.js";
+import { diffRunConfigs, isEmptyDiff } from "./runconfig.js";
 import { LOCK_TIMEOUT_MS, type InstanceService } from "./service.js";
 import type { ContainerSpecs } from "./spec.js";
 import { renderTemplates, type RenderedTemplate } from "./templates.js";
@@ -41,6 +43,11 @@ export function statusOf(s: InstanceStatus): { status: string; status_code: numb
 /** Start, stop, restart, freeze and unfreeze; state; live limits. */
 export class InstanceLifecycle {
   constructor(private readonly d: LifecycleDeps) {}
+
+  /** Status and pid only (cheap: for lists and checks). */
+  status(r: InstanceRecord): Promise<{ status: InstanceStatus; pid: number }> {
+    return this.d.driver.status(hostName(r.project, r.name));
+  }
 
   async state(r: InstanceRecord): Promise<InstanceState> {
     return this.d.driver.state(hostName(r.project, r.name));
@@ -78,7 +85,7 @@ export class InstanceLifecycle {
     await this.d.instances.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
       const r = await this.d.instances.record(project, name);
       const host = hostName(project, name);
-      const status = (await this.d.driver.state(host)).status;
+      const status = (await this.d.driver.status(host)).status;
       const timeoutMs = opts.timeout !== undefined && opts.timeout >= 0 ? opts.timeout * 1000 : undefined;
       switch (action) {
         case "start":
@@ -167,7 +174,7 @@ export class InstanceLifecycle {
     const started: string[] = [];
     for (const r of wanted) {
       if (signal?.aborted) break;
-      if ((await this.state(r)).status !== "Stopped") continue;
+      if ((await this.status(r)).status !== "Stopped") continue;
       try {
         await this.change(r.project, r.name, "start", {});
         started.push(`${r.project}/${r.name}`);
@@ -181,13 +188,42 @@ export class InstanceLifecycle {
     return started;
   }
 
-  /** Applies limits.* to a running instance after a config change. */
-  async applyLive(r: InstanceRecord): Promise<void> {
-    const host = hostName(r.project, r.name);
-    if ((await this.d.driver.state(host)).status !== "Running") return;
-    const spec = await this.d.specs.build(r, await this.d.storage.instancePath(r.pool, r.project, r.name, "container"));
-    await this.d.driver.applyLimits(host, spec.run.limits);
-    await this.d.driver.applyProxies(host, spec.run.proxies);
+  /**
+   * Applies a config change to a running (or frozen) instance before it is stored: devices
+   * hot-plugged (mounts, device nodes, device rules) and limits, from the run-config of
+   * `before` to that of `after`. All or nothing: on failure what was done is undone and the
+   * error (400) names what failed. Returns the undo, for when storing the record then fails.
+   * Changes the driver cannot apply live (e.g. NICs) wait for the next start. The caller holds
+   * the instance's lock.
+   */
+  async applyLive(before: InstanceRecord, after: InstanceRecord): Promise<(() => Promise<void>) | undefined> {
+    const host = hostName(after.project, after.name);
+    const status = (await this.d.driver.status(host)).status;
+    if (status !== "Running" && status !== "Frozen") return undefined;
+    const volume = await this.d.storage.instancePath(after.pool, after.project, after.name, "container");
+    // What runs may include devices whose source has gone since: left out, not an error.
+    const [from, to] = await Promise.all([this.d.specs.build(before, volume, { lenient: true }), this.d.specs.build(after, volume)]);
+    const diff = diffRunConfigs(from.run, to.run);
+    if (isEmptyDiff(diff)) return undefined;
+    const undo = new Revert();
+    try {
+      const { deferred } = await this.d.driver.hotplug(to, from.run);
+      undo.add(() => this.d.driver.hotplug(from, to.run));
+      if (diff.limitsChanged) {
+        await this.d.driver.applyLimits(host, to.run.limits);
+        undo.add(() => this.d.driver.applyLimits(host, from.run.limits));
+      }
+      if (deferred.length) this.d.log.info("changes applied at the next start", { instance: after.name, project: after.project, parts: deferred.join(", ") });
+      const done = undo.release();
+      return async () => {
+        const errors = await done.run();
+        if (errors.length) throw errors[0];
+      };
+    } catch (e) {
+      await undo.run();
+      if (isApiError(e)) throw e;
+      throw badRequest(`Failed to update running instance "${after.name}": ${(e as Error).message}`);
+    }
   }
 }
 

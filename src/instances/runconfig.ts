@@ -68,17 +68,36 @@ export interface DeviceRule {
   rule: string;
 }
 
+/**
+ * A device node inside the instance (unix-char, unix-block devices): made on the host with
+ * the instance's ids and bound in at `path`, as LXD does. Its access rule is a DeviceRule.
+ */
+export interface DeviceNodeSpec {
+  /** The device's name in the instance's config; names the node on the host. */
+  device: string;
+  type: "c" | "b";
+  /** Absolute path inside the instance. */
+  path: string;
+  major: number;
+  minor: number;
+  /** Owner, group and mode as the instance sees them. */
+  uid: number;
+  gid: number;
+  mode: number;
+}
+
 export interface RunConfig {
   mounts: MountSpec[];
   nics: NicSpec[];
   limits: ResourceLimits;
   deviceRules: DeviceRule[];
+  deviceNodes: DeviceNodeSpec[];
   /** Forwarders between the host and the instance (proxy devices). */
   proxies: ProxySpec[];
 }
 
 export function emptyRunConfig(): RunConfig {
-  return { mounts: [], nics: [], limits: {}, deviceRules: [], proxies: [] };
+  return { mounts: [], nics: [], limits: {}, deviceRules: [], deviceNodes: [], proxies: [] };
 }
 
 /** Merges parts in order; later limits override earlier ones field by field. */
@@ -88,6 +107,7 @@ export function mergeRunConfigs(...parts: Partial<RunConfig>[]): RunConfig {
     out.mounts.push(...(p.mounts ?? []));
     out.nics.push(...(p.nics ?? []));
     out.deviceRules.push(...(p.deviceRules ?? []));
+    out.deviceNodes.push(...(p.deviceNodes ?? []));
     out.proxies.push(...(p.proxies ?? []));
     const l = p.limits ?? {};
     if (l.memory) out.limits.memory = { ...out.limits.memory, ...l.memory };
@@ -95,9 +115,95 @@ export function mergeRunConfigs(...parts: Partial<RunConfig>[]): RunConfig {
     if (l.processes !== undefined) out.limits.processes = l.processes;
   }
   const targets = new Set<string>();
-  for (const m of out.mounts) {
-    if (targets.has(m.target)) throw new Error(`two devices mount onto ${m.target}`);
-    targets.add(m.target);
+  for (const target of [...out.mounts.map((m) => m.target), ...out.deviceNodes.map((n) => n.path)]) {
+    if (targets.has(target)) throw new Error(`two devices mount onto ${target}`);
+    targets.add(target);
   }
   return out;
+}
+
+/** Items of one kind that a change adds and removes (a changed item is removed, then added). */
+export interface Changes<T> {
+  add: T[];
+  remove: T[];
+}
+
+/**
+ * What it takes to go from one run-config to another while the instance runs: the parts a
+ * driver can apply live (mounts, device nodes, device rules, limits), and the names of the
+ * other parts that changed (applied at the next start, unless the driver learns them).
+ */
+export interface RunConfigDiff {
+  mounts: Changes<MountSpec>;
+  deviceNodes: Changes<DeviceNodeSpec>;
+  deviceRules: Changes<DeviceRule>;
+  limitsChanged: boolean;
+  /** Other run-config fields that differ (e.g. "nics"). */
+  other: string[];
+}
+
+const LIVE_FIELDS = new Set(["mounts", "deviceNodes", "deviceRules", "limits"]);
+
+/** The difference between two run-configs; empty when they are equal. */
+export function diffRunConfigs(from: RunConfig, to: RunConfig): RunConfigDiff {
+  const fields = new Set([...Object.keys(from), ...Object.keys(to)]);
+  return {
+    mounts: changesBy(from.mounts, to.mounts, (m) => m.target),
+    deviceNodes: changesBy(from.deviceNodes, to.deviceNodes, (n) => n.path),
+    deviceRules: ruleChanges(from.deviceRules, to.deviceRules),
+    limitsChanged: !sameValue(from.limits, to.limits),
+    other: [...fields].filter((f) => !LIVE_FIELDS.has(f) && !sameValue(from[f as keyof RunConfig], to[f as keyof RunConfig])).sort(),
+  };
+}
+
+/** Whether a diff changes nothing. */
+export function isEmptyDiff(d: RunConfigDiff): boolean {
+  const none = (c: Changes<unknown>) => c.add.length === 0 && c.remove.length === 0;
+  return none(d.mounts) && none(d.deviceNodes) && none(d.deviceRules) && !d.limitsChanged && d.other.length === 0;
+}
+
+function changesBy<T>(from: readonly T[], to: readonly T[], key: (t: T) => string): Changes<T> {
+  const before = new Map(from.map((t) => [key(t), t]));
+  const after = new Map(to.map((t) => [key(t), t]));
+  const remove = from.filter((t) => !sameValue(t, after.get(key(t))));
+  const add = to.filter((t) => !sameValue(t, before.get(key(t))));
+  return { add, remove };
+}
+
+/** Rules compared as a multiset: one removal per rule that appears fewer times after. */
+function ruleChanges(from: readonly DeviceRule[], to: readonly DeviceRule[]): Changes<DeviceRule> {
+  const count = (rules: readonly DeviceRule[]) => {
+    const m = new Map<string, number>();
+    for (const r of rules) m.set(ruleKey(r), (m.get(ruleKey(r)) ?? 0) + 1);
+    return m;
+  };
+  // The rules of `rules` beyond as many as `other` holds of each.
+  const beyond = (rules: readonly DeviceRule[], other: Map<string, number>) => {
+    const seen = new Map<string, number>();
+    return rules.filter((r) => {
+      const n = (seen.get(ruleKey(r)) ?? 0) + 1;
+      seen.set(ruleKey(r), n);
+      return n > (other.get(ruleKey(r)) ?? 0);
+    });
+  };
+  return { add: beyond(to, count(from)), remove: beyond(from, count(to)) };
+}
+
+const ruleKey = (r: DeviceRule) => `${r.allow ? "allow" : "deny"} ${r.rule}`;
+
+/** Deep equality of plain data, with undefined fields the same as absent ones. */
+function sameValue(a: unknown, b: unknown): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === "object")
+    return Object.fromEntries(
+      Object.keys(v)
+        .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
+  return v;
 }

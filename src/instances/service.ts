@@ -18,6 +18,7 @@ import { validateInstanceName } from "./config/name.js";
 import type { ContainerDriver } from "./driver.js";
 import { checkDevicesApplied, expandDevices, rootDisk } from "./expand.js";
 import { KeyedLock } from "./locks.js";
+import { checkDeviceSources } from "./devices/sources.js";
 import { checkNicParents } from "./nic-parents.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
@@ -33,6 +34,9 @@ export interface InstanceServiceDeps {
   /** Root of per-instance log directories (exec output). */
   logsDir: string;
 }
+
+/** Applies an update to the running instance; returns its undo (lifecycle.applyLive). */
+export type LiveApply = (before: InstanceRecord, after: InstanceRecord) => Promise<(() => Promise<void>) | undefined>;
 
 /** A checked create request: the record to write and the image to fill it from. */
 export interface PreparedCreate {
@@ -94,6 +98,7 @@ export class InstanceService {
     const devices = validateDevices(req.devices);
     checkDevicesApplied(devices);
     await checkNicParents(devices);
+    await checkDeviceSources(devices);
     const profiles = req.profiles ?? ["default"];
     for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
     const image = await this.resolveImage(project, req);
@@ -192,9 +197,18 @@ export class InstanceService {
 
   /**
    * PUT (replace) or PATCH (merge) of the writable fields. volatile.* keys survive as they
-   * are; limits are applied live by the caller (lifecycle) when the instance runs.
+   * are. `live` applies the change to the instance if it runs (lifecycle.applyLive: devices
+   * hot-plugged, limits), under the instance's lock and before the record is stored, so the
+   * record always says what runs: a change that cannot be applied is refused, nothing stored.
    */
-  async update(project: string, name: string, put: Partial<InstancePut>, mode: "put" | "patch", ifMatch?: string): Promise<{ before: InstanceRecord; after: InstanceRecord }> {
+  async update(
+    project: string,
+    name: string,
+    put: Partial<InstancePut>,
+    mode: "put" | "patch",
+    ifMatch?: string,
+    live?: LiveApply,
+  ): Promise<{ before: InstanceRecord; after: InstanceRecord }> {
     return this.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
       const before = await this.record(project, name);
       if (ifMatch && ifMatch !== this.etag(before)) throw preconditionFailed(`Instance "${name}" changed since it was read (ETag mismatch)`);
@@ -205,10 +219,11 @@ export class InstanceService {
       const devices = validateDevices(mode === "put" ? (put.devices ?? {}) : { ...before.devices, ...(put.devices ?? {}) });
       checkDevicesApplied(devices);
       await checkNicParents(devices, before.devices);
+      await checkDeviceSources(devices, before.devices);
       const profiles = put.profiles ?? before.profiles;
       for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
       for (const key of ["security.privileged", "security.idmap.isolated", "security.idmap.base", "security.idmap.size"])
-        if ((config[key] ?? "") !== (before.config[key] ?? "") && (await this.d.driver.state(hostName(project, name))).status !== "Stopped")
+        if ((config[key] ?? "") !== (before.config[key] ?? "") && (await this.d.driver.status(hostName(project, name))).status !== "Stopped")
           throw badRequest(`"${key}" can only be changed while the instance is stopped`);
       const after: InstanceRecord = {
         ...before,
@@ -221,7 +236,14 @@ export class InstanceService {
       const newRoot = rootDisk(expandDevices(after));
       if (!newRoot) throw badRequest('The instance needs a root disk (a disk device with path "/")');
       if (newRoot.pool !== before.pool) throw badRequest("Moving an instance to another pool is not supported yet");
-      await this.d.store.put(instanceKey(project, name), after);
+      // What runs changes first; if it cannot, nothing is stored. If the store fails, it is undone.
+      const undoLive = await live?.(before, after);
+      try {
+        await this.d.store.put(instanceKey(project, name), after);
+      } catch (e) {
+        await undoLive?.().catch((err: Error) => this.d.log.error("could not undo a live update", { instance: name, project, err: err.message }));
+        throw e;
+      }
       this.d.events.lifecycle("instance-updated", instanceUrl(project, name), {}, project);
       return { before, after };
     });
@@ -231,7 +253,7 @@ export class InstanceService {
     const target = validateInstanceName(newName);
     return this.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
       const r = await this.record(project, name);
-      if ((await this.d.driver.state(hostName(project, name))).status !== "Stopped")
+      if ((await this.d.driver.status(hostName(project, name))).status !== "Stopped")
         throw badRequest(`Instance "${name}" must be stopped to be renamed`);
       if (await this.d.store.get(instanceKey(project, target))) throw conflict(`Instance "${target}" already exists`);
       const undo = new Revert();
@@ -261,7 +283,7 @@ export class InstanceService {
       const r = await this.record(project, name);
       if (/^(true|1|yes|on)$/i.test(r.config["security.protection.delete"] ?? ""))
         throw badRequest(`Instance "${name}" is protected (security.protection.delete=true); unset it first`);
-      if ((await this.d.driver.state(hostName(project, name))).status !== "Stopped")
+      if ((await this.d.driver.status(hostName(project, name))).status !== "Stopped")
         throw badRequest(`Instance "${name}" is running; stop it first, or delete with force`);
       await this.remove(r);
     });

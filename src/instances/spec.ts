@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { parseBool } from "../config/keys.js";
 import { idmapFromJson } from "../sys/idmap.js";
 import type { ContainerSpec } from "./driver.js";
+import { lookupHostDevices } from "./devices/unix.js";
 import { expandConfig, expandDevices, runConfig } from "./expand.js";
 import { hostName, type InstanceRecord } from "./record.js";
 
@@ -17,7 +18,11 @@ export class ContainerSpecs {
     }));
   }
 
-  async build(r: InstanceRecord, volumePath: string): Promise<ContainerSpec> {
+  /**
+   * `lenient`: for a run-config that may already run (the state before a live update), devices
+   * whose required source has gone are left out instead of failing.
+   */
+  async build(r: InstanceRecord, volumePath: string, opts: { lenient?: boolean } = {}): Promise<ContainerSpec> {
     const config = expandConfig(r);
     const devices = expandDevices(r);
     const privileged = parseBool(config["security.privileged"]);
@@ -28,7 +33,7 @@ export class ContainerSpecs {
       name: hostName(r.project, r.name),
       rootfs: join(volumePath, "rootfs"),
       hostname: r.name,
-      run: runConfig(config, devices, await this.hostMemory()),
+      run: runConfig(config, devices, { memory: await this.hostMemory(), devices: await lookupHostDevices(devices), lenient: opts.lenient }),
       privileged,
       idmap: !privileged && next ? idmapFromJson(next) : undefined,
       rootfsIdmap: lastMap.length > 0 ? lastMap : null,

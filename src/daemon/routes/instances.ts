@@ -21,7 +21,7 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
   const name = (req: Request) => req.params.name!;
 
   async function view(r: InstanceRecord, full: boolean) {
-    if (!full) return toApi(r, statusOf((await lifecycle.state(r)).status));
+    if (!full) return toApi(r, statusOf((await lifecycle.status(r)).status));
     const state = await lifecycle.wireState(r);
     return { ...toApi(r, state), state, snapshots: [], backups: [] };
   }
@@ -99,8 +99,10 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     const body = (req.body ?? {}) as Partial<InstancePut> & { restore?: string };
     if (body.restore) throw badRequest("Restoring snapshots is not supported yet");
     const etag = ifMatch(req);
-    // Validate synchronously so bad input is a 400 on the request itself, as LXD does.
-    const { after } = await instances.update(req.project, name(req), body, mode, etag);
-    return async_(req, "Updating instance", name(req), () => lifecycle.applyLive(after));
+    // Checked, applied to the running instance (devices hot-plugged, limits) and stored on the
+    // request itself, so bad input or a change that cannot be applied is a 400 and changes
+    // nothing; the operation then only reports the done update.
+    await instances.update(req.project, name(req), body, mode, etag, (before, after) => lifecycle.applyLive(before, after));
+    return async_(req, "Updating instance", name(req), async () => undefined);
   }
 }

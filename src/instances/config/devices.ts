@@ -75,7 +75,8 @@ export function validateDevices(devices: unknown): Devices {
       if (e instanceof ApiError) throw badRequest(`Invalid device "${name}": ${e.message}`);
       throw e;
     }
-    const path = out[name]!.path;
+    // A unix device's path inside defaults to its source.
+    const path = out[name]!.path || (out[name]!.type.startsWith("unix-") ? out[name]!.source : undefined);
     if (path && out[name]!.type !== "none") {
       const other = paths.get(path);
       if (other) throw badRequest(`Devices "${other}" and "${name}" both use path "${path}"`);
@@ -139,5 +140,18 @@ function unixDevice(dev: DeviceConfig): void {
   if (!dev.source && !dev.path) throw badRequest('"source" or "path" is required');
   absolute(dev, "source");
   absolute(dev, "path");
+  const inside = dev.path || dev.source!;
+  if (inside.split("/").includes("..") || inside.replace(/\/+$/, "") === "") throw badRequest(`"path" ${JSON.stringify(inside)} is not a path inside the instance`);
+  // The kernel's dev_t: 12-bit major, 20-bit minor.
+  inRange(dev, "major", 4095);
+  inRange(dev, "minor", 1048575);
+  inRange(dev, "uid", 4294967294);
+  inRange(dev, "gid", 4294967294);
   if (dev.mode && !/^0?[0-7]{3,4}$/.test(dev.mode)) throw badRequest(`"mode" ${JSON.stringify(dev.mode)} is not an octal mode like 0660`);
+}
+
+function inRange(dev: DeviceConfig, key: string, max: number): void {
+  if (dev[key] === undefined || dev[key] === "") return;
+  const n = Number(dev[key]);
+  if (!Number.isSafeInteger(n) || n < 0 || n > max) throw badRequest(`"${key}" ${dev[key]} is out of range (0-${max})`);
 }

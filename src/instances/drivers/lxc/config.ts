@@ -6,7 +6,7 @@
 import { controllerVersion, sharesToWeight, type CgroupLayout, type Controller } from "../../../sys/cgroup.js";
 import { lxcIdmapLines } from "../../../sys/idmap.js";
 import type { ContainerSpec } from "../../driver.js";
-import type { MountSpec, ResourceLimits } from "../../runconfig.js";
+import type { DeviceNodeSpec, MountSpec, ResourceLimits } from "../../runconfig.js";
 
 /** How the rootfs's ownership fits the container's id map. */
 export type RootfsOwnership = "privileged" | "idmapped" | "shifted";
@@ -23,7 +23,8 @@ export interface LxcConfigInput {
   spec: ContainerSpec;
   ownership: RootfsOwnership;
   host: LxcHostFacts;
-  paths: { consoleLog: string; seccomp: string };
+  /** devices: the directory holding the container's device nodes (deviceNodeFile). */
+  paths: { consoleLog: string; seccomp: string; devices?: string };
   /** Whether each mount source is a directory or a file (mount points are made to match). */
   sourceKinds: ReadonlyMap<string, "dir" | "file">;
 }
@@ -33,7 +34,7 @@ export class LxcConfigError extends Error {
 }
 
 /** The default device allow-list: what a system container needs, nothing that reaches hardware. */
-const DEVICE_ALLOW = [
+export const DEVICE_ALLOW: readonly string[] = [
   "c *:* m", "b *:* m", // mknod anything, use nothing unlisted
   "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", // null zero full random urandom
   "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", // tty console ptmx pts
@@ -57,6 +58,18 @@ delete_module errno 38
 
 /** Host device nodes bound in when present (optional), as LXD does. */
 const OPTIONAL_DEVICES = ["/dev/fuse", "/dev/net/tun"];
+
+/** The host file of a unix device's node, in the container's device directory. */
+export function deviceNodeFile(dir: string, n: DeviceNodeSpec): string {
+  return `${dir}/unix.${n.device}`;
+}
+
+/** A path inside the instance as an lxc.mount.entry target (relative, no ".."). */
+function innerPath(p: string, what: string): string {
+  const rel = p.replace(/^\/+/, "");
+  if (!p.startsWith("/") || !rel || rel.split("/").includes("..")) throw new LxcConfigError(`${what} ${p} is not a path inside the instance`);
+  return rel;
+}
 
 /** A value safe on one config line. */
 function value(key: string, v: string | number): string {
@@ -183,6 +196,12 @@ export function renderLxcConfig(input: LxcConfigInput): string {
       throw new LxcConfigError(`disk source ${m.source} does not exist`);
     }
     kv("lxc.mount.entry", mountEntry(m, kind, ownership));
+  }
+
+  // Device nodes made on the host with the container's ids (drivers/lxc/devnodes.ts), bound in.
+  for (const n of spec.run.deviceNodes) {
+    if (!paths.devices) throw new LxcConfigError(`device ${n.device}: no directory for device nodes was given`);
+    kv("lxc.mount.entry", `${fstabField(deviceNodeFile(paths.devices, n))} ${fstabField(innerPath(n.path, "device path"))} none bind,create=file 0 0`);
   }
 
   if (spec.run.nics.length === 0) kv("lxc.net.0.type", "empty");

@@ -19,6 +19,7 @@ import { access, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/pr
 import path from "node:path";
 import { Cgroup, cgroupLayout, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
 import { run, which } from "../../../sys/exec.js";
+import { nativeCalls, nativePath } from "../../../sys/native.js";
 import { readHostPool, type HostIdPool } from "../../../sys/idmap.js";
 import {
   InstanceDriverError,
@@ -28,14 +29,19 @@ import {
   type DriverCapabilities,
   type ExecProcess,
   type ExecRequest,
+  type HotplugResult,
   type InstanceState,
+  type InstanceStatus,
   type StartResult,
   type StopOptions,
 } from "../../driver.js";
 import { nicParentProblem } from "../../nic-parents.js";
-import type { ResourceLimits } from "../../runconfig.js";
+import { diffRunConfigs, type ResourceLimits, type RunConfig } from "../../runconfig.js";
 import { renderLxcConfig, SECCOMP_POLICY, type LxcHostFacts } from "./config.js";
+import { DeviceNodes, hotplugHelperPath } from "./devnodes.js";
+import { applyHotplug } from "./hotplug.js";
 import { spawnAttach } from "./exec.js";
+import { ExecAgent } from "./exec-agent.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
 import { ProxyForwarders } from "./proxy.js";
 import type { ProxySpec } from "../../devices/proxy.js";
@@ -51,8 +57,12 @@ export interface LxcDriverOptions {
   ownership?: OwnershipPolicy;
   /** The host's id pool; read from /etc/subuid and /proc when not given. */
   pool?: HostIdPool;
+  /** Exec through a per-container agent (default true); false: one lxc-attach per exec. */
+  execAgent?: boolean;
   /** How long start may take to show an init process; default 10 s. */
   startTimeoutMs?: number;
+  /** Where unix devices' nodes are made, one directory per container; default LXCPATH/../devices. */
+  devicesDir?: string;
 }
 
 interface Tools {
@@ -78,12 +88,18 @@ export class LxcDriver implements ContainerDriver {
   };
   readonly lxcpath: string;
   private tools?: Promise<Tools>;
+  private readonly agents = new Map<string, Promise<ExecAgent | null>>();
+  /** lxc-attach runs that started an agent and have not ended yet, by container. */
+  private readonly attaching = new Map<string, Promise<void>>();
   private facts?: Promise<LxcHostFacts>;
   private readonly proxies: ProxyForwarders;
+
+  private readonly nodes: DeviceNodes;
 
   constructor(private readonly opts: LxcDriverOptions) {
     this.lxcpath = path.resolve(opts.lxcpath);
     this.proxies = new ProxyForwarders((n) => this.dir(n));
+    this.nodes = new DeviceNodes(path.resolve(opts.devicesDir ?? path.join(this.lxcpath, "..", "devices")));
   }
 
   dir(name: string): string {
@@ -153,11 +169,12 @@ export class LxcDriver implements ContainerDriver {
       }),
     );
     const seccomp = path.join(dir, "seccomp");
+    await this.nodes.prepare(spec);
     const config = renderLxcConfig({
       spec,
       ownership,
       host: await this.hostFacts(),
-      paths: { consoleLog: this.consoleLogPath(spec.name), seccomp },
+      paths: { consoleLog: this.consoleLogPath(spec.name), seccomp, devices: this.nodes.dir(spec.name) },
       sourceKinds,
     });
     await Promise.all([atomicWrite(path.join(dir, "config"), config), atomicWrite(seccomp, SECCOMP_POLICY)]);
@@ -201,6 +218,8 @@ export class LxcDriver implements ContainerDriver {
       this.opts.startTimeoutMs ?? 10_000,
       `container ${name} shows no init process`,
     );
+    // The exec agent starts while the caller learns the container runs: the first exec finds it ready.
+    void this.agent(name).catch(() => undefined);
     // Proxy devices' forwarders, once init runs (proxy.ts); a start they fail leaves nothing running.
     await this.proxies.sync(name, pid, spec.run.proxies).catch(async (e: Error) => {
       await this.stop(name, { force: true }).catch(() => undefined);
@@ -219,8 +238,9 @@ export class LxcDriver implements ContainerDriver {
 
   async stop(name: string, opts: StopOptions = {}): Promise<void> {
     await this.proxies.stopAll(name);
+    this.dropAgent(name);
     const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
-    if (!procs) return;
+    if (!procs) return this.cleanUpAfterAttach(name);
     const tools = await this.toolsReady();
     if (procs.init) {
       // A frozen init cannot handle the halt signal (and a kill is only delivered on thaw).
@@ -236,6 +256,19 @@ export class LxcDriver implements ContainerDriver {
     }
     // The monitor removes the cgroups and the pidfile as it exits: wait for that.
     await waitForExit(procs.monitor, 10_000);
+    await this.cleanUpAfterAttach(name);
+  }
+
+  /**
+   * An lxc-attach caught by the container's end (its helper waits outside the pid namespace,
+   * inside the container's cgroups) can make the monitor's clean-up miss them: once it is
+   * gone, remove what is left.
+   */
+  private async cleanUpAfterAttach(name: string): Promise<void> {
+    const attach = this.attaching.get(name);
+    if (attach) await Promise.race([attach, new Promise((r) => setTimeout(r, 5000))]);
+    if (await findProcesses(this.pidfile(name), this.lxcpath, name)) return;
+    await removeCgroups((await this.hostFacts()).cgroup, [`lxc.monitor.${name}`, `lxc.payload.${name}`]);
   }
 
   /**
@@ -261,6 +294,14 @@ export class LxcDriver implements ContainerDriver {
 
   async unfreeze(name: string): Promise<void> {
     await (await this.runningCgroup(name)).cg.setFrozen(false);
+  }
+
+  async status(name: string): Promise<{ status: InstanceStatus; pid: number }> {
+    const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
+    if (!procs?.init) return { status: "Stopped", pid: 0 };
+    const cg = await Cgroup.ofPid(procs.init).catch(() => undefined);
+    if (!cg) return { status: "Stopped", pid: 0 };
+    return { status: (await cg.frozen()) ? "Frozen" : "Running", pid: procs.init };
   }
 
   async state(name: string): Promise<InstanceState> {
@@ -290,7 +331,48 @@ export class LxcDriver implements ContainerDriver {
 
   async exec(name: string, req: ExecRequest): Promise<ExecProcess> {
     const tools = await this.toolsReady();
+    if (!req.pty && this.opts.execAgent !== false) {
+      const agent = await this.agent(name).catch(() => undefined);
+      if (agent?.alive) return agent.exec(req);
+    }
     return spawnAttach({ lxcAttach: tools.attach, script: tools.script, name, lxcpath: this.lxcpath, env: tools.env }, req);
+  }
+
+  /**
+   * The container's exec agent (exec-agent.ts), started on first use; null when the native
+   * parts were not built. A failed start is not remembered: the next exec tries again.
+   */
+  private agent(name: string): Promise<ExecAgent | null> {
+    const known = this.agents.get(name);
+    if (known) return known;
+    const native = nativeCalls();
+    const binary = nativePath("lodge-execd", "LODGE_EXECD");
+    if (!native) return Promise.resolve(null);
+    const starting = (async () => {
+      const tools = await this.toolsReady();
+      const agent = ExecAgent.start(native, { lxcAttach: tools.attach, binary, name, lxcpath: this.lxcpath, env: tools.env });
+      const attach = agent.attachExited;
+      this.attaching.set(name, attach);
+      void attach.then(() => {
+        if (this.attaching.get(name) === attach) this.attaching.delete(name);
+      });
+      agent.whenClosed(() => {
+        if (this.agents.get(name) === starting) this.agents.delete(name);
+      });
+      await agent.ready;
+      return agent;
+    })();
+    this.agents.set(name, starting);
+    starting.catch(() => {
+      if (this.agents.get(name) === starting) this.agents.delete(name);
+    });
+    return starting;
+  }
+
+  private dropAgent(name: string): void {
+    const known = this.agents.get(name);
+    this.agents.delete(name);
+    void known?.then((a) => a?.close(), () => undefined);
   }
 
   async applyLimits(name: string, limits: ResourceLimits): Promise<void> {
@@ -318,7 +400,23 @@ export class LxcDriver implements ContainerDriver {
     }
     await this.proxies.stopAll(name);
     await this.cleanUpAfterMonitor(name);
+    await this.nodes.removeAll(name);
     await rm(this.dir(name), { recursive: true, force: true });
+  }
+
+  /** Mounts, device nodes and device rules changed on the running container (hotplug.ts). */
+  async hotplug(spec: ContainerSpec, from: RunConfig): Promise<HotplugResult> {
+    const { init, cg } = await this.runningCgroup(spec.name);
+    const ownership = await chooseOwnership(spec, this.opts.ownership ?? "auto");
+    // Proxy forwarders first (proxy.ts): put back as they were when the rest fails.
+    await this.proxies.sync(spec.name, init, spec.run.proxies);
+    try {
+      const r = await applyHotplug({ spec, init, cgroup: cg, ownership, nodes: this.nodes, helper: hotplugHelperPath() }, diffRunConfigs(from, spec.run));
+      return { deferred: r.deferred.filter((part) => part !== "proxies") };
+    } catch (e) {
+      await this.proxies.sync(spec.name, init, from.proxies).catch(() => undefined);
+      throw e;
+    }
   }
 }
 
