@@ -61,7 +61,7 @@ async function freePorts(n: number): Promise<number> {
   throw new Error("no free port range");
 }
 
-function httpGet(target: { port: number } | { socketPath: string }): Promise<string> {
+function httpGet(target: { port: number; host?: string } | { socketPath: string }): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = get({ host: "127.0.0.1", path: "/", agent: false, timeout: 5000, ...target }, (res) => {
       let body = "";
@@ -274,9 +274,11 @@ test("lodged killed with -9: the forwarder keeps working, is found again, and st
   await d.launch();
   assert.equal(await httpGet({ port }), "hello from inside\n");
   assert.deepEqual(await forwarderOf(d, "web"), [pid], "the same forwarder, kept");
-  // A config change after the restart leaves the matching forwarder alone.
-  await d.lxc(["config", "set", "c4", "user.note", "x"]);
+  // Another device hot-plugged after the restart: the running forwarder is recognised and left alone.
+  const port2 = await freePort();
+  await d.lxc(["config", "device", "add", "c4", "web2", "proxy", `listen=tcp:[::1]:${port2}`, "connect=tcp:127.0.0.1:8080"]);
   assert.deepEqual(await forwarderOf(d, "web"), [pid]);
+  assert.equal(await httpGet({ host: "::1", port: port2 }), "hello from inside\n", "an IPv6 listener");
 
   await d.lxc(["stop", "c4"]);
   assert.deepEqual(await forwarderOf(d, "web"), [], "stopped with the container");
@@ -284,6 +286,17 @@ test("lodged killed with -9: the forwarder keeps working, is found again, and st
   await d.lxc(["start", "c4"]);
   assert.equal((await forwarderOf(d, "web")).length, 1, "started again with it");
   await d.lxc(["delete", "--force", "c4"]);
+  assert.deepEqual(await forwarders(d), []);
+});
+
+test("a privileged container: the forwarder enters it without a user namespace", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["launch", "bb", "p1", "-c", "security.privileged=true"]);
+  await startWeb(d, "p1", { 8080: "privileged" });
+  const port = await freePort();
+  await d.lxc(["config", "device", "add", "p1", "web", "proxy", `listen=tcp:127.0.0.1:${port}`, "connect=tcp:127.0.0.1:8080", "security.uid=65534", "security.gid=65534"]);
+  assert.equal(await httpGet({ port }), "privileged\n");
+  await d.lxc(["delete", "--force", "p1"]);
   assert.deepEqual(await forwarders(d), []);
 });
 

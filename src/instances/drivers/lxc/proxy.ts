@@ -11,10 +11,9 @@
  * matches its device (hot-plug).
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { nativePath } from "../../../sys/native.js";
 import { InstanceDriverError } from "../../driver.js";
 import { formatProxyAddress, type ProxySpec } from "../../devices/proxy.js";
 import { startTime, waitForExit } from "./process.js";
@@ -26,13 +25,9 @@ export interface RunningForwarder {
   argv: string[];
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-
-/** The forwarder binary: $LODGE_PROXY, else beside the bundled daemon, else the repository's dist/. */
+/** The forwarder binary (native/proxy): $LODGE_PROXY, else lodge-proxy in the built dist/. */
 export function proxyHelperPath(): string {
-  if (process.env.LODGE_PROXY) return process.env.LODGE_PROXY;
-  const candidates = [path.join(here, "lodge-proxy"), path.resolve(here, "../../../../dist/lodge-proxy")];
-  return candidates.find((c) => existsSync(c)) ?? candidates[candidates.length - 1]!;
+  return nativePath("lodge-proxy", "LODGE_PROXY");
 }
 
 const PIDFILE = /^proxy\.(.+)\.pid$/;
