@@ -13,7 +13,6 @@
 import type { Readable, Writable } from "node:stream";
 import type { InstanceStateNetworkCounters } from "../api/instance.js";
 import type { IdmapEntry } from "../sys/idmap.js";
-import type { ProxySpec } from "./devices/proxy.js";
 import type { ResourceLimits, RunConfig } from "./runconfig.js";
 
 export type InstanceType = "container" | "virtual-machine";
@@ -176,12 +175,11 @@ export interface ContainerDriver extends InstanceDriver<ContainerSpec> {
   readonly type: "container";
   /** Applies limits to a running container at once (the config keeps them for the next start). */
   applyLimits(name: string, limits: ResourceLimits): Promise<void>;
-  /** Starts and stops the proxy forwarders of a running container to match `proxies` (hot-plug). */
-  applyProxies(name: string, proxies: ProxySpec[]): Promise<void>;
   /**
    * Brings a running container from the run-config `from` to `spec.run` without a restart:
-   * mounts and device nodes in and out, device access rules (limits: applyLimits). All or
-   * nothing: on failure the steps taken are undone and the error names what failed.
+   * mounts and device nodes in and out, device access rules, proxy forwarders (limits:
+   * applyLimits). All or nothing: on failure the steps taken are undone and the error names
+   * what failed.
    */
   hotplug(spec: ContainerSpec, from: RunConfig): Promise<HotplugResult>;
 }

@@ -138,11 +138,13 @@ export interface RunConfigDiff {
   deviceNodes: Changes<DeviceNodeSpec>;
   deviceRules: Changes<DeviceRule>;
   limitsChanged: boolean;
+  /** Proxy devices differ (the driver brings its forwarders to the new list). */
+  proxiesChanged: boolean;
   /** Other run-config fields that differ (e.g. "nics"). */
   other: string[];
 }
 
-const LIVE_FIELDS = new Set(["mounts", "deviceNodes", "deviceRules", "limits"]);
+const LIVE_FIELDS = new Set(["mounts", "deviceNodes", "deviceRules", "limits", "proxies"]);
 
 /** The difference between two run-configs; empty when they are equal. */
 export function diffRunConfigs(from: RunConfig, to: RunConfig): RunConfigDiff {
@@ -152,6 +154,7 @@ export function diffRunConfigs(from: RunConfig, to: RunConfig): RunConfigDiff {
     deviceNodes: changesBy(from.deviceNodes, to.deviceNodes, (n) => n.path),
     deviceRules: ruleChanges(from.deviceRules, to.deviceRules),
     limitsChanged: !sameValue(from.limits, to.limits),
+    proxiesChanged: !sameValue(from.proxies, to.proxies),
     other: [...fields].filter((f) => !LIVE_FIELDS.has(f) && !sameValue(from[f as keyof RunConfig], to[f as keyof RunConfig])).sort(),
   };
 }
@@ -159,7 +162,7 @@ export function diffRunConfigs(from: RunConfig, to: RunConfig): RunConfigDiff {
 /** Whether a diff changes nothing. */
 export function isEmptyDiff(d: RunConfigDiff): boolean {
   const none = (c: Changes<unknown>) => c.add.length === 0 && c.remove.length === 0;
-  return none(d.mounts) && none(d.deviceNodes) && none(d.deviceRules) && !d.limitsChanged && d.other.length === 0;
+  return none(d.mounts) && none(d.deviceNodes) && none(d.deviceRules) && !d.limitsChanged && !d.proxiesChanged && d.other.length === 0;
 }
 
 function changesBy<T>(from: readonly T[], to: readonly T[], key: (t: T) => string): Changes<T> {

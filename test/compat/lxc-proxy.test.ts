@@ -222,12 +222,21 @@ test("a unix socket on the host with owner and mode; udp per client; a port rang
 test("bind=instance: sockets inside reach the host; a unix socket inside has its owner and mode; PROXY header", async (t) => {
   const d = await daemonWithImage(t);
   await d.lxc(["launch", "bb", "c3"]);
+  // Answers once a line (or the client's half-close) has come, whatever the segments were.
   const received: Buffer[] = [];
-  const host = createServer((s) => {
-    s.once("data", (c: Buffer) => {
-      received.push(c);
-      s.end(`host got ${c.toString()}`);
+  const host = createServer({ allowHalfOpen: true }, (s) => {
+    const chunks: Buffer[] = [];
+    const reply = () => {
+      if (s.writableEnded) return;
+      const all = Buffer.concat(chunks);
+      received.push(all);
+      s.end(`host got ${all.toString()}`);
+    };
+    s.on("data", (c: Buffer) => {
+      chunks.push(c);
+      if (c.toString().endsWith("\n")) reply();
     });
+    s.on("end", reply);
   });
   await new Promise<void>((r) => host.listen(0, "127.0.0.1", r));
   t.after(() => host.close());
@@ -327,6 +336,11 @@ test("bad proxy devices are refused with a clear 400 and change nothing; a taken
   await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
   t.after(() => taken.close());
   const port = (taken.address() as AddressInfo).port;
+  const hot = await d.lxc(["config", "device", "add", "c5", "web", "proxy", `listen=tcp:127.0.0.1:${port}`, "connect=tcp:127.0.0.1:80"], { allowFail: true });
+  assert.notEqual(hot.code, 0, "hot-plug onto a taken port fails");
+  assert.match(hot.stderr, /proxy device "web": cannot listen on .*Address already in use/);
+  assert.deepEqual(await devices(d, "c5"), before, "and the device is not stored");
+  assert.deepEqual(await forwarders(d), []);
   await d.lxc(["stop", "--force", "c5"]);
   await d.lxc(["config", "device", "add", "c5", "web", "proxy", `listen=tcp:127.0.0.1:${port}`, "connect=tcp:127.0.0.1:80"]);
   const start = await d.lxc(["start", "c5"], { allowFail: true });

@@ -166,6 +166,11 @@ test("run-config diff: equal configs (undefined fields aside) are empty; NICs an
   assert.deepEqual(nics.other, ["nics"]);
   assert.equal(nics.mounts.add.length + nics.mounts.remove.length, 0);
   assert.equal(diffRunConfigs(a, rc({ ...b, limits: { processes: 10 } })).limitsChanged, true);
+  const proxy = { device: "web", listen: { protocol: "tcp" as const, host: "127.0.0.1", ports: [{ first: 80, last: 80 }] }, connect: { protocol: "unix" as const, path: "/s" }, bind: "host" as const, uid: 0, gid: 0, mode: 0o644, securityUid: 0, securityGid: 0, proxyProtocol: false };
+  const proxies = diffRunConfigs(a, rc({ ...b, proxies: [proxy] }));
+  assert.equal(proxies.proxiesChanged, true, "proxy devices are applied live");
+  assert.deepEqual(proxies.other, []);
+  assert.ok(!isEmptyDiff(proxies));
 });
 
 test("the container's cgroup is liblxc's payload cgroup, even from a cgroup below it", () => {

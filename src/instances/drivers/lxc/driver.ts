@@ -44,7 +44,6 @@ import { spawnAttach } from "./exec.js";
 import { ExecAgent } from "./exec-agent.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
 import { ProxyForwarders } from "./proxy.js";
-import type { ProxySpec } from "../../devices/proxy.js";
 import { networkState } from "./netstate.js";
 import { findProcesses, waitForExit } from "./process.js";
 
@@ -386,12 +385,6 @@ export class LxcDriver implements ContainerDriver {
     if ("processes" in limits) await cg.setPidsMax(limits.processes);
   }
 
-  /** Proxy devices added, changed or removed on a running container (hot-plug). */
-  async applyProxies(name: string, proxies: ProxySpec[]): Promise<void> {
-    const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
-    if (procs?.init) await this.proxies.sync(name, procs.init, proxies);
-  }
-
   async delete(name: string, opts: { force?: boolean } = {}): Promise<void> {
     const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
     if (procs) {
@@ -404,17 +397,17 @@ export class LxcDriver implements ContainerDriver {
     await rm(this.dir(name), { recursive: true, force: true });
   }
 
-  /** Mounts, device nodes and device rules changed on the running container (hotplug.ts). */
+  /** Mounts, device nodes, device rules and proxy forwarders changed on the running container. */
   async hotplug(spec: ContainerSpec, from: RunConfig): Promise<HotplugResult> {
     const { init, cg } = await this.runningCgroup(spec.name);
     const ownership = await chooseOwnership(spec, this.opts.ownership ?? "auto");
+    const diff = diffRunConfigs(from, spec.run);
     // Proxy forwarders first (proxy.ts): put back as they were when the rest fails.
-    await this.proxies.sync(spec.name, init, spec.run.proxies);
+    if (diff.proxiesChanged) await this.proxies.sync(spec.name, init, spec.run.proxies);
     try {
-      const r = await applyHotplug({ spec, init, cgroup: cg, ownership, nodes: this.nodes, helper: hotplugHelperPath() }, diffRunConfigs(from, spec.run));
-      return { deferred: r.deferred.filter((part) => part !== "proxies") };
+      return await applyHotplug({ spec, init, cgroup: cg, ownership, nodes: this.nodes, helper: hotplugHelperPath() }, diff);
     } catch (e) {
-      await this.proxies.sync(spec.name, init, from.proxies).catch(() => undefined);
+      if (diff.proxiesChanged) await this.proxies.sync(spec.name, init, from.proxies).catch(() => undefined);
       throw e;
     }
   }
