@@ -40,7 +40,7 @@ export function instanceConsoleRoutes(deps: InstanceConsoleDeps): Route[] {
     if (type !== "console") throw badRequest(`Unknown console type "${type}": use "console"`);
     const r = await instances.record(req.project, req.params.name!);
     const host = hostName(r.project, r.name);
-    const state = await driver.state(host);
+    const state = await driver.status(host);
     if (state.status === "Frozen") throw badRequest(`Instance "${r.name}" is frozen`);
     if (state.status !== "Running") throw badRequest(`Instance "${r.name}" is not running`);
     const size = (v: unknown, dflt: number) => (typeof v === "number" && Number.isInteger(v) && v > 0 && v < 10_000 ? v : dflt);

@@ -37,7 +37,7 @@ export function instanceFileRoutes(deps: InstanceFileDeps): Route[] {
   }
 
   async function target(r: InstanceRecord): Promise<FileTarget> {
-    const state = await driver.state(hostName(r.project, r.name));
+    const state = await driver.status(hostName(r.project, r.name));
     if ((state.status === "Running" || state.status === "Frozen") && state.pid > 0) return { pid: state.pid, instance: r.name };
     const rootfs = `${await deps.volumePath(r)}/rootfs`;
     // The rootfs on disk is owned as volatile.last_state.idmap says; "[]" (or a privileged

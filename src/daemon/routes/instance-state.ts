@@ -45,7 +45,7 @@ export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
       throw badRequest('"command" must be a non-empty list of strings');
     const r = await instances.record(req.project, name(req));
     const host = hostName(r.project, r.name);
-    if ((await driver.state(host)).status !== "Running") throw badRequest(`Instance "${r.name}" is not running`);
+    if ((await driver.status(host)).status !== "Running") throw badRequest(`Instance "${r.name}" is not running`);
     const env = { ...defaultEnv(r.name), ...envFromConfig(r.config), ...(body.environment ?? {}) };
     const interactive = !!body.interactive;
     const spec = execOperation(
