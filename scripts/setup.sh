@@ -33,6 +33,6 @@ fi
 echo "==> build"
 npm run --silent build
 
-ln -sf "$PWD/dist/lodge.js" /usr/local/bin/lodge
+ln -sf "$PWD/dist/lodge" /usr/local/bin/lodge   # the launcher (warm spares); dist/lodge.js is the plain entry
 ln -sf "$PWD/dist/lodged.js" /usr/local/bin/lodged
 echo "==> lodge and lodged are in /usr/local/bin"

@@ -1,8 +1,9 @@
 /*
  * lodge-native: the few system calls Node does not offer and the daemon needs on hot paths:
- * pipes and socket pairs as raw descriptors, and sending descriptors over a unix socket
- * (SCM_RIGHTS). Used to hand a command's stdio to a container's exec agent without a fork
- * of the daemon. Everything is synchronous and short; errors throw with errno's text.
+ * pipes and socket pairs as raw descriptors, sending and receiving descriptors over a unix
+ * socket (SCM_RIGHTS), a blocking accept. Used to hand a command's stdio to a container's exec
+ * agent without a fork of the daemon, and by the CLI's warm worker (src/cli/worker.ts) to take
+ * over the terminal of the `lodge` launcher. Errors throw with errno's text.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define MAX_SEND_FDS 16
@@ -128,12 +131,175 @@ static napi_value SendFds(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+static int arg_int(napi_env env, napi_callback_info info, size_t n, int32_t *out) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < n) return -1;
+  for (size_t i = 0; i < n; i++)
+    if (napi_get_value_int32(env, argv[i], &out[i]) != napi_ok) return -1;
+  return 0;
+}
+
+static napi_value int_value(napi_env env, int32_t v) {
+  napi_value r;
+  napi_create_int32(env, v, &r);
+  return r;
+}
+
+/* listenUnix(path) → fd: a listening AF_UNIX stream socket (close-on-exec), mode 0600. */
+static napi_value ListenUnix(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  size_t len;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok || len >= sizeof path - 1) {
+    napi_throw_type_error(env, NULL, "listenUnix(path): path must be a short string");
+    return NULL;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket");
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  memcpy(a.sun_path, path, len + 1);
+  mode_t old = umask(0077);
+  int r = bind(fd, (struct sockaddr *)&a, sizeof a);
+  umask(old);
+  if (r < 0 || listen(fd, 8) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return throw_errno(env, "bind");
+  }
+  return int_value(env, fd);
+}
+
+/* acceptTimeout(fd, ms) → connected fd, or -1 when nothing came within ms. Blocks. */
+static napi_value AcceptTimeout(napi_env env, napi_callback_info info) {
+  int32_t a[2];
+  if (arg_int(env, info, 2, a) < 0) {
+    napi_throw_type_error(env, NULL, "acceptTimeout(fd, ms): bad arguments");
+    return NULL;
+  }
+  struct pollfd p = {.fd = a[0], .events = POLLIN};
+  for (;;) {
+    int r = poll(&p, 1, a[1]);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return throw_errno(env, "poll");
+    if (r == 0) return int_value(env, -1);
+    int c = accept4(a[0], NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0 && (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)) continue;
+    if (c < 0) return throw_errno(env, "accept");
+    return int_value(env, c);
+  }
+}
+
+/* peerUid(fd) → the uid of the process at the other end of a unix socket. */
+static napi_value PeerUid(napi_env env, napi_callback_info info) {
+  int32_t a[1];
+  if (arg_int(env, info, 1, a) < 0) {
+    napi_throw_type_error(env, NULL, "peerUid(fd): bad arguments");
+    return NULL;
+  }
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt(a[0], SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_errno(env, "SO_PEERCRED");
+  return int_value(env, (int32_t)cred.uid);
+}
+
+/*
+ * recvMsg(fd, max) → { data: Buffer, fds: number[] }: one blocking read of up to max bytes and
+ * the descriptors that came with it (close-on-exec). An empty buffer means the peer closed.
+ */
+static napi_value RecvMsg(napi_env env, napi_callback_info info) {
+  int32_t a[2];
+  if (arg_int(env, info, 2, a) < 0 || a[1] <= 0) {
+    napi_throw_type_error(env, NULL, "recvMsg(fd, max): bad arguments");
+    return NULL;
+  }
+  char *buf = malloc((size_t)a[1]);
+  if (!buf) return throw_errno(env, "malloc");
+  char cbuf[CMSG_SPACE(sizeof(int) * MAX_SEND_FDS)];
+  struct iovec iov = {.iov_base = buf, .iov_len = (size_t)a[1]};
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  ssize_t n;
+  for (;;) {
+    n = recvmsg(a[0], &msg, MSG_CMSG_CLOEXEC);
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {
+      struct pollfd p = {.fd = a[0], .events = POLLIN};
+      poll(&p, 1, -1);
+      continue;
+    }
+    free(buf);
+    return throw_errno(env, "recvmsg");
+  }
+  napi_value result, data, fds;
+  napi_create_object(env, &result);
+  napi_create_buffer_copy(env, (size_t)n, buf, NULL, &data);
+  free(buf);
+  napi_create_array(env, &fds);
+  uint32_t k = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int *got = (int *)CMSG_DATA(c);
+    for (size_t i = 0; i < count; i++) napi_set_element(env, fds, k++, int_value(env, got[i]));
+  }
+  napi_set_named_property(env, result, "data", data);
+  napi_set_named_property(env, result, "fds", fds);
+  return result;
+}
+
+/* dup2(old, new) */
+static napi_value Dup2(napi_env env, napi_callback_info info) {
+  int32_t a[2];
+  if (arg_int(env, info, 2, a) < 0) {
+    napi_throw_type_error(env, NULL, "dup2(old, new): bad arguments");
+    return NULL;
+  }
+  if (dup2(a[0], a[1]) < 0) return throw_errno(env, "dup2");
+  return NULL;
+}
+
+/* connectUnix(path) → fd connected to a listening unix socket (close-on-exec); throws if none. */
+static napi_value ConnectUnix(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  size_t len;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok || len >= sizeof path - 1) {
+    napi_throw_type_error(env, NULL, "connectUnix(path): path must be a short string");
+    return NULL;
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket");
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  memcpy(a.sun_path, path, len + 1);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return throw_errno(env, "connect");
+  }
+  return int_value(env, fd);
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"pipe", NULL, Pipe, NULL, NULL, NULL, napi_default, NULL},
       {"socketPair", NULL, SocketPair, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, Close, NULL, NULL, NULL, napi_default, NULL},
       {"sendFds", NULL, SendFds, NULL, NULL, NULL, napi_default, NULL},
+      {"listenUnix", NULL, ListenUnix, NULL, NULL, NULL, napi_default, NULL},
+      {"connectUnix", NULL, ConnectUnix, NULL, NULL, NULL, napi_default, NULL},
+      {"acceptTimeout", NULL, AcceptTimeout, NULL, NULL, NULL, napi_default, NULL},
+      {"peerUid", NULL, PeerUid, NULL, NULL, NULL, napi_default, NULL},
+      {"recvMsg", NULL, RecvMsg, NULL, NULL, NULL, napi_default, NULL},
+      {"dup2", NULL, Dup2, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,34 +1,9 @@
-/**
- * `lodge`, the command-line client. Start-up is kept minimal: only commander and the verb
- * table load before parsing; the module of the verb being run is imported on demand, so
- * `lodge info` never evaluates the code of `lodge monitor` (each verb is its own chunk).
- */
-import { CommanderError } from "commander";
-import { ExitCode, reportError } from "./exit.js";
-import { VERBS, newProgram, verbOf } from "./program.js";
-
-async function main(argv: string[]): Promise<number> {
-  const program = newProgram();
-  const wanted = verbOf(argv.slice(2));
-  for (const v of VERBS) {
-    if (v.name === wanted) (await v.load()).register(program);
-    else program.command(v.name).description(v.summary);
-  }
-  try {
-    await program.parseAsync(argv);
-    return ExitCode.Ok;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      // Help and --version end parsing through the same path as mistakes; only mistakes are 2.
-      if (e.exitCode === 0 || e.code === "commander.helpDisplayed" || e.code === "commander.version") return ExitCode.Ok;
-      return ExitCode.Usage;
-    }
-    return reportError(e);
-  }
-}
+/** `lodge`, the command-line client (see run.ts; native/launcher runs it warm). */
+import { reportError } from "./exit.js";
+import { runCli } from "./run.js";
 
 // Exit straight away: the client's keep-alive sockets must not hold the process open.
-main(process.argv).then(
+runCli(process.argv).then(
   (code) => process.exit(code),
   (e) => process.exit(reportError(e)),
 );

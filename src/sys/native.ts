@@ -17,7 +17,8 @@ export function nativePath(file: string, envVar?: string): string {
   const known = found.get(file);
   if (known) return known;
   // Bundled: dist/lodged.js → dist/<file>. From source: src/sys → ../../dist/<file>.
-  const candidates = [path.join(here, file), path.resolve(here, "../../dist", file)];
+  // Bundled CLI chunks sit in dist/cli/ → dist/<file>.
+  const candidates = [path.join(here, file), path.join(here, "..", file), path.resolve(here, "../../dist", file)];
   const hit = candidates.find((c) => existsSync(c));
   if (hit) found.set(file, hit);
   return hit ?? candidates[candidates.length - 1]!;
@@ -32,6 +33,17 @@ export interface NativeCalls {
   close(fd: number): void;
   /** Sends all of `data` on a unix socket; `fds` travel with its first byte (SCM_RIGHTS). */
   sendFds(socketFd: number, data: Buffer, fds: number[]): void;
+  /** A listening AF_UNIX stream socket at path (mode 0600). */
+  listenUnix(path: string): number;
+  /** A socket connected to path; throws when nothing listens. */
+  connectUnix(path: string): number;
+  /** Blocks up to ms for a connection; -1 when none came. */
+  acceptTimeout(fd: number, ms: number): number;
+  /** The uid of the peer of a unix socket. */
+  peerUid(fd: number): number;
+  /** One blocking read and the descriptors that came with it; empty data: closed. */
+  recvMsg(fd: number, max: number): { data: Buffer; fds: number[] };
+  dup2(oldFd: number, newFd: number): void;
 }
 
 let loaded: NativeCalls | null | undefined;
