@@ -37,4 +37,13 @@ export const API_EXTENSIONS: readonly string[] = [
   "file_delete",
   // /1.0/instances/<name>/console: attach (websocket operation) and the console log.
   "console",
+  // proxy devices (forwarders, not NAT): tcp, unix and udp, port ranges, unix socket uid/gid/mode,
+  // security.uid/gid, proxy_protocol.
+  "proxy",
+  "proxy_unix",
+  "proxy_udp",
+  "proxy_tcp_udp_multi_port_handling",
+  "proxy_unix_dac_properties",
+  "unix_priv_drop",
+  "proxy_haproxy_protocol",
 ];
