@@ -43,7 +43,7 @@ void logmsg(const char *fmt, ...) {
   struct tm tm;
   strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
   char line[1024];
-  int n = snprintf(line, sizeof line, "%s lodge-proxy[%d] %s: ", when, (int)getpid(), label);
+  int n = snprintf(line, sizeof line, "%s lodge-proxy[%d] %.200s: ", when, (int)getpid(), label);
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
