@@ -68,13 +68,14 @@ static napi_value Close(napi_env env, napi_callback_info info) {
 }
 
 /*
- * sendFds(socketFd, buffer, fds[]) sends the whole buffer; the descriptors travel with its
- * first byte. The socket may be non-blocking (Node owns its reading side): a full buffer is
- * waited for with poll, up to 5 s.
+ * sendFds(socketFd, buffer, fds[], waitMs = 0) sends the whole buffer; the descriptors travel
+ * with its first byte. The socket may be non-blocking (Node owns its reading side): a full
+ * buffer is waited for up to waitMs, then EAGAIN is thrown — a peer that stops reading must
+ * not stall the daemon's thread.
  */
 static napi_value SendFds(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t sock;
   void *data;
@@ -86,6 +87,8 @@ static napi_value SendFds(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "sendFds(fd, buffer, fds[]): bad arguments");
     return NULL;
   }
+  int32_t wait_ms = 0;
+  if (argc >= 4) napi_get_value_int32(env, argv[3], &wait_ms);
   for (uint32_t i = 0; i < nfds; i++) {
     napi_value v;
     napi_get_element(env, argv[2], i, &v);
@@ -115,9 +118,9 @@ static napi_value SendFds(napi_env env, napi_callback_info info) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
         struct pollfd p = {.fd = sock, .events = POLLOUT};
-        int r = poll(&p, 1, 5000);
+        int r = wait_ms > 0 ? poll(&p, 1, wait_ms) : 0;
         if (r == 0) {
-          errno = ETIMEDOUT;
+          errno = EAGAIN;
           return throw_errno(env, "sendmsg");
         }
         continue;

@@ -31,8 +31,11 @@ export interface NativeCalls {
   /** A connected AF_UNIX stream pair, close-on-exec. */
   socketPair(): [number, number];
   close(fd: number): void;
-  /** Sends all of `data` on a unix socket; `fds` travel with its first byte (SCM_RIGHTS). */
-  sendFds(socketFd: number, data: Buffer, fds: number[]): void;
+  /**
+   * Sends all of `data` on a unix socket; `fds` travel with its first byte (SCM_RIGHTS). A
+   * full socket buffer is waited for up to waitMs (default 0), then it throws (EAGAIN).
+   */
+  sendFds(socketFd: number, data: Buffer, fds: number[], waitMs?: number): void;
   /** A listening AF_UNIX stream socket at path (mode 0600). */
   listenUnix(path: string): number;
   /** A socket connected to path; throws when nothing listens. */

@@ -332,7 +332,13 @@ export class LxcDriver implements ContainerDriver {
     const tools = await this.toolsReady();
     if (!req.pty && this.opts.execAgent !== false) {
       const agent = await this.agent(name).catch(() => undefined);
-      if (agent?.alive) return agent.exec(req);
+      if (agent?.alive) {
+        try {
+          return agent.exec(req);
+        } catch {
+          // The agent stopped answering (and was dropped): this exec takes lxc-attach.
+        }
+      }
     }
     return spawnAttach({ lxcAttach: tools.attach, script: tools.script, name, lxcpath: this.lxcpath, env: tools.env }, req);
   }

@@ -36,6 +36,8 @@ export interface AgentTarget {
 interface Pending {
   started: (pid: number) => void;
   exited: (r: ExecResult) => void;
+  /** Ends the command's streams on our side: for a command the agent never took. */
+  abandon?: () => void;
 }
 
 export class ExecAgent {
@@ -126,7 +128,10 @@ export class ExecAgent {
     this.closed = true;
     this.socket.destroy();
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
-    for (const p of this.pending.values()) p.exited({ code: 127 });
+    for (const p of this.pending.values()) {
+      p.abandon?.();
+      p.exited({ code: 127 });
+    }
     this.pending.clear();
     for (const f of this.onClose.splice(0)) f();
   }
@@ -179,12 +184,30 @@ export class ExecAgent {
     let exitedResolve!: (r: ExecResult) => void;
     const exited = new Promise<ExecResult>((r) => (exitedResolve = r));
     let pid = 0;
-    this.pending.set(id, { started: (p) => (pid = p), exited: exitedResolve });
+    // An agent that does not take the command within 10 s (its container's root may have
+    // stopped it) is dropped; the command counts as not run.
+    const notStarted = setTimeout(() => this.close(), 10_000);
+    notStarted.unref();
+    this.pending.set(id, {
+      started: (p) => {
+        clearTimeout(notStarted);
+        pid = p;
+        const entry = this.pending.get(id);
+        if (entry) entry.abandon = undefined;
+      },
+      exited: (r) => {
+        clearTimeout(notStarted);
+        exitedResolve(r);
+      },
+    });
     try {
+      // Never blocks: an agent that stops reading (its container's root can stop it) is dropped.
       n.sendFds(this.fd, Buffer.concat([head, body]), [stdin[0], stdout[1], stderr[1]]);
     } catch (e) {
+      clearTimeout(notStarted);
       this.pending.delete(id);
-      for (const fd of [...stdin, ...stdout, ...stderr]) n.close(fd);
+      for (const fd of [stdin[1], stdout[0], stderr[0]]) n.close(fd);
+      this.close();
       throw e;
     } finally {
       // The agent holds its own copies now.
@@ -194,6 +217,12 @@ export class ExecAgent {
     inStream.on("error", () => undefined);
     const outStream = new net.Socket({ fd: stdout[0], readable: true, writable: false });
     const errStream = new net.Socket({ fd: stderr[0], readable: true, writable: false });
+    // Until the agent reports the command started, its end of the streams may never close.
+    const entry = this.pending.get(id);
+    if (entry)
+      entry.abandon = () => {
+        for (const st of [inStream, outStream, errStream]) st.destroy();
+      };
     // As a child process's "close": the exit code once the command exited and its output ended.
     const ended = (s: net.Socket) => new Promise<void>((r) => (s.readableEnded || s.destroyed ? r() : s.once("close", () => r())));
     const done = Promise.all([exited, ended(outStream), ended(errStream)]).then(([r]) => r);
