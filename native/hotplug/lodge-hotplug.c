@@ -47,31 +47,7 @@ static int code_for(int err) {
   }
 }
 
-static void __attribute__((noreturn)) die(int code, const char *what, int err) {
-  if (err) fprintf(stderr, "%s: %s\n", what, strerror(err));
-  else fprintf(stderr, "%s\n", what);
-  exit(code);
-}
-static void __attribute__((noreturn)) fail(const char *what) { die(code_for(errno), what, errno); }
-static void __attribute__((noreturn)) other(const char *what) { die(E_OTHER, what, errno); }
-static void __attribute__((noreturn)) enter_fail(const char *what) { die(E_ENTER, what, errno); }
-static void __attribute__((noreturn)) usage(const char *why) { die(E_OTHER, why, 0); }
-
-static long parse_num(const char *s, int base, long max, const char *what) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, base);
-  if (errno || end == s || *end || v < 0 || v > max) usage(what);
-  return v;
-}
-
-static int open_proc(pid_t pid, const char *rel, int flags) {
-  char p[64];
-  snprintf(p, sizeof p, "/proc/%d/%s", (int)pid, rel);
-  int fd = open(p, flags | O_CLOEXEC);
-  if (fd < 0) enter_fail(rel);
-  return fd;
-}
+#include "helper.h"
 
 /* The namespaces and root of a container's init, opened together while it is alive. */
 struct target {

@@ -151,21 +151,28 @@ static napi_value int_value(napi_env env, int32_t v) {
   return r;
 }
 
+/* The socket address of a path given from JavaScript; -1 (with a TypeError thrown) if unfit. */
+static int unix_address(napi_env env, napi_callback_info info, const char *fn, struct sockaddr_un *a) {
+  size_t argc = 1, len;
+  napi_value argv[1];
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], a->sun_path, sizeof a->sun_path, &len) != napi_ok || len >= sizeof a->sun_path - 1) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s(path): path must be a short string", fn);
+    napi_throw_type_error(env, NULL, msg);
+    return -1;
+  }
+  return 0;
+}
+
 /* listenUnix(path) → fd: a listening AF_UNIX stream socket (close-on-exec), mode 0600. */
 static napi_value ListenUnix(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-  size_t len;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok || len >= sizeof path - 1) {
-    napi_throw_type_error(env, NULL, "listenUnix(path): path must be a short string");
-    return NULL;
-  }
+  struct sockaddr_un a;
+  if (unix_address(env, info, "listenUnix", &a) < 0) return NULL;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket");
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  memcpy(a.sun_path, path, len + 1);
   mode_t old = umask(0077);
   int r = bind(fd, (struct sockaddr *)&a, sizeof a);
   umask(old);
@@ -269,19 +276,10 @@ static napi_value Dup2(napi_env env, napi_callback_info info) {
 
 /* connectUnix(path) → fd connected to a listening unix socket (close-on-exec); throws if none. */
 static napi_value ConnectUnix(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-  size_t len;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok || len >= sizeof path - 1) {
-    napi_throw_type_error(env, NULL, "connectUnix(path): path must be a short string");
-    return NULL;
-  }
+  struct sockaddr_un a;
+  if (unix_address(env, info, "connectUnix", &a) < 0) return NULL;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket");
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  memcpy(a.sun_path, path, len + 1);
   if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
     int e = errno;
     close(fd);
