@@ -53,7 +53,10 @@ const buildId = await (async () => {
   const { readdir, readFile } = await import("node:fs/promises");
   const cc = process.env.CC || "cc";
   for (const dir of (await readdir("native", { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
-    const spec = JSON.parse(await readFile(`native/${dir}/build.json`, "utf8"));
+    // A directory without build.json holds shared sources only (native/common).
+    const text = await readFile(`native/${dir}/build.json`, "utf8").catch(() => undefined);
+    if (text === undefined) continue;
+    const spec = JSON.parse(text);
     const flags = (spec.flags ?? []).map((f) => f.replaceAll("${BUILD_ID}", buildId));
     const args = ["-O2", "-Wall", "-Wextra", ...flags, "-o", `dist/${spec.out}`, ...spec.sources.map((f) => `native/${dir}/${f}`), ...(spec.libs ?? [])];
     const r = spawnSync(cc, args, { stdio: "inherit" });
