@@ -78,16 +78,31 @@ export async function createRequest(client: LodgeClient, image: string | undefin
   return body;
 }
 
-/** `[local:]alias-or-fingerprint` as an image source the daemon resolves. */
+/**
+ * `[remote:]alias-or-fingerprint` as an image source: a local image by fingerprint; one on an
+ * image server as that server's address and protocol, which the daemon pulls (and caches)
+ * while it creates the instance, as `lxc launch images:…` does.
+ */
 async function imageSource(client: LodgeClient, text: string): Promise<InstancesPost["source"]> {
   let name = text;
   if (text.includes(":")) {
     // Only then is the remote configuration read: a plain alias costs nothing extra.
-    const { loadRemoteConfig } = await import("./remote-config.js");
-    const { parseImageRef, localRemote } = await import("./image-ref.js");
+    const { loadRemoteConfig, getRemote, isLocal } = await import("./remote-config.js");
+    const { parseImageRef, looksLikeFingerprint } = await import("./image-ref.js");
     const cfg = await loadRemoteConfig();
     const ref = parseImageRef(text, cfg);
-    localRemote(ref, cfg, "launch");
+    const remote = getRemote(cfg, ref.remote);
+    if (!ref.name) throw new UsageError(`No image in "${text}": name an alias or a fingerprint`);
+    if (!isLocal(remote)) {
+      const byFingerprint = looksLikeFingerprint(ref.name) && ref.name.length >= 12;
+      return {
+        type: "image",
+        mode: "pull",
+        server: remote.addr,
+        protocol: remote.protocol,
+        ...(byFingerprint ? { fingerprint: ref.name.toLowerCase() } : { alias: ref.name }),
+      };
+    }
     name = ref.name;
   }
   if (!name) throw new UsageError(`No image in "${text}": name an alias or a fingerprint`);

@@ -22,6 +22,7 @@ import { checkDeviceSources } from "./devices/sources.js";
 import { checkNicParents } from "./nic-parents.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
+import { pullInstanceImage, remoteImageRef, type PullContext, type RemoteImageRef } from "./image-source.js";
 
 export interface InstanceServiceDeps {
   store: DocumentStore;
@@ -42,6 +43,8 @@ export type LiveApply = (before: InstanceRecord, after: InstanceRecord) => Promi
 export interface PreparedCreate {
   record: InstanceRecord;
   image?: string;
+  /** An image on another server, pulled by create() (then `image`, architecture and image.* keys follow). */
+  remote?: RemoteImageRef;
 }
 
 /** How long an instance operation waits for another one on the same instance. */
@@ -101,7 +104,8 @@ export class InstanceService {
     await checkDeviceSources(devices);
     const profiles = req.profiles ?? ["default"];
     for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
-    const image = await this.resolveImage(project, req);
+    const remote = remoteImageRef(req.source ?? { type: "none" });
+    const image = remote ? undefined : await this.resolveImage(project, req);
     const pool = rootDisk(devices)?.pool ?? DEFAULT_POOL;
     await this.d.storage.pool(pool);
     const record: InstanceRecord = {
@@ -122,14 +126,14 @@ export class InstanceService {
     };
     if (!rootDisk(expandDevices(record))) throw badRequest('The instance has no root disk: add a disk device with path "/" and a pool');
     if (await this.d.store.get(instanceKey(project, name))) throw conflict(`Instance "${name}" already exists`);
-    return { record, image: image?.fingerprint };
+    return { record, image: image?.fingerprint, remote };
   }
 
   /** Creates a prepared instance from its image (or empty); it is left stopped. */
-  async create(prepared: PreparedCreate, signal?: AbortSignal): Promise<InstanceRecord> {
+  async create(prepared: PreparedCreate, signal?: AbortSignal, op?: PullContext): Promise<InstanceRecord> {
     const record: InstanceRecord = { ...prepared.record, config: { ...prepared.record.config }, created_at: new Date().toISOString() };
     const { project, name, pool } = record;
-    const image = prepared.image;
+    let image = prepared.image;
     const undo = new Revert();
     try {
       try {
@@ -138,6 +142,14 @@ export class InstanceService {
         throw conflict(`Instance "${name}" already exists`);
       }
       undo.add(() => this.d.store.delete(instanceKey(project, name)));
+
+      if (prepared.remote) {
+        // The name is taken (above) while the image comes; the record is not visible until ready.
+        const pulled = await pullInstanceImage(this.d.images, project, prepared.remote, op);
+        image = pulled.fingerprint;
+        record.architecture = pulled.architecture;
+        record.config = { ...imageConfig(pulled), ...record.config };
+      }
 
       const volume = await this.d.storage.createInstanceVolume(pool, project, name, "container", image, signal);
       undo.add(() => this.d.storage.deleteInstanceVolume(pool, project, name, "container"));
@@ -162,7 +174,6 @@ export class InstanceService {
     const src = req.source ?? { type: "none" };
     if (src.type === "none") return undefined;
     if (src.type !== "image") throw badRequest(`Instance source type "${src.type}" is not supported yet`);
-    if (src.server) throw badRequest("Creating from a remote image server is not supported yet; copy the image first (lodge image copy)");
     let ref = src.fingerprint;
     if (!ref && src.alias) {
       try {

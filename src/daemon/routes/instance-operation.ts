@@ -1,5 +1,5 @@
 import { instanceUrl } from "../../instances/record.js";
-import type { OperationManager, OperationSpec } from "../operations.js";
+import type { OperationContext, OperationManager, OperationSpec } from "../operations.js";
 import { async, type Reply } from "../route.js";
 
 /** An operation's `resources` for one instance (its URL without the project query). */
@@ -13,7 +13,7 @@ export function instanceTask(
   project: string,
   name: string,
   description: string,
-  work: (signal: AbortSignal) => Promise<unknown>,
+  work: (signal: AbortSignal, ctx: OperationContext) => Promise<unknown>,
   extra: Partial<OperationSpec> = {},
 ): Reply {
   return async(
@@ -22,7 +22,7 @@ export function instanceTask(
       project,
       resources: instanceResources(project, name),
       run: async (ctx) => {
-        await work(ctx.signal);
+        await work(ctx.signal, ctx);
       },
       ...extra,
     }),

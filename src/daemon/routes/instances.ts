@@ -8,6 +8,7 @@ import type { InstanceService } from "../../instances/service.js";
 import type { OperationManager } from "../operations.js";
 import { flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
 import { instanceTask } from "./instance-operation.js";
+import type { OperationContext } from "../operations.js";
 
 export interface InstanceRouteDeps {
   instances: InstanceService;
@@ -40,13 +41,13 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     const body = (req.body ?? {}) as InstancesPost;
     if (typeof body !== "object" || Array.isArray(body)) throw badRequest("The request body must be an instance object");
     const prepared = await instances.prepare(req.project, body);
-    return async_(req, "Creating instance", prepared.record.name, async (signal) => {
-      await instances.create(prepared, signal);
+    return async_(req, "Creating instance", prepared.record.name, async (signal, ctx) => {
+      await instances.create(prepared, signal, ctx);
       if (body.start) await lifecycle.change(req.project, prepared.record.name, "start", {});
     });
   }
 
-  const async_ = (req: Request, description: string, n: string, work: (signal: AbortSignal) => Promise<unknown>) =>
+  const async_ = (req: Request, description: string, n: string, work: (signal: AbortSignal, ctx: OperationContext) => Promise<unknown>) =>
     instanceTask(operations, req.project, n, description, work);
 
   return [
