@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseImageMetadata, type TemplateTrigger } from "../images/metadata.js";
 
@@ -27,13 +27,8 @@ export async function renderTemplates(
   volumeDir: string,
   ctx: TemplateContext,
 ): Promise<{ files: RenderedTemplate[]; skipped: string[] }> {
-  let text: string;
-  try {
-    text = await readFile(join(volumeDir, "metadata.yaml"), "utf8");
-  } catch {
-    return { files: [], skipped: [] };
-  }
-  const meta = parseImageMetadata(text);
+  const meta = await metadataOf(join(volumeDir, "metadata.yaml"));
+  if (!meta) return { files: [], skipped: [] };
   const files: RenderedTemplate[] = [];
   const skipped: string[] = [];
   for (const [path, tpl] of Object.entries(meta.templates ?? {})) {
@@ -47,6 +42,27 @@ export async function renderTemplates(
     files.push({ path, content: render(source, ctx, tpl.properties ?? {}), mode: 0o644 });
   }
   return { files, skipped };
+}
+
+type Metadata = ReturnType<typeof parseImageMetadata>;
+const parsed = new Map<string, { mtimeMs: number; size: number; meta: Metadata }>();
+
+/**
+ * An instance's metadata.yaml, parsed once while it is unchanged (every start looks at its
+ * templates; parsing YAML each time is most of that). Undefined when there is none.
+ */
+async function metadataOf(file: string): Promise<Metadata | undefined> {
+  const st = await stat(file).catch(() => undefined);
+  if (!st) {
+    parsed.delete(file);
+    return undefined;
+  }
+  const known = parsed.get(file);
+  if (known && known.mtimeMs === st.mtimeMs && known.size === st.size) return known.meta;
+  const meta = parseImageMetadata(await readFile(file, "utf8"));
+  if (parsed.size >= 4096) parsed.clear(); // (entries of deleted instances go this way)
+  parsed.set(file, { mtimeMs: st.mtimeMs, size: st.size, meta });
+  return meta;
 }
 
 export function render(source: string, ctx: TemplateContext, tplProps: Record<string, string>): string {
