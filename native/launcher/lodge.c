@@ -8,10 +8,11 @@
  * to it and exits with its exit code. The spare runs exactly one command; the launcher then
  * starts the next one in the background.
  *
- * When no spare answers (first run, after a rebuild, after the idle timeout, LODGE_CLI_WORKER=0)
- * the launcher runs `node lodge.js` itself, as without it, and starts a spare in the background
- * for next time. The socket lives in a directory only the user can enter
- * ($XDG_RUNTIME_DIR/lodge, else /tmp/lodge-cli-<uid>), named after this build, and both ends
+ * When no spare answers (first run, after a rebuild, after the idle timeout) the launcher runs
+ * `node lodge.js` itself, as without it, and starts a spare in the background for next time;
+ * LODGE_CLI_WORKER=0 means plain Node and no spare. The socket lives in a directory only the
+ * user can enter ($XDG_RUNTIME_DIR/lodge, else /tmp/lodge-cli-<uid>), named after this build
+ * and the caller's NODE_* variables (see node_env_hash), and both ends
  * check the peer's uid.
  *
  * Request: u32 magic 'LDG1', u32 length of the rest, u32 argc, u32 envc, u32 umask, then the
@@ -88,6 +89,8 @@ static void start_spare(const char *dist, const char *sock) {
   /* A grandchild in its own session, so it outlives us and our terminal. */
   if (fork() != 0) _exit(0);
   setsid();
+  /* Not the caller's directory: a spare must not keep it busy (it takes the command's own later). */
+  if (chdir("/") < 0) _exit(1);
   int null = open("/dev/null", O_RDWR);
   if (null >= 0) {
     dup2(null, 0);
@@ -99,6 +102,33 @@ static void start_spare(const char *dist, const char *sock) {
   snprintf(script, sizeof script, "%s/lodge-worker.js", dist);
   execlp("node", "node", script, sock, (char *)NULL);
   _exit(127);
+}
+
+static int by_text(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/*
+ * Node reads its own variables (NODE_OPTIONS, NODE_EXTRA_CA_CERTS, ...) only when it starts,
+ * so spares are kept apart by them: a hash (FNV-1a) of the sorted NODE_* entries names the
+ * socket, and a spare serves only commands run with the very same ones.
+ */
+static uint64_t node_env_hash(void) {
+  size_t n = 0;
+  for (char **e = environ; *e; e++)
+    if (strncmp(*e, "NODE_", 5) == 0) n++;
+  char **vars = calloc(n + 1, sizeof *vars);
+  if (!vars) return 0;
+  size_t k = 0;
+  for (char **e = environ; *e; e++)
+    if (strncmp(*e, "NODE_", 5) == 0) vars[k++] = *e;
+  qsort(vars, k, sizeof *vars, by_text);
+  uint64_t h = 14695981039346656037ull;
+  for (size_t i = 0; i < k; i++)
+    for (const unsigned char *c = (const unsigned char *)vars[i];; c++) {
+      h = (h ^ *c) * 1099511628211ull;
+      if (!*c) break;
+    }
+  free(vars);
+  return h;
 }
 
 static int run_cold(const char *dist, int argc, char **argv) {
@@ -230,7 +260,7 @@ int main(int argc, char **argv) {
   if (use && strcmp(use, "0") == 0) return run_cold(dist, argc, argv);
   char dir[PATH_MAX - 64], sock[PATH_MAX];
   if (socket_dir(dir, sizeof dir) < 0) return run_cold(dist, argc, argv);
-  snprintf(sock, sizeof sock, "%s/cli-%s.sock", dir, LODGE_BUILD_ID);
+  snprintf(sock, sizeof sock, "%s/cli-%s-%016llx.sock", dir, LODGE_BUILD_ID, (unsigned long long)node_env_hash());
   int code = run_warm(sock, argc, argv);
   /* The next spare starts once this command is done, so the two do not compete for the CPU. */
   start_spare(dist, sock);

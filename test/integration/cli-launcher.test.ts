@@ -142,7 +142,7 @@ test("warm: Ctrl-C reaches the command and it ends as it would without a spare",
   assert.equal(warm, cold);
 });
 
-test("the spare's socket: private directory required, stale sockets replaced, idle spares leave, LODGE_CLI_WORKER=0 starts none", async (t) => {
+test("the spare's socket: private directory required, stale sockets replaced, idle spares leave, LODGE_CLI_WORKER=0 starts none, NODE_* variables keep spares apart", async (t) => {
   const d = await TestDaemon.start(t);
   // A directory others may enter is not used: every command runs cold and no spare starts.
   const open = await launcherEnv(t, d);
@@ -158,6 +158,17 @@ test("the spare's socket: private directory required, stale sockets replaced, id
   assert.equal((await off.run(["version"])).code, 0);
   await new Promise((r) => setTimeout(r, 1500));
   assert.deepEqual(await off.spares(), []);
+
+  // NODE_* variables are read by Node only when it starts: a spare serves only commands with
+  // the very same ones; others get their own.
+  const nodeVar = await launcherEnv(t, d, { NODE_OPTIONS: "--max-old-space-size=200" });
+  await nodeVar.run(["version"]);
+  const withOpts = await nodeVar.waitSpare();
+  assert.match(await readFile(`/proc/${withOpts}/environ`, "utf8"), /NODE_OPTIONS=--max-old-space-size=200\0/);
+  await nodeVar.run(["version"], { env: { NODE_OPTIONS: "--max-old-space-size=300" } });
+  assert.ok((await nodeVar.spares()).includes(withOpts), "the spare of other NODE_OPTIONS did not serve it");
+  for (let i = 0; i < 100 && (await nodeVar.spares()).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal((await nodeVar.spares()).length, 2, "a spare for each set of NODE_* variables");
 
   // A socket left by a dead spare (nothing listens): the command still works, a spare replaces it.
   const e = await launcherEnv(t, d, { LODGE_CLI_WORKER_IDLE: "2" });
