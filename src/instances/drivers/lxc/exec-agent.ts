@@ -79,9 +79,11 @@ export class ExecAgent {
     socket.on("close", () => this.close());
     socket.on("error", () => this.close());
     this.attachExited = new Promise((r) => child.once("exit", () => r()));
-    // lxc-attach ends as soon as the agent has settled inside; before that, its end is a failure.
-    child.on("exit", () => {
-      if (!this.isReady) this.close();
+    // lxc-attach ends (0) as soon as the agent has settled inside, maybe before its READY is
+    // read here; any other end before READY is a failure. (An agent that dies before READY
+    // closes the socket, which ends it too.)
+    child.on("exit", (code) => {
+      if (!this.isReady && code !== 0) this.close();
     });
   }
 
