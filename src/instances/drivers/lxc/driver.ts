@@ -14,12 +14,10 @@
  * has no entries), the tools run with a PATH without the helpers' directories, so liblxc,
  * running as root, writes the map directly.
  */
-import { constants } from "node:fs";
-import { access, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Cgroup, cgroupLayout, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
 import { run, which } from "../../../sys/exec.js";
-import { nativeCalls, nativePath } from "../../../sys/native.js";
 import { readHostPool, type HostIdPool } from "../../../sys/idmap.js";
 import {
   InstanceDriverError,
@@ -41,7 +39,8 @@ import { renderLxcConfig, SECCOMP_POLICY, type LxcHostFacts } from "./config.js"
 import { DeviceNodes, hotplugHelperPath } from "./devnodes.js";
 import { applyHotplug } from "./hotplug.js";
 import { spawnAttach } from "./exec.js";
-import { ExecAgent } from "./exec-agent.js";
+import { ExecAgents } from "./exec-agents.js";
+import { atomicWrite, checkRootfsPath, withoutShadowHelpers } from "./host-checks.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
 import { ProxyForwarders } from "./proxy.js";
 import { networkState } from "./netstate.js";
@@ -87,9 +86,10 @@ export class LxcDriver implements ContainerDriver {
   };
   readonly lxcpath: string;
   private tools?: Promise<Tools>;
-  private readonly agents = new Map<string, Promise<ExecAgent | null>>();
-  /** lxc-attach runs that started an agent and have not ended yet, by container. */
-  private readonly attaching = new Map<string, Promise<void>>();
+  private readonly agents = new ExecAgents(async (name) => {
+    const tools = await this.toolsReady();
+    return { lxcAttach: tools.attach, name, lxcpath: this.lxcpath, env: tools.env };
+  });
   private facts?: Promise<LxcHostFacts>;
   private readonly proxies: ProxyForwarders;
 
@@ -218,7 +218,7 @@ export class LxcDriver implements ContainerDriver {
       `container ${name} shows no init process`,
     );
     // The exec agent starts while the caller learns the container runs: the first exec finds it ready.
-    void this.agent(name).catch(() => undefined);
+    void this.agents.get(name).catch(() => undefined);
     // Proxy devices' forwarders, once init runs (proxy.ts); a start they fail leaves nothing running.
     await this.proxies.sync(name, pid, spec.run.proxies).catch(async (e: Error) => {
       await this.stop(name, { force: true }).catch(() => undefined);
@@ -239,7 +239,7 @@ export class LxcDriver implements ContainerDriver {
     await this.proxies.stopAll(name);
     const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
     if (!procs) {
-      this.dropAgent(name);
+      this.agents.drop(name);
       return this.cleanUpAfterAttach(name);
     }
     const tools = await this.toolsReady();
@@ -259,7 +259,7 @@ export class LxcDriver implements ContainerDriver {
     await waitForExit(procs.monitor, 10_000);
     // The exec agent went down with the container; ending it before a clean stop instead
     // costs busybox's init most of a second (an orphan's exit during its shutdown).
-    this.dropAgent(name);
+    this.agents.drop(name);
     await this.cleanUpAfterAttach(name);
   }
 
@@ -269,8 +269,7 @@ export class LxcDriver implements ContainerDriver {
    * gone, remove what is left.
    */
   private async cleanUpAfterAttach(name: string): Promise<void> {
-    const attach = this.attaching.get(name);
-    if (attach) await Promise.race([attach, new Promise((r) => setTimeout(r, 5000))]);
+    await this.agents.attachesDone(name);
     if (await findProcesses(this.pidfile(name), this.lxcpath, name)) return;
     await removeCgroups((await this.hostFacts()).cgroup, [`lxc.monitor.${name}`, `lxc.payload.${name}`]);
   }
@@ -336,7 +335,7 @@ export class LxcDriver implements ContainerDriver {
   async exec(name: string, req: ExecRequest): Promise<ExecProcess> {
     const tools = await this.toolsReady();
     if (!req.pty && this.opts.execAgent !== false) {
-      const agent = await this.agent(name).catch(() => undefined);
+      const agent = await this.agents.get(name).catch(() => undefined);
       if (agent?.alive) {
         try {
           return agent.exec(req);
@@ -346,43 +345,6 @@ export class LxcDriver implements ContainerDriver {
       }
     }
     return spawnAttach({ lxcAttach: tools.attach, script: tools.script, name, lxcpath: this.lxcpath, env: tools.env }, req);
-  }
-
-  /**
-   * The container's exec agent (exec-agent.ts), started on first use; null when the native
-   * parts were not built. A failed start is not remembered: the next exec tries again.
-   */
-  private agent(name: string): Promise<ExecAgent | null> {
-    const known = this.agents.get(name);
-    if (known) return known;
-    const native = nativeCalls();
-    const binary = nativePath("lodge-execd", "LODGE_EXECD");
-    if (!native) return Promise.resolve(null);
-    const starting = (async () => {
-      const tools = await this.toolsReady();
-      const agent = ExecAgent.start(native, { lxcAttach: tools.attach, binary, name, lxcpath: this.lxcpath, env: tools.env });
-      const attach = agent.attachExited;
-      this.attaching.set(name, attach);
-      void attach.then(() => {
-        if (this.attaching.get(name) === attach) this.attaching.delete(name);
-      });
-      agent.whenClosed(() => {
-        if (this.agents.get(name) === starting) this.agents.delete(name);
-      });
-      await agent.ready;
-      return agent;
-    })();
-    this.agents.set(name, starting);
-    starting.catch(() => {
-      if (this.agents.get(name) === starting) this.agents.delete(name);
-    });
-    return starting;
-  }
-
-  private dropAgent(name: string): void {
-    const known = this.agents.get(name);
-    this.agents.delete(name);
-    void known?.then((a) => a?.close(), () => undefined);
   }
 
   async applyLimits(name: string, limits: ResourceLimits): Promise<void> {
@@ -422,38 +384,4 @@ export class LxcDriver implements ContainerDriver {
       throw e;
     }
   }
-}
-
-/**
- * The rootfs must exist, and an unprivileged container's root (a host uid without rights
- * of its own) must be able to pass through every directory above it: liblxc's failure for
- * that ("an error occurred in another process") names neither cause.
- */
-async function checkRootfsPath(spec: ContainerSpec): Promise<void> {
-  const st = await stat(spec.rootfs).catch(() => undefined);
-  if (!st?.isDirectory()) throw new InstanceDriverError(`container ${spec.name} failed to start: rootfs ${spec.rootfs} is not a directory`);
-  if (spec.privileged) return;
-  for (let dir = path.dirname(spec.rootfs); ; dir = path.dirname(dir)) {
-    const d = await stat(dir);
-    if (!(d.mode & 0o001)) {
-      throw new InstanceDriverError(`container ${spec.name} failed to start: ${dir} must be searchable by others (mode o+x) for an unprivileged container's root to reach its rootfs`);
-    }
-    if (dir === path.dirname(dir)) return;
-  }
-}
-
-/** PATH without the directories that hold newuidmap or newgidmap. */
-async function withoutShadowHelpers(PATH: string): Promise<string> {
-  const keep: string[] = [];
-  for (const dir of PATH.split(":").filter(Boolean)) {
-    const has = await Promise.all(["newuidmap", "newgidmap"].map((b) => access(path.join(dir, b), constants.X_OK).then(() => true, () => false)));
-    if (!has.some(Boolean)) keep.push(dir);
-  }
-  return keep.join(":") || "/nonexistent";
-}
-
-async function atomicWrite(file: string, content: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, content, { mode: 0o600 });
-  await rename(tmp, file);
 }

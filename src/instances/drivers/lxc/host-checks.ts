@@ -1,0 +1,43 @@
+/**
+ * Host-side checks and file writes of the liblxc driver: the rootfs path an unprivileged root
+ * must be able to reach, the PATH liblxc's tools run with, config files written whole.
+ */
+import { constants } from "node:fs";
+import { access, rename, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { InstanceDriverError, type ContainerSpec } from "../../driver.js";
+
+/**
+ * The rootfs must exist, and an unprivileged container's root (a host uid without rights
+ * of its own) must be able to pass through every directory above it: liblxc's failure for
+ * that ("an error occurred in another process") names neither cause.
+ */
+export async function checkRootfsPath(spec: ContainerSpec): Promise<void> {
+  const st = await stat(spec.rootfs).catch(() => undefined);
+  if (!st?.isDirectory()) throw new InstanceDriverError(`container ${spec.name} failed to start: rootfs ${spec.rootfs} is not a directory`);
+  if (spec.privileged) return;
+  for (let dir = path.dirname(spec.rootfs); ; dir = path.dirname(dir)) {
+    const d = await stat(dir);
+    if (!(d.mode & 0o001)) {
+      throw new InstanceDriverError(`container ${spec.name} failed to start: ${dir} must be searchable by others (mode o+x) for an unprivileged container's root to reach its rootfs`);
+    }
+    if (dir === path.dirname(dir)) return;
+  }
+}
+
+/** PATH without the directories that hold newuidmap or newgidmap. */
+export async function withoutShadowHelpers(PATH: string): Promise<string> {
+  const keep: string[] = [];
+  for (const dir of PATH.split(":").filter(Boolean)) {
+    const has = await Promise.all(["newuidmap", "newgidmap"].map((b) => access(path.join(dir, b), constants.X_OK).then(() => true, () => false)));
+    if (!has.some(Boolean)) keep.push(dir);
+  }
+  return keep.join(":") || "/nonexistent";
+}
+
+/** Writes a file whole: readers see the old or the new content, never a part. */
+export async function atomicWrite(file: string, content: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, content, { mode: 0o600 });
+  await rename(tmp, file);
+}
