@@ -33,9 +33,14 @@ async function main(): Promise<void> {
   for (;;) {
     conn = native.acceptTimeout(listener, idleMs);
     if (conn < 0) {
-      native.close(listener);
+      // Idle: leave, but first take a command that connected just now (after the unlink,
+      // launchers run the command themselves).
       unlinkQuietly(sock);
-      process.exit(0);
+      conn = native.acceptTimeout(listener, 0);
+      if (conn < 0) {
+        native.close(listener);
+        process.exit(0);
+      }
     }
     if (native.peerUid(conn) === process.getuid!()) break;
     native.close(conn);
@@ -52,7 +57,11 @@ async function main(): Promise<void> {
     native.close(req.fds[i]!);
   }
   for (const fd of req.fds.slice(3)) native.close(fd);
-  process.chdir(req.cwd);
+  try {
+    process.chdir(req.cwd);
+  } catch {
+    // A directory this process may not enter: stay in "/", as a Node started there would work on.
+  }
   process.umask(req.umask);
   for (const k of Object.keys(process.env)) delete process.env[k];
   for (const e of req.env) {
