@@ -28,6 +28,7 @@ export class TestDaemon {
   proc!: ChildProcess;
   client!: LodgeClient;
   private stderr = "";
+  private destroyed = false;
 
   private constructor(readonly dir: string) {}
 
@@ -101,6 +102,7 @@ export class TestDaemon {
   }
 
   async destroy(): Promise<void> {
+    this.destroyed = true;
     await this.signal("SIGKILL").catch(() => {});
     this.client?.close();
     await stopContainers(this.dir);
@@ -109,6 +111,11 @@ export class TestDaemon {
 
   /** Runs the real `lxc` client against this daemon. */
   lxc(args: string[], opts: RunOpts = {}): Promise<RunResult> {
+    // After destroy (a later after-hook), lxc would only recreate its config dir in the removed directory.
+    if (this.destroyed) {
+      const gone = { code: 1, stdout: "", stderr: "the test daemon is gone" };
+      return opts.allowFail ? Promise.resolve(gone) : Promise.reject(new Error(`lxc ${args.join(" ")}: ${gone.stderr}`));
+    }
     return runCommand("lxc", args, {
       ...opts,
       env: { LXD_SOCKET: this.socket, LXD_CONF: join(this.dir, ".lxc-client"), ...opts.env },
