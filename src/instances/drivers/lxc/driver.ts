@@ -68,6 +68,7 @@ interface Tools {
   stop: string;
   attach: string;
   script?: string;
+  stty?: string;
   env: NodeJS.ProcessEnv;
 }
 
@@ -118,14 +119,14 @@ export class LxcDriver implements ContainerDriver {
   /** Tool paths and the environment they run with (see the module comment on ids). */
   private toolsReady(): Promise<Tools> {
     return (this.tools ??= (async () => {
-      const [found, script] = await Promise.all([Promise.all(TOOL_NAMES.map((t) => which(t))), which("script")]);
+      const [found, script, stty] = await Promise.all([Promise.all(TOOL_NAMES.map((t) => which(t))), which("script"), which("stty")]);
       const missing = TOOL_NAMES.filter((_, i) => !found[i]);
       if (missing.length) throw new InstanceDriverError(`liblxc's tools are not installed (missing ${missing.join(", ")}); install the lxc package`);
       const pool = this.opts.pool ?? (await readHostPool());
       let PATH = process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin";
       if (pool.source === "kernel") PATH = await withoutShadowHelpers(PATH);
       const env: NodeJS.ProcessEnv = { PATH, LANG: "C.UTF-8" };
-      return { start: found[0]!, stop: found[1]!, attach: found[2]!, script, env };
+      return { start: found[0]!, stop: found[1]!, attach: found[2]!, script, stty, env };
     })());
   }
 
@@ -217,8 +218,9 @@ export class LxcDriver implements ContainerDriver {
       this.opts.startTimeoutMs ?? 10_000,
       `container ${name} shows no init process`,
     );
-    // The exec agent starts while the caller learns the container runs: the first exec finds it ready.
-    void this.agents.get(name).catch(() => undefined);
+    // The exec agent starts while the caller learns the container runs (after this turn: its
+    // spawn is a fork of the daemon), so the first exec finds it ready.
+    setImmediate(() => void this.agents.get(name).catch(() => undefined));
     // Proxy devices' forwarders, once init runs (proxy.ts); a start they fail leaves nothing running.
     await this.proxies.sync(name, pid, spec.run.proxies).catch(async (e: Error) => {
       await this.stop(name, { force: true }).catch(() => undefined);
@@ -344,7 +346,7 @@ export class LxcDriver implements ContainerDriver {
         }
       }
     }
-    return spawnAttach({ lxcAttach: tools.attach, script: tools.script, name, lxcpath: this.lxcpath, env: tools.env }, req);
+    return spawnAttach({ lxcAttach: tools.attach, script: tools.script, stty: tools.stty, name, lxcpath: this.lxcpath, env: tools.env }, req);
   }
 
   async applyLimits(name: string, limits: ResourceLimits): Promise<void> {

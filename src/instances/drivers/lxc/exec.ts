@@ -20,6 +20,8 @@ export interface AttachTarget {
   lxcAttach: string;
   /** util-linux script, for a pty; undefined when missing. */
   script?: string;
+  /** coreutils stty (absolute: the tools' PATH may lack its directory), to size the pty. */
+  stty?: string;
   name: string;
   lxcpath: string;
   env: NodeJS.ProcessEnv;
@@ -42,6 +44,17 @@ export function attachArgs(t: Pick<AttachTarget, "name" | "lxcpath">, req: ExecR
   return [...args, "--", ...command];
 }
 
+/**
+ * What `script` runs on its terminal: the size set first, on that very terminal, so lxc-attach
+ * copies it into the container's pty before the command can read it; then lxc-attach.
+ */
+function ptyCommand(t: AttachTarget, args: string[], size: { cols: number; rows: number }): string {
+  const cols = Math.max(1, Math.floor(size.cols));
+  const rows = Math.max(1, Math.floor(size.rows));
+  const setSize = t.stty ? `${shQuote(t.stty)} cols ${cols} rows ${rows} 2>/dev/null; ` : "";
+  return `${setSize}exec ${[t.lxcAttach, ...args].map(shQuote).join(" ")}`;
+}
+
 /** Quotes one word for /bin/sh. */
 function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -51,7 +64,7 @@ export function spawnAttach(t: AttachTarget, req: ExecRequest): ExecProcess {
   const args = attachArgs(t, req);
   if (req.pty && !t.script) throw new Error("exec on a pty needs util-linux's script, which is not installed");
   const child = req.pty
-    ? spawn(t.script!, ["--quiet", "--return", "--command", [t.lxcAttach, ...args].map(shQuote).join(" "), "/dev/null"], {
+    ? spawn(t.script!, ["--quiet", "--return", "--command", ptyCommand(t, args, req.pty), "/dev/null"], {
         cwd: "/",
         env: { ...t.env, SHELL: "/bin/sh" },
         stdio: ["pipe", "pipe", "ignore"],
@@ -74,18 +87,6 @@ export function spawnAttach(t: AttachTarget, req: ExecRequest): ExecProcess {
     const kid = kids.trim().split(/\s+/)[0];
     return kid ? readlink(`/proc/${kid}/fd/0`).catch(() => undefined) : undefined;
   };
-  if (req.pty) {
-    const { cols, rows } = req.pty;
-    // Size the terminal before the command reads it; retried until script's child exists.
-    void (async () => {
-      for (let delay = 1; delay < 500; delay *= 2) {
-        const dev = await ptyDevice();
-        if (dev?.startsWith("/dev/pts/")) return void (await run("stty", ["-F", dev, "cols", String(cols), "rows", String(rows)], { allowFail: true }));
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    })();
-  }
-
   return {
     pid: child.pid ?? -1,
     stdin: child.stdin!,
@@ -100,7 +101,7 @@ export function spawnAttach(t: AttachTarget, req: ExecRequest): ExecProcess {
       if (!req.pty) return;
       const dev = await ptyDevice();
       if (!dev?.startsWith("/dev/pts/")) return;
-      await run("stty", ["-F", dev, "cols", String(cols), "rows", String(rows)], { allowFail: true });
+      await run(t.stty ?? "stty", ["-F", dev, "cols", String(cols), "rows", String(rows)], { allowFail: true });
     },
   };
 }

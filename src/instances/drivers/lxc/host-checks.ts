@@ -3,7 +3,7 @@
  * must be able to reach, the PATH liblxc's tools run with, config files written whole.
  */
 import { constants } from "node:fs";
-import { access, rename, stat, writeFile } from "node:fs/promises";
+import { access, readFile, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { InstanceDriverError, type ContainerSpec } from "../../driver.js";
 
@@ -35,8 +35,12 @@ export async function withoutShadowHelpers(PATH: string): Promise<string> {
   return keep.join(":") || "/nonexistent";
 }
 
-/** Writes a file whole: readers see the old or the new content, never a part. */
+/**
+ * Writes a file whole: readers see the old or the new content, never a part. A file that
+ * already holds the content is left alone (a start rewrites the same config most times).
+ */
 export async function atomicWrite(file: string, content: string): Promise<void> {
+  if ((await readFile(file, "utf8").catch(() => undefined)) === content) return;
   const tmp = `${file}.tmp-${process.pid}`;
   await writeFile(tmp, content, { mode: 0o600 });
   await rename(tmp, file);
