@@ -33,6 +33,9 @@ export async function inspectTarball(
     try {
       listing = await readTar(child.stdout!, { capture: opts.capture, onMember: check });
     } catch (e) {
+      // The reader stopped midway: its unread output would keep the child's "close" from ever
+      // coming (it waits for every stdio stream to end), so drop it along with the child.
+      child.stdout!.destroy();
       child.kill("SIGKILL");
       await exited.catch(() => {});
       // A decompressor failure explains a truncated tar stream better than the tar reader can.
