@@ -91,6 +91,10 @@ async function assertNoLeftovers(d: TestDaemon): Promise<void> {
  * Returns the host-side veth.
  */
 async function checkBridgedNic(d: TestDaemon, c: string, br: { name: string; net: string }, mac: string): Promise<string> {
+  // The image's boot script leaves udhcpc on eth0 (no DHCP server here), and it flushes eth0's
+  // addresses when it (re)starts: stop it once it runs, then configure eth0 statically.
+  const stopDhcp = 'i=0; while [ $i -lt 30 ] && ! pidof udhcpc >/dev/null; do sleep 0.1; i=$((i+1)); done; killall udhcpc 2>/dev/null; true';
+  await d.lxc(["exec", c, "--", "sh", "-c", stopDhcp]);
   await d.lxc(["exec", c, "--", "ip", "addr", "add", `${br.net}.2/24`, "dev", "eth0"]);
 
   const s = await state(d, c);
