@@ -53,7 +53,8 @@ export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
         interactive,
         waitForWebsocket: !!body["wait-for-websocket"],
         recordOutput: !!body["record-output"],
-        record: { dir: await deps.logDir(r.project, r.name), apiPrefix: `/1.0/instances/${r.name}/logs` },
+        // The log directory (made on first use) only when output is recorded: exec is a hot path.
+        record: body["record-output"] ? { dir: await deps.logDir(r.project, r.name), apiPrefix: `/1.0/instances/${r.name}/logs` } : undefined,
       },
       () =>
         driver.exec(host, {

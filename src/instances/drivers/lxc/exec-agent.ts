@@ -17,6 +17,7 @@ import net from "node:net";
 import { constants as osConstants } from "node:os";
 import type { NativeCalls } from "../../../sys/native.js";
 import type { ExecProcess, ExecRequest, ExecResult } from "../../driver.js";
+import { envEntries } from "./exec.js";
 
 const T_EXEC = 1;
 const T_SIGNAL = 2;
@@ -162,10 +163,7 @@ export class ExecAgent {
     if (this.closed) throw new Error("the exec agent has gone away");
     if (req.pty) throw new Error("the exec agent runs commands without a terminal");
     if (req.command.length === 0) throw new Error("exec: the command is empty");
-    const env = Object.entries(req.env ?? {}).map(([k, v]) => {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`exec: "${k}" is not a valid environment variable name`);
-      return `${k}=${v}`;
-    });
+    const env = envEntries(req);
     const strings = [req.cwd || "/", ...req.command, ...env];
     for (const s of strings) if (s.includes("\0")) throw new Error("exec: arguments and environment may not contain NUL bytes");
     const body = Buffer.from(strings.join("\0") + "\0", "utf8");

@@ -29,14 +29,19 @@ export interface AttachTarget {
 
 const CD_AND_EXEC = 'cd -- "$1" || exit 127; shift; exec "$@"';
 
+/** The request's environment as K=V entries; a name the shell could not hold is refused. */
+export function envEntries(req: ExecRequest): string[] {
+  return Object.entries(req.env ?? {}).map(([k, v]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`exec: "${k}" is not a valid environment variable name`);
+    return `${k}=${v}`;
+  });
+}
+
 /** lxc-attach's argv for a request (without the program itself). */
 export function attachArgs(t: Pick<AttachTarget, "name" | "lxcpath">, req: ExecRequest): string[] {
   if (req.command.length === 0) throw new Error("exec: the command is empty");
   const args = ["-n", t.name, "-P", t.lxcpath, "--clear-env"];
-  for (const [k, v] of Object.entries(req.env ?? {})) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`exec: "${k}" is not a valid environment variable name`);
-    args.push("-v", `${k}=${v}`);
-  }
+  for (const e of envEntries(req)) args.push("-v", e);
   if (req.uid !== undefined) args.push("-u", String(req.uid));
   if (req.gid !== undefined) args.push("-g", String(req.gid));
   const cwd = req.cwd && req.cwd !== "/" ? req.cwd : undefined;
