@@ -190,3 +190,22 @@ test("interactive exec through a pty: a shell answers and its exit code comes ba
   assert.equal(await code, 3);
   await d.lxc(["delete", "--force", "i1"]);
 });
+
+test("exec over the API with record-output: the output is kept as instance logs; without it no log directory is made", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["launch", "bb", "r1"]);
+  const plain = await d.client.post<{ id: string }>("/1.0/instances/r1/exec", { command: ["true"], "wait-for-websocket": false, "record-output": false });
+  assert.equal((await d.client.wait(plain.id, 10)).metadata?.return, 0);
+  assert.deepEqual(await readdir(join(d.dir, "logs")).catch(() => []), [], "no log directory for an unrecorded exec");
+  const rec = await d.client.post<{ id: string }>("/1.0/instances/r1/exec", {
+    command: ["sh", "-c", "echo kept; echo also >&2"],
+    "wait-for-websocket": false,
+    "record-output": true,
+  });
+  const done = await d.client.wait(rec.id, 10);
+  const output = done.metadata?.output as Record<string, string>;
+  assert.match(output["1"]!, /^\/1\.0\/instances\/r1\/logs\/exec_[0-9a-f]+\.stdout$/);
+  assert.equal((await d.lxc(["query", output["1"]!])).stdout.trim(), "kept");
+  assert.equal((await d.lxc(["query", output["2"]!])).stdout.trim(), "also");
+  await d.lxc(["delete", "--force", "r1"]);
+});
