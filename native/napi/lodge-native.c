@@ -3,7 +3,8 @@
  * pipes and socket pairs as raw descriptors, sending and receiving descriptors over a unix
  * socket (SCM_RIGHTS), a blocking accept. Used to hand a command's stdio to a container's exec
  * agent without a fork of the daemon, and by the CLI's warm worker (src/cli/worker.ts) to take
- * over the terminal of the `lodge` launcher. Errors throw with errno's text.
+ * over the terminal of the `lodge` launcher; and spawn (spawn.c), starting a program without
+ * forking the daemon. Errors throw with errno's text.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "spawn.h"
 
 #define MAX_SEND_FDS 16
 
@@ -303,5 +306,6 @@ NAPI_MODULE_INIT() {
       {"dup2", NULL, Dup2, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  register_spawn(env, exports);
   return exports;
 }

@@ -16,7 +16,7 @@
  * a window size set on lxc-console's terminal reaches that proxy, not the container's
  * /dev/console, which keeps the size it had (0x0 for a container started with -d).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawnProcess as spawn, type SpawnedChild as ChildProcess } from "../sys/spawn.js";
 import { readFile, readlink } from "node:fs/promises";
 import type { Readable, Writable } from "node:stream";
 import { run, which } from "../sys/exec.js";

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawnProcess } from "./spawn.js";
 
 export interface RunResult {
   code: number;
@@ -28,12 +28,18 @@ export interface RunOptions {
 /** Runs a host tool without a shell; throws CommandError on failure unless allowFail. */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
+    if (opts.signal?.aborted) return reject(Object.assign(new Error("The operation was aborted"), { name: "AbortError", code: "ABORT_ERR" }));
+    const child = spawnProcess(cmd, args, {
       env: opts.env ?? process.env,
       cwd: opts.cwd,
-      signal: opts.signal,
       stdio: [opts.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
+    const onAbort = () => {
+      child.kill("SIGTERM");
+      reject(Object.assign(new Error("The operation was aborted"), { name: "AbortError", code: "ABORT_ERR" }));
+    };
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    child.on("exit", () => opts.signal?.removeEventListener("abort", onAbort));
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on("data", (c: Buffer) => out.push(c));
@@ -51,7 +57,10 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       if (result.code !== 0 && !opts.allowFail) reject(new CommandError([cmd, ...args].join(" "), result));
       else resolve(result);
     });
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    if (opts.input !== undefined) {
+      child.stdin!.on("error", () => undefined); // a tool that exits without reading it all
+      child.stdin!.end(opts.input);
+    }
   });
 }
 

@@ -47,6 +47,12 @@ export interface NativeCalls {
   /** One blocking read and the descriptors that came with it; empty data: closed. */
   recvMsg(fd: number, max: number): { data: Buffer; fds: number[] };
   dup2(oldFd: number, newFd: number): void;
+  /**
+   * posix_spawn (a vfork: no copy of the daemon's memory). fds[i] becomes the child's fd i
+   * (-1: /dev/null); onExit gets (code, null) or (null, signal number). Returns the pid; throws
+   * (with `code`, e.g. ENOENT) when the program cannot run. spawn.ts wraps it.
+   */
+  spawn(file: string, argv: string[], env: string[], fds: number[], cwd: string | null, setsid: boolean, onExit: (code: number | null, signal: number | null) => void): number;
 }
 
 let loaded: NativeCalls | null | undefined;

@@ -6,7 +6,7 @@
  * container resolves inside it, `..` stops at its root, and ids are the container's ids. Node
  * itself never joins an instance path onto a host path.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawnProcess as spawn, type SpawnedChild as ChildProcess } from "../../sys/spawn.js";
 import { nativePath } from "../../sys/native.js";
 import { PassThrough, type Readable } from "node:stream";
 import { ApiError } from "../../api/errors.js";

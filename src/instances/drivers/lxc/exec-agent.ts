@@ -11,7 +11,7 @@
  * is kept per container. It goes away with its container, or when lodged closes the socket;
  * the next exec starts a new one. Terminals (pty) still go through lxc-attach (exec.ts).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawnProcess as spawn, type SpawnedChild as ChildProcess } from "../../../sys/spawn.js";
 import { openSync, closeSync } from "node:fs";
 import net from "node:net";
 import { constants as osConstants } from "node:os";

@@ -11,7 +11,7 @@
  * relays (and copies the window size on SIGWINCH). Resizing sets the host pty's size with
  * `stty`, and the kernel sends SIGWINCH.
  */
-import { spawn } from "node:child_process";
+import { spawnProcess as spawn } from "../../../sys/spawn.js";
 import { readFile, readlink } from "node:fs/promises";
 import { run } from "../../../sys/exec.js";
 import type { ExecProcess, ExecRequest, ExecResult } from "../../driver.js";

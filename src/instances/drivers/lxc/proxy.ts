@@ -10,7 +10,7 @@
  * The command line is the whole spec, so comparing it tells whether a forwarder still
  * matches its device (hot-plug).
  */
-import { spawn } from "node:child_process";
+import { spawnProcess as spawn } from "../../../sys/spawn.js";
 import { readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { nativePath } from "../../../sys/native.js";
