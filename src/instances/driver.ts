@@ -177,7 +177,7 @@ export interface ContainerDriver extends InstanceDriver<ContainerSpec> {
   applyLimits(name: string, limits: ResourceLimits): Promise<void>;
   /**
    * Brings a running container from the run-config `from` to `spec.run` without a restart:
-   * mounts and device nodes in and out, device access rules, proxy forwarders (limits:
+   * mounts and device nodes in and out, device access rules, bridged NICs, proxy forwarders (limits:
    * applyLimits). All or nothing: on failure the steps taken are undone and the error names
    * what failed.
    */

@@ -12,7 +12,8 @@ import type { DocumentStore } from "../state/store.js";
 import { idmapFromJson, idmapToJson, toHost } from "../sys/idmap.js";
 import type { TemplateTrigger } from "../images/metadata.js";
 import type { ContainerDriver, InstanceState, InstanceStatus } from "./driver.js";
-import { expandConfig } from "./expand.js";
+import { expandConfig, expandDevices } from "./expand.js";
+import { withNicVolatile } from "./devices/nic.js";
 import { hostName, instanceKey, instanceUrl, type InstanceRecord } from "./record.js";
 import { diffRunConfigs, isEmptyDiff } from "./runconfig.js";
 import { LOCK_TIMEOUT_MS, type InstanceService } from "./service.js";
@@ -118,6 +119,8 @@ export class InstanceLifecycle {
 
   /** Starts a stopped instance: pending templates first, then the driver; records the outcome. */
   private async start(r: InstanceRecord): Promise<void> {
+    // NICs of records made before their volatile keys were kept get them now (stored below).
+    r = { ...r, config: withNicVolatile(r.config, expandDevices(r)) };
     const volume = await this.d.storage.instancePath(r.pool, r.project, r.name, "container");
     const pending = r.config["volatile.apply_template"] as TemplateTrigger | undefined;
     for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger);
@@ -190,11 +193,11 @@ export class InstanceLifecycle {
 
   /**
    * Applies a config change to a running (or frozen) instance before it is stored: devices
-   * hot-plugged (mounts, device nodes, device rules) and limits, from the run-config of
+   * hot-plugged (mounts, device nodes, device rules, NICs) and limits, from the run-config of
    * `before` to that of `after`. All or nothing: on failure what was done is undone and the
    * error (400) names what failed. Returns the undo, for when storing the record then fails.
-   * Changes the driver cannot apply live (e.g. NICs) wait for the next start. The caller holds
-   * the instance's lock.
+   * Changes the driver cannot apply live wait for the next start (and are logged). The caller
+   * holds the instance's lock.
    */
   async applyLive(before: InstanceRecord, after: InstanceRecord): Promise<(() => Promise<void>) | undefined> {
     const host = hostName(after.project, after.name);

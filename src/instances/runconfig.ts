@@ -130,13 +130,15 @@ export interface Changes<T> {
 
 /**
  * What it takes to go from one run-config to another while the instance runs: the parts a
- * driver can apply live (mounts, device nodes, device rules, limits), and the names of the
+ * driver can apply live (mounts, device nodes, device rules, NICs, limits), and the names of the
  * other parts that changed (applied at the next start, unless the driver learns them).
  */
 export interface RunConfigDiff {
   mounts: Changes<MountSpec>;
   deviceNodes: Changes<DeviceNodeSpec>;
   deviceRules: Changes<DeviceRule>;
+  /** NICs by their name inside; a changed one is removed and added again. */
+  nics: Changes<NicSpec>;
   limitsChanged: boolean;
   /** Proxy devices differ (the driver brings its forwarders to the new list). */
   proxiesChanged: boolean;
@@ -144,7 +146,7 @@ export interface RunConfigDiff {
   other: string[];
 }
 
-const LIVE_FIELDS = new Set(["mounts", "deviceNodes", "deviceRules", "limits", "proxies"]);
+const LIVE_FIELDS = new Set(["mounts", "deviceNodes", "deviceRules", "nics", "limits", "proxies"]);
 
 /** The difference between two run-configs; empty when they are equal. */
 export function diffRunConfigs(from: RunConfig, to: RunConfig): RunConfigDiff {
@@ -153,6 +155,7 @@ export function diffRunConfigs(from: RunConfig, to: RunConfig): RunConfigDiff {
     mounts: changesBy(from.mounts, to.mounts, (m) => m.target),
     deviceNodes: changesBy(from.deviceNodes, to.deviceNodes, (n) => n.path),
     deviceRules: ruleChanges(from.deviceRules, to.deviceRules),
+    nics: changesBy(from.nics, to.nics, (n) => n.name),
     limitsChanged: !sameValue(from.limits, to.limits),
     proxiesChanged: !sameValue(from.proxies, to.proxies),
     other: [...fields].filter((f) => !LIVE_FIELDS.has(f) && !sameValue(from[f as keyof RunConfig], to[f as keyof RunConfig])).sort(),
@@ -162,7 +165,7 @@ export function diffRunConfigs(from: RunConfig, to: RunConfig): RunConfigDiff {
 /** Whether a diff changes nothing. */
 export function isEmptyDiff(d: RunConfigDiff): boolean {
   const none = (c: Changes<unknown>) => c.add.length === 0 && c.remove.length === 0;
-  return none(d.mounts) && none(d.deviceNodes) && none(d.deviceRules) && !d.limitsChanged && !d.proxiesChanged && d.other.length === 0;
+  return none(d.mounts) && none(d.deviceNodes) && none(d.deviceRules) && none(d.nics) && !d.limitsChanged && !d.proxiesChanged && d.other.length === 0;
 }
 
 function changesBy<T>(from: readonly T[], to: readonly T[], key: (t: T) => string): Changes<T> {

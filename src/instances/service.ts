@@ -20,6 +20,7 @@ import { checkDevicesApplied, expandDevices, rootDisk } from "./expand.js";
 import { KeyedLock } from "./locks.js";
 import { checkDeviceSources } from "./devices/sources.js";
 import { checkNicParents } from "./nic-parents.js";
+import { withNicVolatile } from "./devices/nic.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
 import { pullInstanceImage, remoteImageRef, type PullContext, type RemoteImageRef } from "./image-source.js";
@@ -154,7 +155,7 @@ export class InstanceService {
       const volume = await this.d.storage.createInstanceVolume(pool, project, name, "container", image, signal);
       undo.add(() => this.d.storage.deleteInstanceVolume(pool, project, name, "container"));
 
-      record.config = { ...record.config, ...(await this.volatileAtCreate(record, image)) };
+      record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record, image)) }, expandDevices(record));
       const spec = await this.d.specs.build(record, volume.path);
       await this.d.driver.create(spec);
       undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
@@ -244,6 +245,7 @@ export class InstanceService {
         description: put.description ?? before.description,
         ephemeral: put.ephemeral ?? before.ephemeral,
       };
+      after.config = withNicVolatile(after.config, expandDevices(after));
       const newRoot = rootDisk(expandDevices(after));
       if (!newRoot) throw badRequest('The instance needs a root disk (a disk device with path "/")');
       if (newRoot.pool !== before.pool) throw badRequest("Moving an instance to another pool is not supported yet");

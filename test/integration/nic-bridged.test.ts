@@ -232,3 +232,67 @@ test("a parent bridge the host lacks: a 400 naming it at create and on device ad
   const newVeths = (await hostVeths()).filter((v) => !vethsBefore.has(v));
   for (const v of newVeths) assert.ok(await exists(`/sys/class/net/${v}/master`), `veth ${v} left without a bridge`);
 });
+
+test("bridged NICs hot-plugged into a running container and out again; volatile hwaddr and host_name as LXD", async (t) => {
+  const d = await daemonWithImage(t);
+  const br = await makeBridge(t);
+  const get = async (key: string) => (await d.lxc(["config", "get", "n3", key])).stdout.trim();
+  await d.lxc(["init", "bb", "n3"]);
+  await d.lxc(["config", "device", "add", "n3", "eth0", "nic", "nictype=bridged", `parent=${br.name}`, "mtu=1400", "name=eth0"]);
+  // Made once, when the device is added: the MAC in LXD's range, the host-side name.
+  const mac0 = await get("volatile.eth0.hwaddr");
+  const host0 = await get("volatile.eth0.host_name");
+  assert.match(mac0, /^00:16:3e(:[0-9a-f]{2}){3}$/);
+  assert.match(host0, /^veth[0-9a-f]{8}$/);
+  await d.lxc(["start", "n3"]);
+  const eth0 = (await state(d, "n3")).network!.eth0!;
+  assert.deepEqual([eth0.hwaddr, eth0.host_name], [mac0, host0], "the NIC runs with its volatile MAC and host name");
+
+  // Added while it runs: there at once, inside and on the bridge, without a restart.
+  const pid = (await state(d, "n3")).pid;
+  await d.lxc(["config", "device", "add", "n3", "eth1", "nic", "nictype=bridged", `parent=${br.name}`, "mtu=1300", "name=eth1"]);
+  assert.equal((await state(d, "n3")).pid, pid, "no restart");
+  const mac1 = await get("volatile.eth1.hwaddr");
+  const host1 = await get("volatile.eth1.host_name");
+  assert.match(mac1, /^00:16:3e(:[0-9a-f]{2}){3}$/);
+  assert.notEqual(mac1, mac0);
+  const inside = (await d.lxc(["exec", "n3", "--", "sh", "-c", "cat /sys/class/net/eth1/address /sys/class/net/eth1/mtu /sys/class/net/eth1/operstate"])).stdout.split("\n");
+  assert.deepEqual(inside.slice(0, 2), [mac1, "1300"]);
+  assert.notEqual(inside[2], "down");
+  assert.equal(basename(await readlink(`/sys/class/net/${host1}/master`)), br.name, "its host end is a port of the bridge");
+  assert.equal((await readFile(`/sys/class/net/${host1}/mtu`, "utf8")).trim(), "1300");
+  const eth1 = (await state(d, "n3")).network!.eth1!;
+  assert.deepEqual([eth1.hwaddr, eth1.host_name, eth1.mtu], [mac1, host1, 1300]);
+  // Traffic through it: an address on eth1 reaches the bridge.
+  await d.lxc(["exec", "n3", "--", "ip", "addr", "add", `${br.net}.3/24`, "dev", "eth1"]);
+  const ping = await d.lxc(["exec", "n3", "--", "ping", "-c1", "-W2", "-I", "eth1", `${br.net}.1`], { allowFail: true });
+  assert.equal(ping.code, 0, `ping over the hot-plugged NIC: ${ping.stdout}${ping.stderr}`);
+
+  // Two devices cannot name the same interface; a hot-plug that cannot be done (the name is
+  // taken inside by an interface of the container's own) is refused: nothing stored, nothing
+  // made on the host.
+  const veths = new Set(await hostVeths());
+  const dup = await d.lxc(["config", "device", "add", "n3", "eth2", "nic", "nictype=bridged", `parent=${br.name}`, "name=eth0"], { allowFail: true });
+  assert.notEqual(dup.code, 0);
+  assert.match(dup.stderr, /Devices "eth0" and "eth2" both name the interface "eth0" inside the instance/);
+  await d.lxc(["exec", "n3", "--", "ip", "link", "add", "own0", "type", "veth", "peer", "name", "own1"]);
+  const clash = await d.lxc(["config", "device", "add", "n3", "eth2", "nic", "nictype=bridged", `parent=${br.name}`, "name=own0"], { allowFail: true });
+  assert.notEqual(clash.code, 0);
+  assert.match(clash.stderr, /nic own0: the container already has an interface named own0/);
+  assert.deepEqual((await d.lxc(["config", "device", "list", "n3"])).stdout.trim().split("\n").sort(), ["eth0", "eth1"]);
+  assert.equal(await get("volatile.eth2.hwaddr"), "");
+  assert.deepEqual(new Set(await hostVeths()), veths, "no veth made or lost on the host");
+
+  // Removed while it runs: gone inside and on the host, its volatile keys too.
+  await d.lxc(["config", "device", "remove", "n3", "eth1"]);
+  assert.equal((await d.lxc(["exec", "n3", "--", "test", "-e", "/sys/class/net/eth1"], { allowFail: true })).code, 1);
+  await eventually(async () => !(await exists(`/sys/class/net/${host1}`)), `host veth ${host1} removed with the device`);
+  assert.equal(await get("volatile.eth1.hwaddr"), "");
+  assert.equal(await get("volatile.eth1.host_name"), "");
+  assert.equal((await state(d, "n3")).network!.eth1, undefined);
+
+  // The MAC stays across a restart.
+  await d.lxc(["restart", "--force", "n3"]);
+  assert.equal((await state(d, "n3")).network!.eth0!.hwaddr, mac0);
+  await deleteAndCheckGone(d, "n3", host0, br.name);
+});

@@ -158,13 +158,18 @@ test("run-config diff: mounts and nodes by target, changed ones removed then add
   assert.ok(!isEmptyDiff(d));
 });
 
-test("run-config diff: equal configs (undefined fields aside) are empty; NICs and limits are told apart", () => {
+test("run-config diff: equal configs (undefined fields aside) are empty; NICs, limits and proxies are told apart", () => {
   const a = rc({ mounts: [mount("/a", { shift: undefined })] });
   const b = rc({ mounts: [{ target: "/a", readonly: false, source: "/src/a" }] });
   assert.ok(isEmptyDiff(diffRunConfigs(a, b)));
-  const nics = diffRunConfigs(a, rc({ ...b, nics: [{ name: "eth0", type: "bridged", parent: "br0" }] }));
-  assert.deepEqual(nics.other, ["nics"]);
+  const eth0 = { name: "eth0", type: "bridged" as const, parent: "br0" };
+  const nics = diffRunConfigs(a, rc({ ...b, nics: [eth0] }));
+  assert.deepEqual(nics.nics, { add: [eth0], remove: [] }, "NICs are applied live");
+  assert.deepEqual(nics.other, []);
+  assert.ok(!isEmptyDiff(nics));
   assert.equal(nics.mounts.add.length + nics.mounts.remove.length, 0);
+  const moved = diffRunConfigs(rc({ ...b, nics: [eth0] }), rc({ ...b, nics: [{ ...eth0, parent: "br1" }] }));
+  assert.deepEqual(moved.nics, { add: [{ ...eth0, parent: "br1" }], remove: [eth0] }, "a changed NIC goes and comes back");
   assert.equal(diffRunConfigs(a, rc({ ...b, limits: { processes: 10 } })).limitsChanged, true);
   const proxy = { device: "web", listen: { protocol: "tcp" as const, host: "127.0.0.1", ports: [{ first: 80, last: 80 }] }, connect: { protocol: "unix" as const, path: "/s" }, bind: "host" as const, uid: 0, gid: 0, mode: 0o644, securityUid: 0, securityGid: 0, proxyProtocol: false };
   const proxies = diffRunConfigs(a, rc({ ...b, proxies: [proxy] }));

@@ -68,6 +68,7 @@ export function validateDevices(devices: unknown): Devices {
   if (typeof devices !== "object" || Array.isArray(devices)) throw badRequest("devices must be a map of name to device");
   const out: Devices = {};
   const paths = new Map<string, string>();
+  const ifnames = new Map<string, string>();
   for (const [name, raw] of Object.entries(devices as Record<string, unknown>)) {
     try {
       out[name] = validateDevice(name, raw);
@@ -81,6 +82,13 @@ export function validateDevices(devices: unknown): Devices {
       const other = paths.get(path);
       if (other) throw badRequest(`Devices "${other}" and "${name}" both use path "${path}"`);
       paths.set(path, name);
+    }
+    // Each NIC's interface inside (its "name", else the device's name) is its own.
+    if (out[name]!.type === "nic") {
+      const ifname = out[name]!.name || name;
+      const other = ifnames.get(ifname);
+      if (other) throw badRequest(`Devices "${other}" and "${name}" both name the interface "${ifname}" inside the instance`);
+      ifnames.set(ifname, name);
     }
   }
   return out;
@@ -130,6 +138,7 @@ const CHECKS: Record<string, (dev: DeviceConfig) => void> = {
       throw badRequest(`"hwaddr" ${JSON.stringify(dev.hwaddr)} is not a MAC address like 00:16:3e:12:34:56`);
     if (dev.mtu && (Number(dev.mtu) < 576 || Number(dev.mtu) > 65535)) throw badRequest('"mtu" must be between 576 and 65535');
     if (dev.name && !/^[A-Za-z0-9_.-]{1,15}$/.test(dev.name)) throw badRequest(`"name" ${JSON.stringify(dev.name)} is not a valid interface name`);
+    if (dev.host_name && !/^[A-Za-z0-9_.-]{1,15}$/.test(dev.host_name)) throw badRequest(`"host_name" ${JSON.stringify(dev.host_name)} is not a valid interface name`);
   },
   proxy: checkProxyDevice,
   "unix-char": unixDevice,

@@ -369,7 +369,7 @@ export class LxcDriver implements ContainerDriver {
     await rm(this.dir(name), { recursive: true, force: true });
   }
 
-  /** Mounts, device nodes, device rules and proxy forwarders changed on the running container. */
+  /** Mounts, device nodes, device rules, NICs and proxy forwarders changed on the running container. */
   async hotplug(spec: ContainerSpec, from: RunConfig): Promise<HotplugResult> {
     const { init, cg } = await this.runningCgroup(spec.name);
     const ownership = await chooseOwnership(spec, this.opts.ownership ?? "auto");

@@ -10,6 +10,7 @@
  *   and its mount point removed inside, then the host node removed.
  * - Device access rules are written to the container's devices cgroup (v1 devices.allow and
  *   devices.deny), found from its init; a rule of the default list is never denied.
+ * - Bridged NICs: a veth pair, one end into the container (nic-hotplug.ts); out: deleted.
  *
  * Removals go first (a changed device is removed, then added). Every step registers its undo,
  * so when one fails the container is left as it was and the error says which device failed.
@@ -23,6 +24,7 @@ import { InstanceDriverError, type ContainerSpec, type HotplugResult } from "../
 import type { DeviceNodeSpec, DeviceRule, MountSpec, RunConfigDiff } from "../../runconfig.js";
 import { DEVICE_ALLOW, type RootfsOwnership } from "./config.js";
 import type { DeviceNodes } from "./devnodes.js";
+import { addNic, removeNic } from "./nic-hotplug.js";
 
 export interface HotplugTarget {
   /** The container as it is to be (its run-config is the goal). */
@@ -79,6 +81,14 @@ export async function applyHotplug(t: HotplugTarget, diff: RunConfigDiff): Promi
     for (const m of diff.mounts.add) {
       await mount(t, m);
       undo.add(() => unmount(t, m.target, false));
+    }
+    for (const n of diff.nics.remove) {
+      await removeNic(t.init, n);
+      undo.add(() => addNic(t.init, n));
+    }
+    for (const n of diff.nics.add) {
+      await addNic(t.init, n);
+      undo.add(() => removeNic(t.init, n));
     }
     undo.commit();
   } finally {

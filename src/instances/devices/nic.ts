@@ -1,0 +1,58 @@
+/**
+ * The volatile keys of NIC devices, as LXD keeps them: `volatile.<device>.hwaddr`, a MAC made
+ * once (in LXD's 00:16:3e range) for a NIC that sets no `hwaddr`, so the interface keeps its
+ * address across restarts, and `volatile.<device>.host_name`, the host-side interface of a
+ * bridged NIC that sets no `host_name` (chosen here, not by liblxc, so that a NIC added to a
+ * running container and the one made at start have the same name). Pure but for randomness.
+ */
+import { randomBytes } from "node:crypto";
+
+type Devices = Record<string, Record<string, string>>;
+
+const KEY = /^volatile\.([^.]+)\.(hwaddr|host_name)$/;
+
+export function randomHwaddr(): string {
+  return `00:16:3e:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, "0")).join(":")}`;
+}
+
+export function randomHostName(): string {
+  return `veth${randomBytes(4).toString("hex")}`;
+}
+
+function isNic(d: Record<string, string> | undefined): boolean {
+  return d?.type === "nic";
+}
+
+/**
+ * The NIC volatile keys `config` should hold for the (expanded) `devices`: existing values are
+ * kept, missing ones made, and the keys of devices that are gone (or no longer NICs, or that now
+ * set the value themselves) are returned as "" (to delete). Returns only the keys that change.
+ */
+export function nicVolatileChanges(config: Record<string, string>, devices: Devices): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, d] of Object.entries(devices)) {
+    if (!isNic(d)) continue;
+    if (!d.hwaddr && !config[`volatile.${name}.hwaddr`]) out[`volatile.${name}.hwaddr`] = randomHwaddr();
+    if (d.nictype === "bridged" && !d.host_name && !config[`volatile.${name}.host_name`]) out[`volatile.${name}.host_name`] = randomHostName();
+  }
+  for (const key of Object.keys(config)) {
+    const m = KEY.exec(key);
+    if (!m) continue;
+    const d = devices[m[1]!];
+    const field = m[2] as "hwaddr" | "host_name";
+    if (!isNic(d) || d![field] || (field === "host_name" && d!.nictype !== "bridged")) out[key] = "";
+  }
+  return out;
+}
+
+/** `config` with the changes applied ("" deletes). */
+export function withNicVolatile(config: Record<string, string>, devices: Devices): Record<string, string> {
+  const changes = nicVolatileChanges(config, devices);
+  if (Object.keys(changes).length === 0) return config;
+  const out = { ...config };
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === "") delete out[k];
+    else out[k] = v;
+  }
+  return out;
+}

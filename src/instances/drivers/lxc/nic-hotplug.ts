@@ -1,0 +1,57 @@
+/**
+ * Bridged NICs added to and removed from a running container, as liblxc makes them at start:
+ * a veth pair whose host end (its `hostName`) is a port of the parent bridge, and whose other
+ * end goes into the container's network namespace, renamed to the NIC's name, with its MAC and
+ * MTU, and up. Removal deletes the container's end, which takes the pair with it.
+ *
+ * The container end is made under a temporary name on the host, so a failure at any step leaves
+ * nothing behind (the pair is deleted). Commands: iproute2's `ip`, and util-linux's `nsenter`
+ * for the steps inside the container's network namespace (its host pid's).
+ */
+import { randomBytes } from "node:crypto";
+import { run } from "../../../sys/exec.js";
+import { InstanceDriverError } from "../../driver.js";
+import { nicParentProblem } from "../../nic-parents.js";
+import type { NicSpec } from "../../runconfig.js";
+
+/** Runs `ip` on the host, or inside the network namespace of `pid`. */
+async function ip(args: string[], what: string, pid?: number): Promise<void> {
+  const r = pid === undefined ? await run("ip", args, { allowFail: true }) : await run("nsenter", [`--net=/proc/${pid}/ns/net`, "--", "ip", ...args], { allowFail: true });
+  if (r.code !== 0) throw new InstanceDriverError(`${what}: ${r.stderr.trim() || `ip exited with ${r.code}`}`);
+}
+
+async function hasLink(name: string, pid?: number): Promise<boolean> {
+  const args = ["link", "show", "dev", name];
+  const r = pid === undefined ? await run("ip", args, { allowFail: true }) : await run("nsenter", [`--net=/proc/${pid}/ns/net`, "--", "ip", ...args], { allowFail: true });
+  return r.code === 0;
+}
+
+/** Adds `nic` to the container whose init is `pid`. */
+export async function addNic(pid: number, nic: NicSpec): Promise<void> {
+  const what = `nic ${nic.name}`;
+  const problem = await nicParentProblem(nic.parent);
+  if (problem) throw new InstanceDriverError(`${what}: ${problem}`);
+  const host = nic.hostName ?? `veth${randomBytes(4).toString("hex")}`;
+  if (await hasLink(host)) throw new InstanceDriverError(`${what}: the host already has an interface named ${host}`);
+  if (await hasLink(nic.name, pid)) throw new InstanceDriverError(`${what}: the container already has an interface named ${nic.name}`);
+  const peer = `lodge${randomBytes(5).toString("hex")}`; // 15 characters, the kernel's limit
+  const mtu = nic.mtu ? ["mtu", String(nic.mtu)] : [];
+  await ip(["link", "add", host, ...mtu, "type", "veth", "peer", "name", peer, ...mtu], `${what}: cannot make its veth pair`);
+  try {
+    await ip(["link", "set", "dev", host, "master", nic.parent, "up"], `${what}: cannot attach ${host} to ${nic.parent}`);
+    await ip(["link", "set", "dev", peer, "netns", String(pid)], `${what}: cannot move it into the container`);
+    const addr = nic.hwaddr ? ["address", nic.hwaddr] : [];
+    await ip(["link", "set", "dev", peer, "name", nic.name, ...addr, "up"], `${what}: cannot set it up in the container`, pid);
+  } catch (e) {
+    // Deleting either end deletes the pair, wherever the other end is by now.
+    if ((await run("ip", ["link", "del", "dev", host], { allowFail: true })).code !== 0)
+      await run("nsenter", [`--net=/proc/${pid}/ns/net`, "--", "ip", "link", "del", "dev", peer], { allowFail: true });
+    throw e;
+  }
+}
+
+/** Removes `nic` from the container whose init is `pid` (nothing to do when it is not there). */
+export async function removeNic(pid: number, nic: NicSpec): Promise<void> {
+  if (await hasLink(nic.name, pid)) await ip(["link", "del", "dev", nic.name], `nic ${nic.name}: cannot remove it`, pid);
+  else if (nic.hostName && (await hasLink(nic.hostName))) await ip(["link", "del", "dev", nic.hostName], `nic ${nic.name}: cannot remove ${nic.hostName}`);
+}
