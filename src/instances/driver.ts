@@ -173,7 +173,7 @@ export interface ContainerSpec extends InstanceSpec {
 
 export interface ContainerDriver extends InstanceDriver<ContainerSpec> {
   readonly type: "container";
-  /** Applies limits to a running container at once (the config keeps them for the next start). */
+  /** Applies limits to a running container at once; a limit not given is lifted (the config keeps them for the next start). */
   applyLimits(name: string, limits: ResourceLimits): Promise<void>;
   /**
    * Brings a running container from the run-config `from` to `spec.run` without a restart:

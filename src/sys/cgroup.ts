@@ -224,8 +224,9 @@ export class Cgroup {
   }
 
   /** Relative CPU weight in v1 shares (2-262144, default 1024); v2 gets the matching weight. */
-  async setCpuShares(shares: number): Promise<void> {
-    await this.write("cpu", { v1: "cpu.shares", v2: "cpu.weight" }, { v1: String(shares), v2: String(sharesToWeight(shares)) });
+  async setCpuShares(shares: number | undefined): Promise<void> {
+    const v = shares === undefined ? { v1: "1024", v2: "100" } : { v1: String(shares), v2: String(sharesToWeight(shares)) };
+    await this.write("cpu", { v1: "cpu.shares", v2: "cpu.weight" }, v);
   }
 
   /** CPU bandwidth: quotaUs per periodUs (undefined quota: unlimited). */
@@ -240,6 +241,15 @@ export class Cgroup {
   /** CPUs the tasks may run on, e.g. "0-1" or "0,2". */
   async setCpuset(cpus: string): Promise<void> {
     await this.write("cpuset", { v1: "cpuset.cpus", v2: "cpuset.cpus" }, { v1: cpus, v2: cpus });
+  }
+
+  /** CPUs back to all its parent cgroup has. */
+  async resetCpuset(): Promise<void> {
+    const d = this.dir("cpuset");
+    if (!d) throw new CgroupError("the cpuset cgroup controller is not available on this host");
+    if (d.version === 2) return writeFile(path.join(d.dir, "cpuset.cpus"), "");
+    const cpus = await readFile(path.join(path.dirname(d.dir), "cpuset.cpus"), "utf8");
+    await writeFile(path.join(d.dir, "cpuset.cpus"), cpus.trim());
   }
 
   /** Most tasks allowed (undefined: no limit). */

@@ -1,7 +1,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { access, readdir } from "node:fs/promises";
+import { access, readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { TestDaemon } from "../helpers/daemon.js";
 import { busyboxImage } from "../helpers/busybox-image.js";
@@ -88,6 +88,15 @@ test("stop, start, restart, pause and resume; state follows", async (t) => {
   await assertNoLeftovers(d);
 });
 
+/** A cgroup file of the process `pid` (cgroup v1 controller hierarchy, else the unified one). */
+async function cgroupValue(pid: number, controller: string, v1file: string, v2file: string): Promise<string> {
+  const lines = (await readFile(`/proc/${pid}/cgroup`, "utf8")).trim().split("\n");
+  const v1 = lines.map((l) => l.split(":")).find(([, ctrls]) => ctrls!.split(",").includes(controller));
+  if (v1) return (await readFile(`/sys/fs/cgroup/${controller}${v1[2]}/${v1file}`, "utf8")).trim();
+  const v2 = lines.find((l) => l.startsWith("0::"))!.slice(3);
+  return (await readFile(`/sys/fs/cgroup${v2}/${v2file}`, "utf8")).trim();
+}
+
 test("config set/unset of limits and user keys; unknown keys are refused by name", async (t) => {
   const d = await daemonWithImage(t);
   await d.lxc(["launch", "bb", "k1"]);
@@ -98,12 +107,20 @@ test("config set/unset of limits and user keys; unknown keys are refused by name
   assert.equal((await d.lxc(["config", "get", "k1", "limits.memory"])).stdout.trim(), "128MiB");
   await d.lxc(["config", "unset", "k1", "user.owner"]);
   assert.equal((await d.lxc(["config", "get", "k1", "user.owner"])).stdout.trim(), "");
+  // Applied to the running container at once, and lifted at once when unset.
+  const pid = (await d.client.get<{ pid: number }>("/1.0/instances/k1/state")).pid;
+  assert.equal(await cgroupValue(pid, "memory", "memory.limit_in_bytes", "memory.max"), String(128 * 1024 * 1024));
+  assert.equal(await cgroupValue(pid, "pids", "pids.max", "pids.max"), "50");
   const bad = await d.lxc(["config", "set", "k1", "limits.sparkle", "1"], { allowFail: true });
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /Unknown instance config key "limits.sparkle"/);
   const badValue = await d.lxc(["config", "set", "k1", "limits.memory", "lots"], { allowFail: true });
   assert.match(badValue.stderr, /limits.memory/);
   assert.equal((await d.lxc(["config", "get", "k1", "limits.memory"])).stdout.trim(), "128MiB");
+  await d.lxc(["config", "unset", "k1", "limits.memory"]);
+  await d.lxc(["config", "unset", "k1", "limits.processes"]);
+  assert.ok(["max", "9223372036854771712"].includes(await cgroupValue(pid, "memory", "memory.limit_in_bytes", "memory.max")), "no memory limit");
+  assert.equal(await cgroupValue(pid, "pids", "pids.max", "pids.max"), "max");
   await d.lxc(["delete", "--force", "k1"]);
 });
 

@@ -17,7 +17,7 @@
  */
 import { access, mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { Cgroup, cgroupLayout, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
+import { Cgroup, cgroupLayout, pollUntil, removeCgroups, type Controller } from "../../../sys/cgroup.js";
 import { run, which } from "../../../sys/exec.js";
 import {
   InstanceDriverError,
@@ -348,13 +348,21 @@ export class LxcDriver implements ContainerDriver {
 
   async applyLimits(name: string, limits: ResourceLimits): Promise<void> {
     const { cg } = await this.runningCgroup(name);
-    if (limits.memory) {
-      await cg.setMemoryLimit(limits.memory.bytes, { swap: limits.memory.swap, soft: limits.memory.enforce === "soft" });
+    // Each limit is set, or back to none when it is not given (an unset key applies live too).
+    // A controller the host lacks is an error only for a limit that needs it.
+    const has = (c: Controller) => cg.dir(c) !== undefined;
+    const mem = limits.memory;
+    if (mem || has("memory")) {
+      const soft = mem?.enforce === "soft";
+      await cg.setMemoryLimit(mem && !soft ? mem.bytes : undefined, { swap: mem?.swap });
+      await cg.setMemoryLimit(mem && soft ? mem.bytes : undefined, { soft: true });
     }
-    if (limits.cpu?.cpuset !== undefined) await cg.setCpuset(limits.cpu.cpuset);
-    if (limits.cpu?.shares !== undefined) await cg.setCpuShares(limits.cpu.shares);
-    if (limits.cpu && "quotaUs" in limits.cpu) await cg.setCpuQuota(limits.cpu.quotaUs, limits.cpu.periodUs);
-    if ("processes" in limits) await cg.setPidsMax(limits.processes);
+    const cpu = limits.cpu ?? {};
+    if (cpu.cpuset !== undefined) await cg.setCpuset(cpu.cpuset);
+    else if (has("cpuset")) await cg.resetCpuset();
+    if (cpu.shares !== undefined || has("cpu")) await cg.setCpuShares(cpu.shares);
+    if (cpu.quotaUs !== undefined || has("cpu")) await cg.setCpuQuota(cpu.quotaUs, cpu.periodUs);
+    if (limits.processes !== undefined || has("pids")) await cg.setPidsMax(limits.processes);
   }
 
   async delete(name: string, opts: { force?: boolean } = {}): Promise<void> {
