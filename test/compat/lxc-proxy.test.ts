@@ -30,6 +30,13 @@ async function startWeb(d: TestDaemon, name: string, sites: Record<number, strin
     .map(([port, body]) => `mkdir -p /www/${port} && echo '${body}' > /www/${port}/index.html && httpd -p 127.0.0.1:${port} -h /www/${port}`)
     .join(" && ");
   await d.lxc(["exec", name, "--", "sh", "-c", script]);
+  // busybox httpd goes to the background before it binds its port: wait until each listens
+  // (state 0A in /proc/net/tcp, the port in hex).
+  const listening = Object.keys(sites)
+    .map((port) => `grep -qi ':${Number(port).toString(16).padStart(4, "0")} [0-9A-F:]* 0A ' /proc/net/tcp`)
+    .join(" && ");
+  const wait = await d.lxc(["exec", name, "--", "sh", "-c", `i=0; until ${listening}; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.05; done`], { allowFail: true });
+  assert.equal(wait.code, 0, `httpd in ${name} listens on ${Object.keys(sites).join(", ")}`);
 }
 
 async function freePort(): Promise<number> {
