@@ -1,4 +1,4 @@
-import { spawnProcess } from "./spawn.js";
+import { resolveProgram, spawnProcess } from "./spawn.js";
 
 export interface RunResult {
   code: number;
@@ -66,15 +66,5 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
 
 /** Path of an executable on PATH, or undefined. */
 export async function which(cmd: string): Promise<string | undefined> {
-  const { access, constants } = await import("node:fs/promises");
-  for (const dir of (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":")) {
-    const p = `${dir}/${cmd}`;
-    try {
-      await access(p, constants.X_OK);
-      return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  return resolveProgram(cmd, process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin");
 }

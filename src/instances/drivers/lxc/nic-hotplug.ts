@@ -14,16 +14,18 @@ import { InstanceDriverError } from "../../driver.js";
 import { nicParentProblem } from "../../nic-parents.js";
 import type { NicSpec } from "../../runconfig.js";
 
-/** Runs `ip` on the host, or inside the network namespace of `pid`. */
+/** `ip ARGS` on the host, or inside the network namespace of `pid`. */
+function ipRun(args: string[], pid?: number) {
+  return pid === undefined ? run("ip", args, { allowFail: true }) : run("nsenter", [`--net=/proc/${pid}/ns/net`, "--", "ip", ...args], { allowFail: true });
+}
+
 async function ip(args: string[], what: string, pid?: number): Promise<void> {
-  const r = pid === undefined ? await run("ip", args, { allowFail: true }) : await run("nsenter", [`--net=/proc/${pid}/ns/net`, "--", "ip", ...args], { allowFail: true });
+  const r = await ipRun(args, pid);
   if (r.code !== 0) throw new InstanceDriverError(`${what}: ${r.stderr.trim() || `ip exited with ${r.code}`}`);
 }
 
 async function hasLink(name: string, pid?: number): Promise<boolean> {
-  const args = ["link", "show", "dev", name];
-  const r = pid === undefined ? await run("ip", args, { allowFail: true }) : await run("nsenter", [`--net=/proc/${pid}/ns/net`, "--", "ip", ...args], { allowFail: true });
-  return r.code === 0;
+  return (await ipRun(["link", "show", "dev", name], pid)).code === 0;
 }
 
 /** Adds `nic` to the container whose init is `pid`. */
@@ -44,8 +46,7 @@ export async function addNic(pid: number, nic: NicSpec): Promise<void> {
     await ip(["link", "set", "dev", peer, "name", nic.name, ...addr, "up"], `${what}: cannot set it up in the container`, pid);
   } catch (e) {
     // Deleting either end deletes the pair, wherever the other end is by now.
-    if ((await run("ip", ["link", "del", "dev", host], { allowFail: true })).code !== 0)
-      await run("nsenter", [`--net=/proc/${pid}/ns/net`, "--", "ip", "link", "del", "dev", peer], { allowFail: true });
+    if ((await ipRun(["link", "del", "dev", host])).code !== 0) await ipRun(["link", "del", "dev", peer], pid);
     throw e;
   }
 }
