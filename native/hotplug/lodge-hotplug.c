@@ -4,11 +4,13 @@
  *
  *   mknod PATH c|b MAJOR MINOR MODE UID GID
  *       a device node on the host (host ids), replacing nothing.
- *   mount --pid PID [--readonly] [--idmap] [--recursive] [--optional] SOURCE TARGET
- *       clones the host's SOURCE as a detached mount (open_tree), makes it read-only and/or
- *       idmapped to the container's user namespace (mount_setattr) while still on the host,
- *       then joins the container's user and mount namespaces, chroots to its root, creates
- *       the mount point (a directory or a file, as SOURCE is) and attaches it (move_mount).
+ *   mount --pid PID [--readonly] [--idmap] [--recursive] [--optional] [--propagation P] SOURCE TARGET
+ *       clones the host's SOURCE as a detached mount (open_tree; --recursive: with its
+ *       sub-mounts), makes it read-only and/or idmapped to the container's user namespace
+ *       (mount_setattr) while still on the host, then joins the container's user and mount
+ *       namespaces, chroots to its root, creates the mount point (a directory or a file, as
+ *       SOURCE is) and attaches it (move_mount). It is private unless --propagation says
+ *       shared, slave, unbindable or private (r…: the sub-mounts too), set once attached.
  *       --optional: a missing SOURCE is success, nothing done.
  *   umount --pid PID [--remove] TARGET
  *       inside the container: detaches the mount at TARGET (success when none is there);
@@ -116,7 +118,18 @@ static void make_mount_point(const char *target, int dir) {
   close(fd);
 }
 
-static void op_mount(pid_t pid, const char *source, const char *target, int readonly, int idmap, int recursive, int optional) {
+/* mount(8)'s propagation names → MS_* flags (with MS_REC for the r… forms); 0 when unknown. */
+static unsigned long propagation_flags(const char *name) {
+  static const struct { const char *name; unsigned long flag; } table[] = {
+      {"private", MS_PRIVATE}, {"shared", MS_SHARED}, {"slave", MS_SLAVE}, {"unbindable", MS_UNBINDABLE},
+  };
+  int rec = name[0] == 'r';
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+    if (!strcmp(name + rec, table[i].name)) return table[i].flag | (rec ? MS_REC : 0);
+  return 0;
+}
+
+static void op_mount(pid_t pid, const char *source, const char *target, int readonly, int idmap, int recursive, int optional, unsigned long propagation) {
   struct stat st;
   if (stat(source, &st) < 0) {
     if (errno == ENOENT && optional) return;
@@ -129,7 +142,9 @@ static void op_mount(pid_t pid, const char *source, const char *target, int read
   if (tree < 0) fail("open_tree");
   struct mount_attr attr;
   memset(&attr, 0, sizeof attr);
-  attr.propagation = MS_PRIVATE;
+  /* Private unless asked otherwise; then the clone keeps its source's peer group until it is
+   * attached, so a slave (or shared) mount is one of the host's, as with mount --bind. */
+  attr.propagation = propagation ? 0 : MS_PRIVATE;
   if (readonly) attr.attr_set |= MOUNT_ATTR_RDONLY;
   if (idmap) {
     attr.attr_set |= MOUNT_ATTR_IDMAP;
@@ -141,6 +156,7 @@ static void op_mount(pid_t pid, const char *source, const char *target, int read
   make_mount_point(target, S_ISDIR(st.st_mode));
   if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) other("move_mount");
   close(tree);
+  if (propagation && mount(NULL, target, NULL, propagation, NULL) < 0) other("set the mount's propagation");
 }
 
 static void op_umount(pid_t pid, const char *target, int remove) {
@@ -176,6 +192,7 @@ int main(int argc, char **argv) {
   umask(0);
   long pid = -1;
   int readonly = 0, idmap = 0, recursive = 0, optional = 0, remove = 0;
+  unsigned long propagation = 0;
   char *pos[8];
   int npos = 0;
   for (int i = 1; i < argc; i++) {
@@ -188,6 +205,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--recursive")) recursive = 1;
     else if (!strcmp(a, "--optional")) optional = 1;
     else if (!strcmp(a, "--remove")) remove = 1;
+    else if (!strcmp(a, "--propagation")) {
+      if (i + 1 >= argc || !(propagation = propagation_flags(argv[++i]))) usage("--propagation needs one of private, shared, slave, unbindable (or r…)");
+    }
     else if (a[0] == '-' && a[1] == '-') usage("unknown flag");
     else {
       if (npos == 8) usage("too many arguments");
@@ -205,7 +225,7 @@ int main(int argc, char **argv) {
   if (!strcmp(op, "mount")) {
     if (npos != 3) usage("usage: lodge-hotplug mount --pid PID [flags] SOURCE TARGET");
     if (pos[1][0] != '/' || pos[2][0] != '/') usage("SOURCE and TARGET must be absolute");
-    op_mount((pid_t)pid, pos[1], pos[2], readonly, idmap, recursive, optional);
+    op_mount((pid_t)pid, pos[1], pos[2], readonly, idmap, recursive, optional, propagation);
   } else if (!strcmp(op, "umount")) {
     if (npos != 2) usage("usage: lodge-hotplug umount --pid PID [--remove] TARGET");
     if (pos[1][0] != '/') usage("TARGET must be absolute");

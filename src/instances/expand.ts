@@ -73,6 +73,8 @@ function mount(d: Record<string, string>): MountSpec {
     readonly: parseBool(d.readonly),
     optional: d.required !== undefined && !parseBool(d.required),
     shift: parseBool(d.shift),
+    recursive: parseBool(d.recursive),
+    propagation: (d.propagation || undefined) as MountSpec["propagation"],
   };
 }
 

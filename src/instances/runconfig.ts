@@ -4,6 +4,7 @@
  * way for a container (liblxc config) as for a VM (QEMU arguments), so a device never needs
  * to know which it serves.
  */
+import type { Propagation } from "./config/devices.js";
 import type { ProxySpec } from "./devices/proxy.js";
 
 export type { ProxySpec } from "./devices/proxy.js";
@@ -22,6 +23,10 @@ export interface MountSpec {
    * mount, so host uid 0 appears as container uid 0.
    */
   shift?: boolean;
+  /** Bind the source's sub-mounts too (LXD's `recursive=true`). */
+  recursive?: boolean;
+  /** Mount propagation of the bind (LXD's `propagation`); default private. */
+  propagation?: Propagation;
 }
 
 /** A network interface (nic device). Declared for the service; drivers say if they can apply it. */

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cgroup } from "../../src/sys/cgroup.js";
 import { busyboxImage } from "../helpers/busybox-image.js";
-import { TestDaemon } from "../helpers/daemon.js";
+import { runCommand, TestDaemon } from "../helpers/daemon.js";
 
 // disk, unix-char and unix-block devices through the real `lxc` client (5.0.2): applied at
 // start, and hot-plugged into a running container (no restart: the init pid stays the same).
@@ -90,6 +90,58 @@ test("disk hot-plug: add, read-only, change and remove while the container runs"
   assert.deepEqual(await devices(d, "c1"), ["opt"]);
   await d.lxc(["delete", "--force", "c1"]);
   await assertNothingLeft(d, share, writable);
+});
+
+test("disk recursive and propagation: sub-mounts bound too, host mounts propagated into rslave binds, at start and hot-plugged", async (t) => {
+  const d = await daemonWithImage(t);
+  // Host mounts made here go (last first) before the directory holding them is removed.
+  const hostMounts: string[] = [];
+  t.after(async () => {
+    for (const m of hostMounts.reverse()) await runCommand("umount", ["-l", m], { allowFail: true });
+  });
+  const share = await hostDir(t);
+  const mountOnHost = async (dir: string, text: string) => {
+    await mkdir(dir, { recursive: true });
+    await runCommand("mount", ["-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", dir]);
+    hostMounts.push(dir);
+    await writeFile(join(dir, "file"), text);
+  };
+  // The share is a shared mount of its own (this host's / is private): binds of it can
+  // then receive what is mounted under it later, when their propagation says so.
+  await runCommand("mount", ["--bind", share, share]);
+  hostMounts.push(share);
+  await runCommand("mount", ["--make-shared", share]);
+  await mountOnHost(join(share, "sub"), "in the sub-mount\n");
+
+  await d.lxc(["init", "bb", "c2"]);
+  t.after(() => d.lxc(["delete", "--force", "c2"], { allowFail: true }));
+  await d.lxc(["config", "device", "add", "c2", "r", "disk", `source=${share}`, "path=/mnt/r", "recursive=true", "propagation=rslave"]);
+  await d.lxc(["start", "c2"]);
+  assert.equal((await sh(d, "c2", "cat /mnt/r/sub/file")).stdout, "in the sub-mount\n", "recursive: the sub-mount is there");
+
+  // Hot-plugged the same way, and without recursion for comparison. (At start, the kernel
+  // refuses an unprivileged container a non-recursive bind of a tree with sub-mounts; a
+  // hot-plug clones the tree on the host, where it may.)
+  await d.lxc(["config", "device", "add", "c2", "h", "disk", `source=${share}`, "path=/mnt/h", "recursive=true", "propagation=rslave"]);
+  assert.equal((await sh(d, "c2", "cat /mnt/h/sub/file")).stdout, "in the sub-mount\n");
+  await d.lxc(["config", "device", "add", "c2", "n", "disk", `source=${share}`, "path=/mnt/n"]);
+  assert.equal((await sh(d, "c2", "ls -A /mnt/n/sub")).stdout, "", "not recursive: only the directory under the sub-mount");
+
+  // Mounted on the host afterwards: seen through the rslave binds only.
+  await mountOnHost(join(share, "later"), "mounted later\n");
+  assert.equal((await sh(d, "c2", "cat /mnt/r/later/file")).stdout, "mounted later\n", "propagated into the bind made at start");
+  assert.equal((await sh(d, "c2", "cat /mnt/h/later/file")).stdout, "mounted later\n", "propagated into the hot-plugged bind");
+  assert.notEqual((await sh(d, "c2", "cat /mnt/n/later/file")).code, 0, "a private bind sees nothing new");
+
+  // Bad values: refused by name, nothing stored.
+  const bad = await d.lxc(["config", "device", "add", "c2", "b", "disk", `source=${share}`, "path=/mnt/b", "propagation=sideways"], { allowFail: true });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /Invalid device "b": "propagation" "sideways" is not one of private, shared, slave/);
+  const vol = await d.lxc(["config", "device", "add", "c2", "v", "disk", "pool=default", "source=vol1", "path=/mnt/v"], { allowFail: true });
+  assert.notEqual(vol.code, 0);
+  assert.match(vol.stderr, /custom storage volumes .* are not supported yet/);
+  assert.deepEqual(await devices(d, "c2"), ["h", "n", "r"]);
+  await d.lxc(["delete", "--force", "c2"]);
 });
 
 test("unix-char and unix-block: at start and hot-plugged, with the device cgroup following", async (t) => {

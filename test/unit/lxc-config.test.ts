@@ -99,17 +99,19 @@ test("limits: v1 keys on the hybrid host, v2 keys on a unified one", () => {
   assert.throws(() => limitLines({ memory: { bytes: -1 } }, hybridHost), /positive byte count/);
 });
 
-test("disk mounts: bind entries with create=, ro, optional, idmap; fstab escapes", () => {
+test("disk mounts: bind entries with create=, ro, optional, idmap, rbind, propagation; fstab escapes", () => {
   const run = mergeRunConfigs({
     mounts: [
       { source: "/srv/my data", target: "/mnt/data", readonly: true },
+      { source: "/home", target: "/mnt/home", readonly: false, recursive: true, propagation: "rslave" },
       { source: "/etc/hosts", target: "/etc/host-hosts", readonly: false, shift: true },
       { source: "/missing", target: "/mnt/missing", readonly: false, optional: true },
     ],
   });
-  const kinds = new Map<string, "dir" | "file">([["/srv/my data", "dir"], ["/etc/hosts", "file"]]);
+  const kinds = new Map<string, "dir" | "file">([["/srv/my data", "dir"], ["/etc/hosts", "file"], ["/home", "dir"]]);
   const l = lines(renderLxcConfig(input({ run }, { sourceKinds: kinds })));
   assert.ok(l.includes("lxc.mount.entry = /srv/my\\040data mnt/data none bind,create=dir,ro 0 0"));
+  assert.ok(l.includes("lxc.mount.entry = /home mnt/home none rbind,create=dir,rslave 0 0"));
   assert.ok(l.includes("lxc.mount.entry = /etc/hosts etc/host-hosts none bind,create=file,idmap=container 0 0"));
   assert.ok(!l.some((x) => x.includes("/missing")), "a missing optional source is skipped");
   const needed = mergeRunConfigs({ mounts: [{ source: "/missing", target: "/x", readonly: false }] });

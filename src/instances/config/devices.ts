@@ -10,6 +10,10 @@ const str = (description: string) => ({ type: "string" as const, description });
 const bool = (description: string) => ({ type: "bool" as const, description });
 const int = (description: string) => ({ type: "int" as const, description });
 
+/** A bind mount's propagation (mount(8)'s names; r…: the sub-mounts too). */
+export const PROPAGATIONS = ["private", "shared", "slave", "unbindable", "rprivate", "rshared", "rslave", "runbindable"] as const;
+export type Propagation = (typeof PROPAGATIONS)[number];
+
 /** Device types Lodge implements for containers and the keys each accepts (LXD's names). */
 export const DEVICE_KEYS: Record<string, KeyTable> = {
   none: {},
@@ -123,8 +127,11 @@ const CHECKS: Record<string, (dev: DeviceConfig) => void> = {
       if (dev.source) throw badRequest('the root disk ("path: /") takes a pool, not a source');
       return;
     }
-    if (!dev.source && !dev.pool) throw badRequest('"source" is required');
+    if (dev.pool) throw badRequest('custom storage volumes ("pool" on a disk other than the root disk) are not supported yet; bind a host path with "source"');
+    if (!dev.source) throw badRequest('"source" is required');
     if (dev.size) throw badRequest('"size" only applies to the root disk');
+    if (dev.propagation && !PROPAGATIONS.includes(dev.propagation as Propagation))
+      throw badRequest(`"propagation" ${JSON.stringify(dev.propagation)} is not one of ${PROPAGATIONS.join(", ")}`);
   },
   nic: (dev) => {
     if (!dev.network) {

@@ -87,7 +87,8 @@ function mountEntry(m: MountSpec, kind: "dir" | "file", ownership: RootfsOwnersh
   if (!m.source.startsWith("/") || !m.target.startsWith("/")) throw new LxcConfigError(`mount ${m.source} → ${m.target}: paths must be absolute`);
   const target = m.target.replace(/^\/+/, "");
   if (!target || target.split("/").includes("..")) throw new LxcConfigError(`mount target ${m.target} is not a path inside the instance`);
-  const opts = ["bind", `create=${kind}`];
+  const opts = [m.recursive ? "rbind" : "bind", `create=${kind}`];
+  if (m.propagation) opts.push(m.propagation);
   if (m.readonly) opts.push("ro");
   if (m.optional) opts.push("optional");
   if (m.shift) {

@@ -109,6 +109,8 @@ async function mount(t: HotplugTarget, m: MountSpec): Promise<void> {
   const flags = ["--pid", String(t.init)];
   if (m.readonly) flags.push("--readonly");
   if (m.optional) flags.push("--optional");
+  if (m.recursive) flags.push("--recursive");
+  if (m.propagation) flags.push("--propagation", m.propagation);
   if (m.shift) {
     if (t.ownership !== "idmapped")
       throw new InstanceDriverError(`mount ${m.target}: shift needs idmapped mounts, which ${t.ownership === "privileged" ? "a privileged container does not use" : "this host's filesystem lacks"}`);
