@@ -133,6 +133,16 @@ test("disk recursive and propagation: sub-mounts bound too, host mounts propagat
   assert.equal((await sh(d, "c2", "cat /mnt/h/later/file")).stdout, "mounted later\n", "propagated into the hot-plugged bind");
   assert.notEqual((await sh(d, "c2", "cat /mnt/n/later/file")).code, 0, "a private bind sees nothing new");
 
+  // At the next start the kernel would refuse the non-recursive bind (an unprivileged
+  // container cannot uncover what the sub-mount hides): the start says so and what to do.
+  await d.lxc(["stop", "--force", "c2"]);
+  const start = await d.lxc(["start", "c2"], { allowFail: true });
+  assert.notEqual(start.code, 0);
+  assert.match(start.stderr, new RegExp(`disk /mnt/n: ${share} has a mount below it \\(${share}/sub\\).*set recursive=true`));
+  await d.lxc(["config", "device", "set", "c2", "n", "recursive=true"]);
+  await d.lxc(["start", "c2"]);
+  assert.equal((await sh(d, "c2", "cat /mnt/n/sub/file")).stdout, "in the sub-mount\n");
+
   // Bad values: refused by name, nothing stored.
   const bad = await d.lxc(["config", "device", "add", "c2", "b", "disk", `source=${share}`, "path=/mnt/b", "propagation=sideways"], { allowFail: true });
   assert.notEqual(bad.code, 0);

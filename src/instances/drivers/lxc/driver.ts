@@ -40,7 +40,7 @@ import { DeviceNodes, hotplugHelperPath } from "./devnodes.js";
 import { applyHotplug } from "./hotplug.js";
 import { spawnAttach } from "./exec.js";
 import { ExecAgents } from "./exec-agents.js";
-import { atomicWrite, checkRootfsPath, withoutShadowHelpers } from "./host-checks.js";
+import { atomicWrite, checkRootfsPath, checkSubmounts, withoutShadowHelpers } from "./host-checks.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
 import { ProxyForwarders } from "./proxy.js";
 import { networkState } from "./netstate.js";
@@ -184,6 +184,7 @@ export class LxcDriver implements ContainerDriver {
       throw new InstanceDriverError(`container ${name} does not exist in ${this.lxcpath}`);
     });
     await checkRootfsPath(spec);
+    await checkSubmounts(spec);
     for (const nic of spec.run.nics) {
       const problem = await nicParentProblem(nic.parent);
       if (problem) throw new InstanceDriverError(`container ${name} failed to start: nic ${nic.name}: ${problem}`);
@@ -194,12 +195,13 @@ export class LxcDriver implements ContainerDriver {
     await rm(this.pidfile(name), { force: true });
 
     const level = this.opts.logLevel ?? "WARN";
+    const logFrom = (await stat(this.logPath(name)).catch(() => undefined))?.size ?? 0;
     const r = await run(tools.start, ["-d", "-n", name, "-P", this.lxcpath, "-o", this.logPath(name), "-l", level, "-p", this.pidfile(name)], {
       env: tools.env,
       allowFail: true,
     });
     if (r.code !== 0) {
-      const why = await this.logErrors(name, r.stderr);
+      const why = await this.logErrors(name, logFrom, r.stderr);
       await this.cleanUpAfterMonitor(name);
       throw new InstanceDriverError(`container ${name} failed to start: ${why}`);
     }
@@ -226,12 +228,24 @@ export class LxcDriver implements ContainerDriver {
     return { pid, rootfsIdmap };
   }
 
-  /** The ERROR lines of this start from lxc.log (the last few), else the tool's stderr. */
-  private async logErrors(name: string, stderr: string): Promise<string> {
-    const log = await readFile(this.logPath(name), "utf8").catch(() => "");
-    const errors = log.split("\n").filter((l) => / ERROR /.test(l) && !/lxc_start\.c|get_config_unsupported_key/.test(l));
-    const lines = errors.length ? errors.slice(-3).map((l) => l.replace(/^.* ERROR\s+\S+ - [^ ]+ - /, "")) : [stderr.trim()];
-    return lines.join("; ");
+  /**
+   * Why this start failed, from what it wrote to lxc.log (from byte `from` on): its first
+   * specific ERROR lines, without liblxc's generic follow-ups ("an error occurred in another
+   * process", "failed to spawn") and with paths under liblxc's rootfs mount shown as the
+   * container's own; else the tool's stderr.
+   */
+  private async logErrors(name: string, from: number, stderr: string): Promise<string> {
+    const log = (await readFile(this.logPath(name)).catch(() => Buffer.alloc(0))).subarray(from).toString("utf8");
+    const generic = /lxc_start\.c|get_config_unsupported_key|sync\.c:|wait_on_daemonized_start|__lxc_start:|do_start:|lxc_setup:|lxc_spawn:/;
+    const errors = log.split("\n").filter((l) => / ERROR /.test(l));
+    const specific = errors.filter((l) => !generic.test(l));
+    const text = (l: string) =>
+      l
+        .replace(/^.* ERROR\s+\S+ - [^ ]+ - /, "")
+        .replace(/"[^"]*\/lxc\/rootfs(\/[^"]*)"/g, '"$1" (in the container)')
+        .replace(/ onto "/, ' on "');
+    const lines = [...new Set((specific.length ? specific : errors).map(text))].slice(0, 2);
+    return lines.length ? lines.join("; ") : stderr.trim();
   }
 
   async stop(name: string, opts: StopOptions = {}): Promise<void> {

@@ -1,6 +1,7 @@
 /**
  * Host-side checks and file writes of the liblxc driver: the rootfs path an unprivileged root
- * must be able to reach, the PATH liblxc's tools run with, config files written whole.
+ * must be able to reach, binds an unprivileged container cannot make, the PATH liblxc's tools
+ * run with, config files written whole.
  */
 import { constants } from "node:fs";
 import { access, readFile, rename, stat, writeFile } from "node:fs/promises";
@@ -44,4 +45,27 @@ export async function atomicWrite(file: string, content: string): Promise<void> 
   const tmp = `${file}.tmp-${process.pid}`;
   await writeFile(tmp, content, { mode: 0o600 });
   await rename(tmp, file);
+}
+
+/**
+ * An unprivileged container may only bind a host tree together with the mounts below it (the
+ * kernel refuses a non-recursive bind that would uncover what they hide, and liblxc then says
+ * only "Invalid argument"): such a disk needs recursive=true. Reads the host's mount table only
+ * when a non-recursive bind could be refused.
+ */
+export async function checkSubmounts(spec: ContainerSpec): Promise<void> {
+  if (spec.privileged) return;
+  const plain = spec.run.mounts.filter((m) => !m.recursive);
+  if (!plain.length) return;
+  const points = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => unescapeMountPath(l.split(" ")[4] ?? ""));
+  for (const m of plain) {
+    const below = points.find((p) => p.startsWith(`${m.source.replace(/\/+$/, "")}/`));
+    if (below)
+      throw new InstanceDriverError(`container ${spec.name} failed to start: disk ${m.target}: ${m.source} has a mount below it (${below}); an unprivileged container can only bind it with its sub-mounts: set recursive=true`);
+  }
+}
+
+/** mountinfo escapes blanks, tabs, newlines and backslashes as octal. */
+function unescapeMountPath(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
