@@ -14,15 +14,14 @@ import { InstanceDriverError, type ContainerSpec } from "../../driver.js";
  * that ("an error occurred in another process") names neither cause.
  */
 export async function checkRootfsPath(spec: ContainerSpec): Promise<void> {
-  const st = await stat(spec.rootfs).catch(() => undefined);
-  if (!st?.isDirectory()) throw new InstanceDriverError(`container ${spec.name} failed to start: rootfs ${spec.rootfs} is not a directory`);
-  if (spec.privileged) return;
-  for (let dir = path.dirname(spec.rootfs); ; dir = path.dirname(dir)) {
-    const d = await stat(dir);
-    if (!(d.mode & 0o001)) {
-      throw new InstanceDriverError(`container ${spec.name} failed to start: ${dir} must be searchable by others (mode o+x) for an unprivileged container's root to reach its rootfs`);
-    }
-    if (dir === path.dirname(dir)) return;
+  // The rootfs and every directory above it, looked at all at once (a start's hot path).
+  const dirs = [spec.rootfs];
+  if (!spec.privileged) for (let dir = spec.rootfs; dir !== path.dirname(dir); ) dirs.push((dir = path.dirname(dir)));
+  const stats = await Promise.all(dirs.map((d) => stat(d).catch(() => undefined)));
+  if (!stats[0]?.isDirectory()) throw new InstanceDriverError(`container ${spec.name} failed to start: rootfs ${spec.rootfs} is not a directory`);
+  const closed = dirs.findIndex((d, i) => i > 0 && !((stats[i]?.mode ?? 0) & 0o001));
+  if (closed > 0) {
+    throw new InstanceDriverError(`container ${spec.name} failed to start: ${dirs[closed]} must be searchable by others (mode o+x) for an unprivileged container's root to reach its rootfs`);
   }
 }
 
