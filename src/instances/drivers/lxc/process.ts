@@ -5,8 +5,8 @@
  * the container's init is the monitor's child. liblxc removes the pidfile when the monitor
  * exits; a stale one (monitor killed) is recognised by the pid's command line.
  */
-import { readFile } from "node:fs/promises";
 import { pollUntil } from "../../../sys/cgroup.js";
+import { readSmall } from "./hostlinks.js";
 
 export interface ContainerProcesses {
   monitor: number;
@@ -14,7 +14,8 @@ export interface ContainerProcesses {
   init?: number;
 }
 
-const readOpt = (p: string) => readFile(p, "utf8").catch(() => undefined);
+// Tiny files on the hot paths (every start, exec and list): the plain-callback reader.
+const readOpt = (p: string) => readSmall(p);
 
 /** The monitor and init of a container, or undefined when no monitor runs for it. */
 export async function findProcesses(pidfile: string, lxcpath: string, name: string): Promise<ContainerProcesses | undefined> {
