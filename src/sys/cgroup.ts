@@ -9,6 +9,7 @@
  */
 import { readdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { readSmall } from "./small-file.js";
 
 export type Controller = "memory" | "cpu" | "cpuacct" | "cpuset" | "pids" | "freezer" | "devices" | "blkio";
 
@@ -107,7 +108,8 @@ export class Cgroup {
 
   /** The cgroup of a running process. */
   static async ofPid(pid: number): Promise<Cgroup> {
-    const [layout, text] = await Promise.all([cgroupLayout(), readFile(`/proc/${pid}/cgroup`, "utf8")]);
+    const [layout, text] = await Promise.all([cgroupLayout(), readSmall(`/proc/${pid}/cgroup`)]);
+    if (text === undefined) throw new CgroupError(`process ${pid} is gone`);
     return new Cgroup(layout, parseProcCgroup(text));
   }
 
@@ -127,7 +129,7 @@ export class Cgroup {
   private async read(c: Controller, v1file: string, v2file: string): Promise<{ text: string; version: 1 | 2 } | undefined> {
     const d = this.dir(c);
     if (!d) return undefined;
-    const text = await readFile(path.join(d.dir, d.version === 1 ? v1file : v2file), "utf8").catch(() => undefined);
+    const text = await readSmall(path.join(d.dir, d.version === 1 ? v1file : v2file));
     return text === undefined ? undefined : { text: text.trim(), version: d.version };
   }
 
@@ -153,11 +155,8 @@ export class Cgroup {
   async swapUsage(): Promise<number | undefined> {
     const d = this.dir("memory");
     if (!d) return undefined;
-    if (d.version === 2) return num(await readFile(path.join(d.dir, "memory.swap.current"), "utf8").catch(() => ""));
-    const [memsw, mem] = await Promise.all([
-      readFile(path.join(d.dir, "memory.memsw.usage_in_bytes"), "utf8").catch(() => ""),
-      readFile(path.join(d.dir, "memory.usage_in_bytes"), "utf8").catch(() => ""),
-    ]);
+    if (d.version === 2) return num((await readSmall(path.join(d.dir, "memory.swap.current"))) ?? "");
+    const [memsw, mem] = await Promise.all([readSmall(path.join(d.dir, "memory.memsw.usage_in_bytes")), readSmall(path.join(d.dir, "memory.usage_in_bytes"))]).then((r) => r.map((t) => t ?? ""));
     const a = num(memsw);
     const b = num(mem);
     return a === undefined || b === undefined ? undefined : Math.max(0, a - b);

@@ -16,6 +16,9 @@ export interface InstanceRouteDeps {
   operations: OperationManager;
 }
 
+/** Instances whose views are gathered between two turns of the event loop. */
+const LIST_BATCH = 16;
+
 /** /1.0/instances and /1.0/instances/<name>: LXD 5.0's shapes (containers for now). */
 export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
   const { instances, lifecycle, operations } = deps;
@@ -32,7 +35,13 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     const depth = recursion(req);
     const filter = req.query.filter ? parseFilter(req.query.filter) : undefined;
     if (depth === 0 && !filter) return sync(records.map((r) => instanceUrl(r.project, r.name)));
-    let views = await Promise.all(records.map((r) => view(r, depth > 1)));
+    // The state of running instances is read synchronously (sys/small-file.ts): in batches,
+    // with the event loop free between them, so a long list never holds other requests up long.
+    let views: Awaited<ReturnType<typeof view>>[] = [];
+    for (let i = 0; i < records.length; i += LIST_BATCH) {
+      if (i > 0) await new Promise((r) => setImmediate(r));
+      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1)))));
+    }
     if (filter) views = views.filter((v) => matchFilter(v, filter));
     return sync(depth === 0 ? views.map((v) => instanceUrl(v.project, v.name)) : views);
   }

@@ -1,10 +1,9 @@
 /**
  * The host side of container interfaces: which host interface is the peer of a veth inside a
- * container, found from the host's /sys/class/net (file reads only), and the small-file reader
- * the network state uses.
+ * container, found from the host's /sys/class/net (file reads only).
  */
-import { close, constants, fstat, open, read, type Stats } from "node:fs";
 import { readdir } from "node:fs/promises";
+import { readSmall } from "../../../sys/small-file.js";
 
 interface HostTable {
   at: number;
@@ -53,35 +52,6 @@ export class HostLinks {
     for (const r of rows) if (r.ifindex > 0 && r.iflink > 0 && r.ifindex !== r.iflink) map.set(r.ifindex, { name: r.name, iflink: r.iflink });
     return map;
   }
-}
-
-/**
- * A small file's text, or undefined when it cannot be read or `accept` refuses what was opened.
- * Plain callbacks: a state read is dozens of tiny files, and fs/promises' FileHandle costs about
- * three times as much per file here.
- */
-export function readSmall(file: string, flags = constants.O_RDONLY, accept?: (st: Stats) => boolean): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    open(file, flags | constants.O_NOCTTY, (err, fd) => {
-      if (err) return resolve(undefined);
-      const done = (text: string | undefined) => {
-        close(fd, () => {});
-        resolve(text);
-      };
-      const chunks: Buffer[] = [];
-      const next = () => {
-        const buf = Buffer.allocUnsafe(chunks.length ? 65536 : 4096);
-        read(fd, buf, 0, buf.length, null, (e, n) => {
-          if (e) return done(undefined);
-          if (n === 0) return done(Buffer.concat(chunks).toString("utf8"));
-          chunks.push(buf.subarray(0, n));
-          next();
-        });
-      };
-      if (!accept) return next();
-      fstat(fd, (e, st) => (e || !accept(st) ? done(undefined) : next()));
-    });
-  });
 }
 
 const readHost = (p: string) => readSmall(p).then((t) => t?.trim());

@@ -26,7 +26,8 @@
 import { constants } from "node:fs";
 import { endianness } from "node:os";
 import type { NetworkAddress, NetworkCounters, NetworkInterfaceState } from "../../driver.js";
-import { hostLinks, readSmall, type HostLinks } from "./hostlinks.js";
+import { readSmall } from "../../../sys/small-file.js";
+import { hostLinks, type HostLinks } from "./hostlinks.js";
 
 // ---------------------------------------------------------------------------------------------
 // Parsers (pure)

@@ -6,7 +6,7 @@
  * exits; a stale one (monitor killed) is recognised by the pid's command line.
  */
 import { pollUntil } from "../../../sys/cgroup.js";
-import { readSmall } from "./hostlinks.js";
+import { readSmall } from "../../../sys/small-file.js";
 
 export interface ContainerProcesses {
   monitor: number;
