@@ -17,7 +17,7 @@
  */
 import { access, mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { Cgroup, cgroupLayout, pollUntil, removeCgroups, type Controller } from "../../../sys/cgroup.js";
+import { Cgroup, cgroupLayout, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
 import { run, which } from "../../../sys/exec.js";
 import {
   InstanceDriverError,
@@ -41,6 +41,8 @@ import { applyHotplug } from "./hotplug.js";
 import { spawnAttach } from "./exec.js";
 import { ExecAgents } from "./exec-agents.js";
 import { atomicWrite, checkRootfsPath, checkSubmounts, withoutShadowHelpers } from "./host-checks.js";
+import { setLiveLimits } from "./limits.js";
+import { startFailure } from "./start-failure.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
 import { ProxyForwarders } from "./proxy.js";
 import { networkState } from "./netstate.js";
@@ -201,7 +203,7 @@ export class LxcDriver implements ContainerDriver {
       allowFail: true,
     });
     if (r.code !== 0) {
-      const why = await this.logErrors(name, logFrom, r.stderr);
+      const why = startFailure(await readFile(this.logPath(name)).catch(() => Buffer.alloc(0)), logFrom, r.stderr);
       await this.cleanUpAfterMonitor(name);
       throw new InstanceDriverError(`container ${name} failed to start: ${why}`);
     }
@@ -226,26 +228,6 @@ export class LxcDriver implements ContainerDriver {
     // the agent is up, so the first exec finds it ready, and the start's reply waits for nothing.
     setImmediate(() => void this.agents.get(name).catch(() => undefined));
     return { pid, rootfsIdmap };
-  }
-
-  /**
-   * Why this start failed, from what it wrote to lxc.log (from byte `from` on): its first
-   * specific ERROR lines, without liblxc's generic follow-ups ("an error occurred in another
-   * process", "failed to spawn") and with paths under liblxc's rootfs mount shown as the
-   * container's own; else the tool's stderr.
-   */
-  private async logErrors(name: string, from: number, stderr: string): Promise<string> {
-    const log = (await readFile(this.logPath(name)).catch(() => Buffer.alloc(0))).subarray(from).toString("utf8");
-    const generic = /lxc_start\.c|get_config_unsupported_key|sync\.c:|wait_on_daemonized_start|__lxc_start:|do_start:|lxc_setup:|lxc_spawn:/;
-    const errors = log.split("\n").filter((l) => / ERROR /.test(l));
-    const specific = errors.filter((l) => !generic.test(l));
-    const text = (l: string) =>
-      l
-        .replace(/^.* ERROR\s+\S+ - [^ ]+ - /, "")
-        .replace(/"[^"]*\/lxc\/rootfs(\/[^"]*)"/g, '"$1" (in the container)')
-        .replace(/ onto "/, ' on "');
-    const lines = [...new Set((specific.length ? specific : errors).map(text))].slice(0, 2);
-    return lines.length ? lines.join("; ") : stderr.trim();
   }
 
   async stop(name: string, opts: StopOptions = {}): Promise<void> {
@@ -362,21 +344,7 @@ export class LxcDriver implements ContainerDriver {
 
   async applyLimits(name: string, limits: ResourceLimits): Promise<void> {
     const { cg } = await this.runningCgroup(name);
-    // Each limit is set, or back to none when it is not given (an unset key applies live too).
-    // A controller the host lacks is an error only for a limit that needs it.
-    const has = (c: Controller) => cg.dir(c) !== undefined;
-    const mem = limits.memory;
-    if (mem || has("memory")) {
-      const soft = mem?.enforce === "soft";
-      await cg.setMemoryLimit(mem && !soft ? mem.bytes : undefined, { swap: mem?.swap });
-      await cg.setMemoryLimit(mem && soft ? mem.bytes : undefined, { soft: true });
-    }
-    const cpu = limits.cpu ?? {};
-    if (cpu.cpuset !== undefined) await cg.setCpuset(cpu.cpuset);
-    else if (has("cpuset")) await cg.resetCpuset();
-    if (cpu.shares !== undefined || has("cpu")) await cg.setCpuShares(cpu.shares);
-    if (cpu.quotaUs !== undefined || has("cpu")) await cg.setCpuQuota(cpu.quotaUs, cpu.periodUs);
-    if (limits.processes !== undefined || has("pids")) await cg.setPidsMax(limits.processes);
+    await setLiveLimits(cg, limits);
   }
 
   async delete(name: string, opts: { force?: boolean } = {}): Promise<void> {
