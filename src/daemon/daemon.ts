@@ -36,6 +36,7 @@ import { operationRoutes } from "./routes/operations.js";
 import { rootRoutes } from "./routes/root.js";
 import { serverRoutes } from "./routes/server.js";
 import { warningRoutes } from "./routes/warnings.js";
+import { internalRoutes } from "./routes/internal.js";
 import { ServerInfo } from "./server-info.js";
 
 export interface DaemonOptions {
@@ -65,6 +66,8 @@ export class Daemon {
     readonly config: ServerConfig,
     readonly warnings: WarningService,
     private readonly cleanup: Revert,
+    /** Resolves when a client asked the daemon to exit (`lodged shutdown`). */
+    readonly exitRequested: Promise<void>,
   ) {}
 
   get socket(): string {
@@ -133,6 +136,8 @@ export class Daemon {
       });
 
       const ops = operationRoutes({ operations });
+      let requestExit!: () => void;
+      const exitRequested = new Promise<void>((r) => (requestExit = r));
       const http = buildHttp({
         routes: withContainerAliases([
           ...rootRoutes,
@@ -144,6 +149,7 @@ export class Daemon {
           ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, "container") }),
           ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),
           ...imageRoutes({ images, operations, events, sources: remoteImageSources(), refresh: (p, fp, op) => refresher.refresh(p, fp, op) }),
+          ...internalRoutes({ lifecycle, exit: () => requestExit() }),
         ]),
         wsRoutes: [...eventRoutes({ events }), ...ops.ws],
         log: log.child({ module: "http" }),
@@ -167,7 +173,7 @@ export class Daemon {
 
       const boot = new AbortController();
       undo.add(() => boot.abort());
-      const daemon = new Daemon(dir, log, store, events, operations, config, warnings, undo.release());
+      const daemon = new Daemon(dir, log, store, events, operations, config, warnings, undo.release(), exitRequested);
       log.info("lodged started", { version: LODGE_VERSION, dir, socket: sock, pid: process.pid });
       // Instances that should run come up in the background; the API is already answering.
       void lifecycle.autostart(boot.signal).catch((e: Error) => log.error("autostart failed", { err: e.message }));

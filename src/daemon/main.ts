@@ -1,13 +1,20 @@
 import { parseArgs } from "node:util";
 import { lodgeDir } from "../api/paths.js";
 import { LODGE_VERSION } from "../version.js";
+import { shutdown } from "./shutdown-client.js";
 import { DirectoryBusy } from "./lock.js";
 import { parseLogLevel } from "./logger.js";
 
 const HELP = `Usage: lodged [options]
+       lodged shutdown [--dir DIR] [--timeout SECONDS]
 
 The Lodge daemon: runs containers and virtual machines and serves the LXD-compatible
 REST API on $LODGE_DIR/unix.socket (default /var/lib/lodge).
+
+Instances keep running when lodged stops or restarts. \`lodged shutdown\` is for when the
+host goes down: the running daemon stops every instance (boot.stop.priority order, each
+given boot.host_shutdown_timeout seconds, at most --timeout) and exits; they start again
+with the daemon.
 
 Options:
   --dir DIR          state directory (default: $LODGE_DIR or /var/lib/lodge)
@@ -30,17 +37,32 @@ async function main(): Promise<number> {
         debug: { type: "boolean" },
         version: { type: "boolean" },
         help: { type: "boolean", short: "h" },
+        timeout: { type: "string" },
       },
       strict: true,
-    }).values;
+      allowPositionals: true,
+    });
   } catch (e) {
     process.stderr.write(`lodged: ${(e as Error).message}\nTry 'lodged --help'.\n`);
     return 2;
   }
-  if (args.help) {
+  const command = args.positionals[0];
+  if (command !== undefined && (command !== "shutdown" || args.positionals.length > 1)) {
+    process.stderr.write(`lodged: unknown command "${args.positionals.join(" ")}"\nTry 'lodged --help'.\n`);
+    return 2;
+  }
+  if (args.values.timeout !== undefined && command !== "shutdown") {
+    process.stderr.write("lodged: --timeout goes with `lodged shutdown`\n");
+    return 2;
+  }
+  if (args.values.help) {
     process.stdout.write(HELP + "\n");
     return 0;
   }
+  return command === "shutdown" ? shutdown(args.values.dir ?? lodgeDir(), args.values.timeout) : serve(args.values);
+}
+
+async function serve(args: { dir?: string; group?: string; "log-level"?: string; debug?: boolean; version?: boolean }): Promise<number> {
   if (args.version) {
     process.stdout.write(LODGE_VERSION + "\n");
     return 0;
@@ -82,6 +104,7 @@ async function main(): Promise<number> {
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    void daemon.exitRequested.then(() => stop("shutdown request"));
   });
 }
 

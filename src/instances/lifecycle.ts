@@ -192,6 +192,40 @@ export class InstanceLifecycle {
   }
 
   /**
+   * The host is going down (`lodged shutdown`): stops every running instance, as LXD does —
+   * higher boot.stop.priority first (each priority's instances together), each given
+   * boot.host_shutdown_timeout seconds (default 30, at most `maxTimeoutS`) to stop cleanly
+   * before it is killed. volatile.last_state.power stays RUNNING, so they start again with the
+   * daemon. Returns the instances stopped, in order.
+   */
+  async shutdownAll(maxTimeoutS?: number): Promise<string[]> {
+    const running: InstanceRecord[] = [];
+    for (const r of await this.d.instances.records()) if ((await this.status(r)).status !== "Stopped") running.push(r);
+    const priority = (r: InstanceRecord) => Number(r.config["boot.stop.priority"] ?? 0) || 0;
+    const groups = [...new Set(running.map(priority))].sort((a, b) => b - a);
+    const stopped: string[] = [];
+    for (const p of groups) {
+      await Promise.all(
+        running
+          .filter((r) => priority(r) === p)
+          .map((r) =>
+            this.d.instances.locks.with(`${r.project}/${r.name}`, `Instance "${r.name}"`, LOCK_TIMEOUT_MS, async () => {
+              const wanted = Number(r.config["boot.host_shutdown_timeout"] ?? 30);
+              const timeoutS = Math.min(Number.isFinite(wanted) && wanted >= 0 ? wanted : 30, maxTimeoutS ?? Infinity);
+              this.d.log.info("stopping instance for host shutdown", { project: r.project, instance: r.name, priority: p, timeout: timeoutS });
+              await this.d.driver.stop(hostName(r.project, r.name), { timeoutMs: timeoutS * 1000 }).catch((e: Error) =>
+                this.d.log.error("stop at host shutdown failed", { project: r.project, instance: r.name, err: e.message }),
+              );
+              stopped.push(`${r.project}/${r.name}`);
+              this.d.events.lifecycle("instance-shutdown", instanceUrl(r.project, r.name), {}, r.project);
+            }),
+          ),
+      );
+    }
+    return stopped;
+  }
+
+  /**
    * Applies a config change to a running (or frozen) instance before it is stored: devices
    * hot-plugged (mounts, device nodes, device rules, NICs) and limits, from the run-config of
    * `before` to that of `after`. All or nothing: on failure what was done is undone and the

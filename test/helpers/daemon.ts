@@ -86,6 +86,18 @@ export class TestDaemon {
     return this.signal("SIGTERM");
   }
 
+  /** Resolves with the exit code once the daemon has exited by itself (at most timeoutMs). */
+  async exited(timeoutMs = 60_000): Promise<number | null> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return this.proc.exitCode;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`lodged did not exit within ${timeoutMs} ms`)), timeoutMs);
+      this.proc.once("exit", (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+  }
+
   /** Kills the daemon outright, as a crash would. */
   async kill9(): Promise<void> {
     await this.signal("SIGKILL");
