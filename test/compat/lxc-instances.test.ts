@@ -145,6 +145,13 @@ test("bad input is refused with a clear error and leaves nothing behind", async 
   });
   assert.equal(r.status, 400);
   assert.match(r.body.type === "error" ? r.body.error : "", /Invalid device "eth0": "parent" is required/);
+  const managed = await d.client.raw("POST", "/1.0/instances", {
+    name: "c5",
+    source: { type: "image", alias: "bb" },
+    devices: { eth0: { type: "nic", network: "lxdbr0" } },
+  });
+  assert.equal(managed.status, 400, "a NIC on a managed network is refused, not dropped");
+  assert.match(managed.body.type === "error" ? managed.body.error : "", /Invalid device "eth0": managed networks \("network": "lxdbr0"\) are not supported yet; .*nictype=bridged parent=BRIDGE/);
   const proxy = await d.client.raw("POST", "/1.0/instances", {
     name: "c6",
     source: { type: "image", alias: "bb" },

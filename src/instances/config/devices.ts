@@ -140,6 +140,9 @@ const CHECKS: Record<string, (dev: DeviceConfig) => void> = {
       need(dev, "parent", " for a bridged nic");
     } else if (dev.nictype || dev.parent) {
       throw badRequest('"network" cannot be combined with "nictype" or "parent"');
+    } else {
+      // Accepted by name so the message can say what to do, rather than starting without it.
+      throw badRequest(`managed networks ("network": ${JSON.stringify(dev.network)}) are not supported yet; attach the NIC to a host bridge with nictype=bridged parent=BRIDGE`);
     }
     if (dev.hwaddr && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(dev.hwaddr))
       throw badRequest(`"hwaddr" ${JSON.stringify(dev.hwaddr)} is not a MAC address like 00:16:3e:12:34:56`);
