@@ -218,7 +218,7 @@ export class InstanceLifecycle {
               );
               stopped.push(`${r.project}/${r.name}`);
               this.d.events.lifecycle("instance-shutdown", instanceUrl(r.project, r.name), {}, r.project);
-            }),
+            }).catch((e: Error) => this.d.log.error("instance not stopped at host shutdown", { project: r.project, instance: r.name, err: e.message })),
           ),
       );
     }
