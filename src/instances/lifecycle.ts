@@ -13,7 +13,7 @@ import { idmapFromJson, idmapToJson, toHost } from "../sys/idmap.js";
 import type { TemplateTrigger } from "../images/metadata.js";
 import type { ContainerDriver, InstanceState, InstanceStatus } from "./driver.js";
 import { expandConfig, expandDevices } from "./expand.js";
-import { withNicVolatile } from "./devices/nic.js";
+import { withNicVolatile, withoutHostNames } from "./devices/nic.js";
 import { hostName, instanceKey, instanceUrl, type InstanceRecord } from "./record.js";
 import { diffRunConfigs, isEmptyDiff } from "./runconfig.js";
 import { LOCK_TIMEOUT_MS, type InstanceService } from "./service.js";
@@ -119,8 +119,8 @@ export class InstanceLifecycle {
 
   /** Starts a stopped instance: pending templates first, then the driver; records the outcome. */
   private async start(r: InstanceRecord): Promise<void> {
-    // NICs of records made before their volatile keys were kept get them now (stored below).
-    r = { ...r, config: withNicVolatile(r.config, expandDevices(r)) };
+    // The NICs' host-side names (and MACs of records made before they were kept), stored below.
+    r = { ...r, config: withNicVolatile(r.config, expandDevices(r), { running: true }) };
     const volume = await this.d.storage.instancePath(r.pool, r.project, r.name, "container");
     const pending = r.config["volatile.apply_template"] as TemplateTrigger | undefined;
     for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger);
@@ -158,7 +158,10 @@ export class InstanceLifecycle {
   private async setPower(r: InstanceRecord, power: "RUNNING" | "STOPPED"): Promise<void> {
     await this.d.store.txn(async (tx) => {
       const cur = await tx.get<InstanceRecord>(instanceKey(r.project, r.name));
-      if (cur) tx.put(cur.key, { ...cur.value, config: { ...cur.value.config, "volatile.last_state.power": power } });
+      if (!cur) return;
+      // Stopped, its NICs' host-side interfaces are gone, and so are their names (as LXD).
+      const config = power === "STOPPED" ? withoutHostNames(cur.value.config) : cur.value.config;
+      tx.put(cur.key, { ...cur.value, config: { ...config, "volatile.last_state.power": power } });
     });
   }
 

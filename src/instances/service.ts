@@ -155,7 +155,7 @@ export class InstanceService {
       const volume = await this.d.storage.createInstanceVolume(pool, project, name, "container", image, signal);
       undo.add(() => this.d.storage.deleteInstanceVolume(pool, project, name, "container"));
 
-      record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record, image)) }, expandDevices(record));
+      record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record, image)) }, expandDevices(record), { running: false });
       const spec = await this.d.specs.build(record, volume.path);
       await this.d.driver.create(spec);
       undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
@@ -245,7 +245,8 @@ export class InstanceService {
         description: put.description ?? before.description,
         ephemeral: put.ephemeral ?? before.ephemeral,
       };
-      after.config = withNicVolatile(after.config, expandDevices(after));
+      const running = (await this.d.driver.status(hostName(project, name))).status !== "Stopped";
+      after.config = withNicVolatile(after.config, expandDevices(after), { running });
       const newRoot = rootDisk(expandDevices(after));
       if (!newRoot) throw badRequest('The instance needs a root disk (a disk device with path "/")');
       if (newRoot.pool !== before.pool) throw badRequest("Moving an instance to another pool is not supported yet");

@@ -2,8 +2,9 @@
  * The volatile keys of NIC devices, as LXD keeps them: `volatile.<device>.hwaddr`, a MAC made
  * once (in LXD's 00:16:3e range) for a NIC that sets no `hwaddr`, so the interface keeps its
  * address across restarts, and `volatile.<device>.host_name`, the host-side interface of a
- * bridged NIC that sets no `host_name` (chosen here, not by liblxc, so that a NIC added to a
- * running container and the one made at start have the same name). Pure but for randomness.
+ * running bridged NIC that sets no `host_name` (chosen here rather than by liblxc, so a NIC
+ * hot-plugged into a running container is named the same way); it is dropped at stop
+ * (withoutHostNames). Pure but for randomness.
  */
 import { randomBytes } from "node:crypto";
 
@@ -28,12 +29,12 @@ function isNic(d: Record<string, string> | undefined): boolean {
  * kept, missing ones made, and the keys of devices that are gone (or no longer NICs, or that now
  * set the value themselves) are returned as "" (to delete). Returns only the keys that change.
  */
-export function nicVolatileChanges(config: Record<string, string>, devices: Devices): Record<string, string> {
+export function nicVolatileChanges(config: Record<string, string>, devices: Devices, opts: { running: boolean }): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, d] of Object.entries(devices)) {
     if (!isNic(d)) continue;
     if (!d.hwaddr && !config[`volatile.${name}.hwaddr`]) out[`volatile.${name}.hwaddr`] = randomHwaddr();
-    if (d.nictype === "bridged" && !d.host_name && !config[`volatile.${name}.host_name`]) out[`volatile.${name}.host_name`] = randomHostName();
+    if (opts.running && d.nictype === "bridged" && !d.host_name && !config[`volatile.${name}.host_name`]) out[`volatile.${name}.host_name`] = randomHostName();
   }
   for (const key of Object.keys(config)) {
     const m = KEY.exec(key);
@@ -45,9 +46,9 @@ export function nicVolatileChanges(config: Record<string, string>, devices: Devi
   return out;
 }
 
-/** `config` with the changes applied ("" deletes). */
-export function withNicVolatile(config: Record<string, string>, devices: Devices): Record<string, string> {
-  const changes = nicVolatileChanges(config, devices);
+/** `config` with the changes applied ("" deletes). `running`: host-side names are kept or made. */
+export function withNicVolatile(config: Record<string, string>, devices: Devices, opts: { running: boolean }): Record<string, string> {
+  const changes = nicVolatileChanges(config, devices, opts);
   if (Object.keys(changes).length === 0) return config;
   const out = { ...config };
   for (const [k, v] of Object.entries(changes)) {
@@ -55,4 +56,10 @@ export function withNicVolatile(config: Record<string, string>, devices: Devices
     else out[k] = v;
   }
   return out;
+}
+
+/** `config` without the host-side interface names, which go with the interfaces at stop. */
+export function withoutHostNames(config: Record<string, string>): Record<string, string> {
+  if (!Object.keys(config).some((k) => KEY.test(k) && k.endsWith(".host_name"))) return config;
+  return Object.fromEntries(Object.entries(config).filter(([k]) => !(KEY.test(k) && k.endsWith(".host_name"))));
 }
