@@ -6,7 +6,9 @@
 import { constants } from "node:fs";
 import { access, readFile, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { readSmall } from "../../../sys/small-file.js";
 import { InstanceDriverError, type ContainerSpec } from "../../driver.js";
+import { parseMountinfo } from "./netstate.js";
 
 /**
  * The rootfs must exist, and an unprivileged container's root (a host uid without rights
@@ -56,15 +58,10 @@ export async function checkSubmounts(spec: ContainerSpec): Promise<void> {
   if (spec.privileged) return;
   const plain = spec.run.mounts.filter((m) => !m.recursive);
   if (!plain.length) return;
-  const points = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => unescapeMountPath(l.split(" ")[4] ?? ""));
+  const points = parseMountinfo((await readSmall("/proc/self/mountinfo")) ?? "").map((m) => m.mountPoint);
   for (const m of plain) {
     const below = points.find((p) => p.startsWith(`${m.source.replace(/\/+$/, "")}/`));
     if (below)
       throw new InstanceDriverError(`container ${spec.name} failed to start: disk ${m.target}: ${m.source} has a mount below it (${below}); an unprivileged container can only bind it with its sub-mounts: set recursive=true`);
   }
-}
-
-/** mountinfo escapes blanks, tabs, newlines and backslashes as octal. */
-function unescapeMountPath(p: string): string {
-  return p.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 }
