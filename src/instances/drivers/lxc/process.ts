@@ -14,17 +14,15 @@ export interface ContainerProcesses {
   init?: number;
 }
 
-// Tiny files on the hot paths (every start, exec and list): the plain-callback reader.
-const readOpt = (p: string) => readSmall(p);
 
 /** The monitor and init of a container, or undefined when no monitor runs for it. */
 export async function findProcesses(pidfile: string, lxcpath: string, name: string): Promise<ContainerProcesses | undefined> {
-  const text = await readOpt(pidfile);
+  const text = await readSmall(pidfile);
   const monitor = Number(text?.trim());
   if (!text || !Number.isSafeInteger(monitor) || monitor <= 0) return undefined;
   const [cmdline, children] = await Promise.all([
-    readOpt(`/proc/${monitor}/cmdline`),
-    readOpt(`/proc/${monitor}/task/${monitor}/children`),
+    readSmall(`/proc/${monitor}/cmdline`),
+    readSmall(`/proc/${monitor}/task/${monitor}/children`),
   ]);
   if (cmdline?.replace(/\0+$/, "").replace(/\0/g, " ") !== `[lxc monitor] ${lxcpath} ${name}`) return undefined;
   const init = (children ?? "").trim().split(/\s+/).map(Number).find((p) => Number.isSafeInteger(p) && p > 0);
@@ -37,7 +35,7 @@ export async function findProcesses(pidfile: string, lxcpath: string, name: stri
  * parent is the host's init, which may reap it only seconds later.
  */
 export async function startTime(pid: number): Promise<string | undefined> {
-  const stat = await readOpt(`/proc/${pid}/stat`);
+  const stat = await readSmall(`/proc/${pid}/stat`);
   if (!stat) return undefined;
   // The command name (field 2) may hold spaces and parentheses: fields restart after the last ")".
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
