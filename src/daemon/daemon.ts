@@ -1,5 +1,4 @@
 import { chmod, chown, mkdir, readFile, unlink } from "node:fs/promises";
-import { createConnection } from "node:net";
 import { dirname, join } from "node:path";
 import { databasePath, logPath, pidPath, socketPath } from "../api/paths.js";
 import { notFound } from "../api/errors.js";
@@ -37,6 +36,7 @@ import { rootRoutes } from "./routes/root.js";
 import { serverRoutes } from "./routes/server.js";
 import { warningRoutes } from "./routes/warnings.js";
 import { internalRoutes } from "./routes/internal.js";
+import { socketAnswers } from "./socket-probe.js";
 import { ServerInfo } from "./server-info.js";
 
 export interface DaemonOptions {
@@ -209,15 +209,7 @@ export class Daemon {
 
 /** Removes a socket file left by a daemon that died, but refuses if something answers on it. */
 async function removeStaleSocket(path: string): Promise<void> {
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = createConnection(path);
-    c.once("connect", () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once("error", () => resolve(false));
-  });
-  if (alive) throw new Error(`${path} is in use by another process; is another lodged running on this directory?`);
+  if (await socketAnswers(path)) throw new Error(`${path} is in use by another process; is another lodged running on this directory?`);
   await unlink(path).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== "ENOENT") throw e;
   });

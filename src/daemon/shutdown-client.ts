@@ -4,8 +4,8 @@
  * daemon answers.
  */
 import { request } from "node:http";
-import { createConnection } from "node:net";
 import { socketPath } from "../api/paths.js";
+import { socketAnswers } from "./socket-probe.js";
 
 function put(socket: string, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -18,16 +18,6 @@ function put(socket: string, path: string): Promise<{ status: number; body: stri
     req.end();
   });
 }
-
-const answers = (socket: string) =>
-  new Promise<boolean>((resolve) => {
-    const c = createConnection(socket);
-    c.once("connect", () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once("error", () => resolve(false));
-  });
 
 export async function shutdown(dir: string, timeout: string | undefined): Promise<number> {
   const socket = socketPath(dir);
@@ -54,6 +44,6 @@ export async function shutdown(dir: string, timeout: string | undefined): Promis
     return 1;
   }
   // Its instances are stopped; wait for the daemon itself to close.
-  for (let i = 0; i < 300 && (await answers(socket)); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 300 && (await socketAnswers(socket)); i++) await new Promise((r) => setTimeout(r, 100));
   return 0;
 }
