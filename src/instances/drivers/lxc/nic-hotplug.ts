@@ -9,7 +9,9 @@
  * for the steps inside the container's network namespace (its host pid's).
  */
 import { randomBytes } from "node:crypto";
+import { access } from "node:fs/promises";
 import { run } from "../../../sys/exec.js";
+import { randomHostName } from "../../devices/nic.js";
 import { InstanceDriverError } from "../../driver.js";
 import { nicParentProblem } from "../../nic-parents.js";
 import type { NicSpec } from "../../runconfig.js";
@@ -24,7 +26,9 @@ async function ip(args: string[], what: string, pid?: number): Promise<void> {
   if (r.code !== 0) throw new InstanceDriverError(`${what}: ${r.stderr.trim() || `ip exited with ${r.code}`}`);
 }
 
+/** Whether the host (a file look) or the container (`ip` in its netns) has an interface `name`. */
 async function hasLink(name: string, pid?: number): Promise<boolean> {
+  if (pid === undefined) return access(`/sys/class/net/${name}`).then(() => true, () => false);
   return (await ipRun(["link", "show", "dev", name], pid)).code === 0;
 }
 
@@ -33,7 +37,7 @@ export async function addNic(pid: number, nic: NicSpec): Promise<void> {
   const what = `nic ${nic.name}`;
   const problem = await nicParentProblem(nic.parent);
   if (problem) throw new InstanceDriverError(`${what}: ${problem}`);
-  const host = nic.hostName ?? `veth${randomBytes(4).toString("hex")}`;
+  const host = nic.hostName ?? randomHostName();
   if (await hasLink(host)) throw new InstanceDriverError(`${what}: the host already has an interface named ${host}`);
   if (await hasLink(nic.name, pid)) throw new InstanceDriverError(`${what}: the container already has an interface named ${nic.name}`);
   const peer = `lodge${randomBytes(5).toString("hex")}`; // 15 characters, the kernel's limit
