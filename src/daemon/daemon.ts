@@ -90,6 +90,7 @@ export class Daemon {
       undo.add(file.close);
 
       await mkdir(dirname(databasePath(dir)), { recursive: true, mode: 0o700 });
+      await chmod(dirname(databasePath(dir)), 0o700);
       const store = SqliteStore.open(databasePath(dir));
       undo.add(() => store.close());
 
@@ -106,8 +107,11 @@ export class Daemon {
       const images = new ImageStore({ dir, store, events });
       await images.init();
       const storage = new StorageService({ dir, store, images });
-      await storage.init();
       const driver = new LxcDriver({ lxcpath: join(dir, "containers") });
+      // Instance data is closed to host users (storage/drivers/dir.ts, lxc/host-checks.ts);
+      // what an older Lodge left open is closed here, before anything else runs.
+      const closed = (await storage.init()) + (await driver.init());
+      if (closed) log.warn("closed instance directories that host users could reach", { count: closed });
       const specs = new ContainerSpecs();
       const instances = new InstanceService({
         store,

@@ -128,6 +128,11 @@ export interface InstanceSpec {
 export interface InstanceDriver<S extends InstanceSpec = InstanceSpec> {
   readonly type: InstanceType;
   readonly capabilities: DriverCapabilities;
+  /**
+   * At daemon start: makes the driver's host directories, and closes to host users what an
+   * older Lodge left open in them. Returns how many entries it had to close.
+   */
+  init(): Promise<number>;
   /** Writes the driver's own artefacts for a new instance; undone by delete. */
   create(spec: S): Promise<void>;
   /** Starts a stopped instance with the spec as it is now; resolves once it can exec. */

@@ -39,6 +39,12 @@ export interface StorageDriver {
   version(): Promise<string>;
   /** Makes the pool usable (creates its directories); idempotent. */
   createPool(pool: PoolSpec): Promise<void>;
+  /**
+   * Makes every volume of the pool unreachable for host users other than root, closing what
+   * an older Lodge left open (its volume directories were 0711); called at each daemon start.
+   * Returns how many volumes it had to close.
+   */
+  restrictAccess(pool: PoolSpec): Promise<number>;
   /** Removes the pool's own layout; the service refuses while volumes exist. */
   deletePool(pool: PoolSpec): Promise<void>;
   /** Creates a volume, filled from a directory tree when `from` is given (an unpacked image). */

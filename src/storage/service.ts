@@ -43,8 +43,12 @@ export class StorageService {
     this.drivers = new Map(list.map((d) => [d.name, d]));
   }
 
-  /** Creates the default dir pool on first start (LXD's `lxd init` default, without asking). */
-  async init(): Promise<void> {
+  /**
+   * Creates the default dir pool on first start (LXD's `lxd init` default, without asking),
+   * and closes every pool's volumes to host users (see StorageDriver.restrictAccess). Returns
+   * the volumes that were open.
+   */
+  async init(): Promise<number> {
     const existing = await this.opts.store.get<PoolRecord>(POOLS + DEFAULT_POOL);
     const pool: PoolRecord = existing?.value ?? {
       name: DEFAULT_POOL,
@@ -55,6 +59,9 @@ export class StorageService {
     };
     await this.driver(pool).createPool(pool);
     if (!existing) await this.opts.store.put(POOLS + DEFAULT_POOL, pool, { revision: 0 });
+    let opened = 0;
+    for (const p of await this.pools()) opened += await this.driver(p).restrictAccess(p);
+    return opened;
   }
 
   async supportedDrivers(): Promise<StorageDriverInfo[]> {

@@ -1,4 +1,4 @@
-import { chmod, mkdir, rename, rm, rmdir } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { join } from "node:path";
 import { run } from "../../sys/exec.js";
 import type { DriverCapabilities, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
@@ -15,6 +15,12 @@ const TYPE_DIRS: Record<VolumeRef["type"], string> = {
  * The "dir" driver: volumes are plain directories under the pool's source directory. Copies
  * use `cp --reflink=auto`, which shares blocks on filesystems that can (XFS, btrfs) and falls
  * back to a real copy elsewhere.
+ *
+ * Access: the pool and its type directories are 0711 (an unprivileged container's root must
+ * pass through them to its rootfs); each volume directory is 0700, root's alone. A volume
+ * holds files that are host root's on disk (an idmapped rootfs stores container root as uid
+ * 0, set-uid bits included), so no host user may reach below it; the instance driver opens
+ * an instance's directory to that instance's root only (mode 0100), as LXD does.
  */
 export class DirDriver implements StorageDriver {
   readonly name = "dir";
@@ -38,8 +44,25 @@ export class DirDriver implements StorageDriver {
 
   async createPool(pool: PoolSpec): Promise<void> {
     const root = this.poolPath(pool);
-    await mkdir(root, { recursive: true, mode: 0o711 });
-    for (const d of Object.values(TYPE_DIRS)) await mkdir(join(root, d), { recursive: true, mode: 0o711 });
+    for (const dir of [root, ...Object.values(TYPE_DIRS).map((d) => join(root, d))]) {
+      await mkdir(dir, { recursive: true, mode: 0o711 });
+      await chmod(dir, 0o711); // also a directory that existed (a pool "source")
+    }
+  }
+
+  async restrictAccess(pool: PoolSpec): Promise<number> {
+    let changed = 0;
+    for (const d of Object.values(TYPE_DIRS)) {
+      const dir = join(this.poolPath(pool), d);
+      for (const name of await readdir(dir).catch(() => [])) {
+        const path = join(dir, name);
+        const st = await lstat(path);
+        if (!st.isDirectory() || (st.mode & 0o077) === 0) continue;
+        await chmod(path, st.mode & 0o700);
+        changed++;
+      }
+    }
+    return changed;
   }
 
   async deletePool(pool: PoolSpec): Promise<void> {
@@ -55,7 +78,7 @@ export class DirDriver implements StorageDriver {
   async createVolume(vol: VolumeRef, from?: { tree: string }, signal?: AbortSignal): Promise<void> {
     const target = this.mountPath(vol);
     if (!from) {
-      await mkdir(target, { mode: 0o711 });
+      await mkdir(target, { mode: 0o700 });
       return;
     }
     // Copy into a scratch name, then rename: a crash never leaves a half-copied volume
@@ -64,9 +87,7 @@ export class DirDriver implements StorageDriver {
     await rm(scratch, { recursive: true, force: true });
     try {
       await run("cp", ["-a", "--reflink=auto", "--", from.tree, scratch], { signal });
-      // Traversable but not listable by others: an unprivileged container's root must reach
-      // its rootfs through here.
-      await chmod(scratch, 0o711);
+      await chmod(scratch, 0o700);
       await rename(scratch, target);
     } catch (e) {
       await rm(scratch, { recursive: true, force: true });

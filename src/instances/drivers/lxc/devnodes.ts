@@ -2,8 +2,10 @@
  * The device nodes of a container's unix-char and unix-block devices, made on the host in a
  * directory of its own (DIR/NAME/unix.DEVICE), owned by the host ids that the container's ids
  * map to, and bound in: by liblxc at start (an lxc.mount.entry), by hot-plug while it runs.
- * Node cannot mknod(2), so the native helper (native/hotplug) makes them. The directories are
- * 0711: an unprivileged container's root, a host uid of no rights, must pass through them.
+ * Node cannot mknod(2), so the native helper (native/hotplug) makes them. The parent is 0711
+ * and each container's directory a door for its root alone (host-checks.ts openDoor): liblxc
+ * binds the nodes in from inside the user namespace, and no host user may open a node that
+ * the container was given (its mode says who may, inside).
  */
 import { mkdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
@@ -13,6 +15,7 @@ import { nativePath } from "../../../sys/native.js";
 import { InstanceDriverError, type ContainerSpec } from "../../driver.js";
 import type { DeviceNodeSpec } from "../../runconfig.js";
 import { deviceNodeFile } from "./config.js";
+import { containerRoot, openDoor, restrictEntries } from "./host-checks.js";
 
 /** The native helper for device nodes and live mounts: $LODGE_HOTPLUG, else dist/lodge-hotplug. */
 export function hotplugHelperPath(): string {
@@ -25,6 +28,11 @@ export class DeviceNodes {
     readonly root: string,
     private readonly helper: () => string = hotplugHelperPath,
   ) {}
+
+  /** At daemon start: the parent directory, and what an older Lodge left open in it closed. */
+  init(): Promise<number> {
+    return restrictEntries(this.root);
+  }
 
   dir(name: string): string {
     return path.join(this.root, name);
@@ -44,7 +52,8 @@ export class DeviceNodes {
   /** Makes (or replaces) one node; returns its host path. */
   async create(spec: ContainerSpec, n: DeviceNodeSpec): Promise<string> {
     await mkdir(this.root, { recursive: true, mode: 0o711 });
-    await mkdir(this.dir(spec.name), { recursive: true, mode: 0o711 });
+    await mkdir(this.dir(spec.name), { recursive: true, mode: 0o700 });
+    await openDoor(this.dir(spec.name), containerRoot(spec));
     const ids = spec.privileged ? { uid: n.uid, gid: n.gid } : { uid: toHost(spec.idmap ?? [], "u", n.uid), gid: toHost(spec.idmap ?? [], "g", n.gid) };
     if (ids.uid === undefined || ids.gid === undefined)
       throw new InstanceDriverError(`device ${n.device}: owner ${n.uid}:${n.gid} is not mapped in container ${spec.name}`);

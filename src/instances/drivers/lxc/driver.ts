@@ -40,7 +40,7 @@ import { DeviceNodes, hotplugHelperPath } from "./devnodes.js";
 import { applyHotplug } from "./hotplug.js";
 import { spawnAttach } from "./exec.js";
 import { ExecAgents } from "./exec-agents.js";
-import { atomicWrite, checkRootfsPath, checkSubmounts, withoutShadowHelpers } from "./host-checks.js";
+import { atomicWrite, checkRootfsPath, checkSubmounts, restrictEntries, withoutShadowHelpers } from "./host-checks.js";
 import { setLiveLimits } from "./limits.js";
 import { startFailure } from "./start-failure.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
@@ -138,6 +138,11 @@ export class LxcDriver implements ContainerDriver {
       ]);
       return { cgroup, memsw, apparmor };
     })());
+  }
+
+  async init(): Promise<number> {
+    const [a, b] = await Promise.all([restrictEntries(this.lxcpath), this.nodes.init()]);
+    return a + b;
   }
 
   async create(spec: ContainerSpec): Promise<void> {
