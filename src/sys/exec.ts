@@ -23,7 +23,36 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Resolve with the result instead of throwing on a non-zero exit. */
   allowFail?: boolean;
+  /**
+   * Past this, the child is killed with SIGKILL (a process blocked on a filesystem that never
+   * answers, FUSE for one, may outlive SIGTERM) and run() rejects with a CommandTimeoutError.
+   */
+  timeoutMs?: number;
 }
+
+/** A run() whose command outlived its timeoutMs and was killed. */
+export class CommandTimeoutError extends Error {
+  constructor(
+    readonly command: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`${command} timed out after ${formatSeconds(timeoutMs)} and was killed`);
+    this.name = "CommandTimeoutError";
+  }
+}
+
+/** "15 seconds", "0.5 seconds", "1 second". */
+export function formatSeconds(ms: number): string {
+  const s = Math.round(ms / 100) / 10;
+  return `${s} second${s === 1 ? "" : "s"}`;
+}
+
+/**
+ * How long a killed child gets to be reaped before run() rejects anyway: a process in an
+ * uninterruptible sleep (a dead NFS server, a stuck disk) ignores even SIGKILL, and the
+ * caller, maybe holding an instance lock, must not wait on it.
+ */
+const KILL_GRACE_MS = 2_000;
 
 /** Runs a host tool without a shell; throws CommandError on failure unless allowFail. */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -40,15 +69,38 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     };
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     child.on("exit", () => opts.signal?.removeEventListener("abort", onAbort));
+    let timer: NodeJS.Timeout | undefined;
+    if (opts.timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        const fail = () => {
+          // Our ends of its pipes go too, or they would stay open as long as its leftovers do.
+          for (const s of [child.stdin, child.stdout, child.stderr]) s?.destroy();
+          reject(new CommandTimeoutError([cmd, ...args].join(" "), opts.timeoutMs!));
+        };
+        // Exited, but its output is held open (by a process it left behind): nothing to kill.
+        if (child.exitCode !== null || child.signalCode !== null) return fail();
+        child.kill("SIGKILL");
+        // Rejected once the child is reaped, so the caller's next step (a revert) never races
+        // the killed command, or after the grace when even SIGKILL does not end it.
+        const grace = setTimeout(fail, KILL_GRACE_MS);
+        child.once("exit", () => {
+          clearTimeout(grace);
+          fail();
+        });
+      }, opts.timeoutMs);
+    }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout!.on("data", (c: Buffer) => out.push(c));
-    child.stderr!.on("data", (c: Buffer) => err.push(c));
+    // No streams when the spawn itself failed (a missing program): its "error" event says why.
+    child.stdout?.on("data", (c: Buffer) => out.push(c));
+    child.stderr?.on("data", (c: Buffer) => err.push(c));
     child.on("error", (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
       if (e.code === "ENOENT") reject(new Error(`${cmd} is not installed (not found on PATH)`));
       else reject(e);
     });
     child.on("close", (code, signal) => {
+      clearTimeout(timer);
       const result = {
         code: code ?? (signal ? 128 : 1),
         stdout: Buffer.concat(out).toString("utf8"),
@@ -57,9 +109,9 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       if (result.code !== 0 && !opts.allowFail) reject(new CommandError([cmd, ...args].join(" "), result));
       else resolve(result);
     });
-    if (opts.input !== undefined) {
-      child.stdin!.on("error", () => undefined); // a tool that exits without reading it all
-      child.stdin!.end(opts.input);
+    if (opts.input !== undefined && child.stdin) {
+      child.stdin.on("error", () => undefined); // a tool that exits without reading it all
+      child.stdin.end(opts.input);
     }
   });
 }

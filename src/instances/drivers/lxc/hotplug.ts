@@ -18,7 +18,7 @@
 import { readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Revert } from "../../../daemon/revert.js";
-import { run } from "../../../sys/exec.js";
+import { CommandTimeoutError, formatSeconds, run } from "../../../sys/exec.js";
 import type { Cgroup } from "../../../sys/cgroup.js";
 import { InstanceDriverError, type ContainerSpec, type HotplugResult } from "../../driver.js";
 import type { DeviceNodeSpec, DeviceRule, MountSpec, RunConfigDiff } from "../../runconfig.js";
@@ -100,8 +100,22 @@ export async function applyHotplug(t: HotplugTarget, diff: RunConfigDiff): Promi
   return { deferred };
 }
 
+/**
+ * How long one lodge-hotplug call may take. It resolves its target inside the container, where
+ * the container's root controls the filesystems (FUSE is bound in): one that never answers would
+ * hold the helper, and the instance's lock, forever. A healthy mount or unmount takes
+ * milliseconds; 10 s leaves room for a loaded host and still ends well before the lock's own
+ * wait (LOCK_TIMEOUT_MS, 60 s) runs out for the next caller, reverts included.
+ */
+export const HOTPLUG_HELPER_TIMEOUT_MS = 10_000;
+
 async function helper(t: HotplugTarget, args: string[], what: string): Promise<void> {
-  const r = await run(t.helper, args, { allowFail: true });
+  const r = await run(t.helper, args, { allowFail: true, timeoutMs: HOTPLUG_HELPER_TIMEOUT_MS }).catch((e: Error) => {
+    if (!(e instanceof CommandTimeoutError)) throw e;
+    throw new InstanceDriverError(
+      `${what}: the hot-plug timed out after ${formatSeconds(e.timeoutMs)} (the helper was killed); a filesystem inside the container may not be answering`,
+    );
+  });
   if (r.code !== 0) throw new InstanceDriverError(`${what}: ${r.stderr.trim() || `exit ${r.code}`}`);
 }
 

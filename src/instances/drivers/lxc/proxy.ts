@@ -13,6 +13,7 @@
 import { spawnProcess as spawn } from "../../../sys/spawn.js";
 import { readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
+import { formatSeconds } from "../../../sys/exec.js";
 import { nativePath } from "../../../sys/native.js";
 import { InstanceDriverError } from "../../driver.js";
 import { formatProxyAddress, type ProxySpec } from "../../devices/proxy.js";
@@ -31,6 +32,14 @@ export function proxyHelperPath(): string {
 }
 
 const PIDFILE = /^proxy\.(.+)\.pid$/;
+
+/**
+ * How long a forwarder may take to listen. With bind=instance its socket is made inside the
+ * container, whose root controls the filesystems there (FUSE is bound in): a path under one
+ * that never answers would block the start, and the instance's lock with it. It listens within
+ * milliseconds otherwise; 10 s, as lodge-hotplug gets (hotplug.ts), leaves room for a loaded host.
+ */
+export const PROXY_START_TIMEOUT_MS = 10_000;
 
 export class ProxyForwarders {
   constructor(
@@ -106,18 +115,32 @@ export class ProxyForwarders {
     await Promise.all(running.filter(which).map((f) => this.stopOne(name, f)));
   }
 
-  /** Runs the forwarder's command, which returns once it listens (or says why it cannot). */
+  /**
+   * Runs the forwarder's command, which returns once it listens (or says why it cannot). Past
+   * PROXY_START_TIMEOUT_MS the command and all it forked are killed: the forwarder is in a
+   * session of its own and its helper is inside the container, so killing the command alone
+   * would leave both blocked, unseen (no pidfile yet).
+   */
   private startOne(argv: string[], device: string): Promise<void> {
     return new Promise((resolve, reject) => {
       // No environment: nothing of lodged's goes into a long-lived process.
       const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], env: {} });
       let stderr = "";
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        const why = `the forwarder did not start within ${formatSeconds(PROXY_START_TIMEOUT_MS)} and was killed; a filesystem inside the container may not be answering`;
+        void killTree(child.pid).then(() => reject(new InstanceDriverError(`proxy device "${device}": ${why}`)));
+      }, PROXY_START_TIMEOUT_MS);
       child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
       child.on("error", (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
         const why = e.code === "ENOENT" ? `the forwarder ${argv[0]} is not built (npm run build)` : e.message;
         reject(new InstanceDriverError(`proxy device "${device}": ${why}`));
       });
       child.on("close", (code) => {
+        clearTimeout(timer);
+        if (timedOut) return;
         if (code === 0) resolve();
         else reject(new InstanceDriverError(`proxy device "${device}": ${stderr.trim().replace(/^lodge-proxy: /, "") || `forwarder exited with ${code}`}`));
       });
@@ -142,6 +165,33 @@ export class ProxyForwarders {
     }
     await rm(this.pidfile(name, f.device), { force: true });
   }
+}
+
+/**
+ * SIGKILL to a process and everything below it (SIGTERM would not do: a wait on a FUSE server
+ * that never answers outlives it), then waits briefly for them to be gone. The tree is read
+ * before anything is killed, while each process is still its parent's child.
+ */
+async function killTree(pid: number | undefined): Promise<void> {
+  if (pid === undefined) return;
+  const all: number[] = [];
+  const walk = async (p: number): Promise<void> => {
+    all.push(p);
+    const tasks = await readdir(`/proc/${p}/task`).catch(() => [] as string[]);
+    for (const task of tasks) {
+      const children = (await readFile(`/proc/${p}/task/${task}/children`, "utf8").catch(() => "")).trim();
+      for (const c of children.split(/\s+/).filter(Boolean)) await walk(Number(c));
+    }
+  };
+  await walk(pid);
+  for (const p of all) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  }
+  await Promise.all(all.map((p) => waitForExit(p, 2_000).catch(() => undefined)));
 }
 
 /** The command line of a live (not zombie) process. */
