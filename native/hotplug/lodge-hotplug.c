@@ -12,6 +12,17 @@
  *       SOURCE is) and attaches it (move_mount). It is private unless --propagation says
  *       shared, slave, unbindable or private (r…: the sub-mounts too), set once attached.
  *       --optional: a missing SOURCE is success, nothing done.
+ *       --readonly in a container with its own user namespace: the flag is locked (see
+ *       lock_tree), so container root cannot remount the mount read-write.
+ *   stage [--readonly] [--recursive] [--keep-peers] [--map "u|g NSID HOSTID COUNT"]... SOURCE AT
+ *       for a container about to start: clones SOURCE (open_tree), makes the clone read-only
+ *       and/or idmapped to a user namespace with the given map (mount_setattr), and attaches it
+ *       at AT on the host (an existing directory or file). liblxc binds AT into the container
+ *       as its mount namespace is copied from the host's into the container's user namespace,
+ *       which locks the flags. Private unless --keep-peers (a propagation the caller sets).
+ *   unstage PATH...
+ *       detaches every mount at each PATH (lazily) and removes PATH (a directory, or an empty
+ *       file as stage's mount points are): what stage made, once the container has started.
  *   umount --pid PID [--remove] TARGET
  *       inside the container: detaches the mount at TARGET (success when none is there);
  *       --remove then deletes TARGET when it is an empty file (a device node's mount point as
@@ -37,6 +48,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum { E_OTHER = 1, E_NOTFOUND = 2, E_PERM = 3, E_ENTER = 4, E_KIND = 5 };
@@ -54,7 +66,7 @@ static int code_for(int err) {
 /* The namespaces and root of a container's init, opened together while it is alive. */
 struct target {
   int userfd, mntfd, rootfd;
-  int join_user;
+  int join_user, user_joined;
 };
 
 static struct target open_target(pid_t pid) {
@@ -70,23 +82,53 @@ static struct target open_target(pid_t pid) {
   struct stat theirs, ours;
   if (fstat(t.userfd, &theirs) < 0 || stat("/proc/self/ns/user", &ours) < 0) enter_fail("stat user namespace");
   t.join_user = theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev;
+  t.user_joined = 0;
   return t;
+}
+
+/* Joins the container's user namespace as its root (once; nothing for a privileged one). */
+static void join_user(struct target *t) {
+  if (!t->join_user || t->user_joined) return;
+  if (setns(t->userfd, CLONE_NEWUSER) < 0) enter_fail("setns user");
+  if (setgroups(0, NULL) < 0 && errno != EPERM) enter_fail("setgroups");
+  if (setresgid(0, 0, 0) < 0) enter_fail("setresgid 0 in the container");
+  if (setresuid(0, 0, 0) < 0) enter_fail("setresuid 0 in the container");
+  t->user_joined = 1;
 }
 
 /* Joins the container: user namespace (root there), mount namespace, its root. */
 static void enter(struct target *t) {
-  if (t->join_user && setns(t->userfd, CLONE_NEWUSER) < 0) enter_fail("setns user");
+  join_user(t);
   if (setns(t->mntfd, CLONE_NEWNS) < 0) enter_fail("setns mnt");
   if (fchdir(t->rootfd) < 0) enter_fail("fchdir to the container root");
   if (chroot(".") < 0) enter_fail("chroot");
   if (chdir("/") < 0) enter_fail("chdir /");
-  if (t->join_user) {
-    if (setgroups(0, NULL) < 0 && errno != EPERM) enter_fail("setgroups");
-    if (setresgid(0, 0, 0) < 0) enter_fail("setresgid 0 in the container");
-    if (setresuid(0, 0, 0) < 0) enter_fail("setresuid 0 in the container");
-  }
   close(t->rootfd);
   close(t->mntfd);
+}
+
+/*
+ * The kernel locks a mount's flags (read-only among them) against a user namespace only when
+ * it copies a mount namespace into that user namespace: a mount attached from inside, as
+ * move_mount does, can be remounted read-write by the container's root. So the detached TREE
+ * is parked in a private copy of the host's mount namespace (on a tmpfs of its own there), the
+ * helper joins the container's user namespace and copies that namespace again, and clones the
+ * tree back out of the copy: the clone keeps the locks. Leaves the helper in the container's
+ * user namespace, in a mount namespace of its own that goes away with it.
+ */
+static int lock_tree(int tree, struct target *t, int dir, unsigned rec) {
+  static const char park_dir[] = "/tmp", park[] = "/tmp/lodge-park";
+  if (unshare(CLONE_NEWNS) < 0) other("unshare a private mount namespace");
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) other("make the private mount namespace private");
+  if (mount("lodge-park", park_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=16k") < 0) other("mount a parking tmpfs");
+  if (dir ? mkdir(park, 0755) < 0 : close(open(park, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) other("make the parking mount point");
+  if (syscall(SYS_move_mount, tree, "", AT_FDCWD, park, MOVE_MOUNT_F_EMPTY_PATH) < 0) other("move_mount (park)");
+  close(tree);
+  join_user(t);
+  if (unshare(CLONE_NEWNS) < 0) other("unshare a mount namespace in the container's user namespace");
+  int locked = (int)syscall(SYS_open_tree, AT_FDCWD, park, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  if (locked < 0) other("open_tree (the locked clone)");
+  return locked;
 }
 
 /* Every directory above PATH (inside the container), made as its root would make them. */
@@ -152,11 +194,87 @@ static void op_mount(pid_t pid, const char *source, const char *target, int read
   }
   if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0)
     other(idmap ? "mount_setattr (idmapped mounts need a filesystem that supports them)" : "mount_setattr");
+  if (readonly && t.join_user) tree = lock_tree(tree, &t, S_ISDIR(st.st_mode), rec);
   enter(&t);
   make_mount_point(target, S_ISDIR(st.st_mode));
   if (syscall(SYS_move_mount, tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) other("move_mount");
   close(tree);
   if (propagation && mount(NULL, target, NULL, propagation, NULL) < 0) other("set the mount's propagation");
+}
+
+/* A user namespace with the given map ("u|g NSID HOSTID COUNT" lines), as an fd: a child
+ * unshares one and waits while the map is written and the namespace opened, then exits. */
+static int userns_with_map(char **maps, int nmaps) {
+  char uids[1024] = "", gids[1024] = "";
+  for (int i = 0; i < nmaps; i++) {
+    char kind;
+    unsigned long ns, host, count;
+    if (sscanf(maps[i], "%c %lu %lu %lu", &kind, &ns, &host, &count) != 4 || (kind != 'u' && kind != 'g')) usage("--map is \"u|g NSID HOSTID COUNT\"");
+    char *buf = kind == 'u' ? uids : gids;
+    size_t len = strlen(buf);
+    if (snprintf(buf + len, sizeof uids - len, "%lu %lu %lu\n", ns, host, count) >= (int)(sizeof uids - len)) usage("--map: too many entries");
+  }
+  if (!uids[0] || !gids[0]) usage("--map needs u and g entries");
+  int ready[2], hold[2];
+  if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0) other("pipe");
+  pid_t child = fork();
+  if (child < 0) other("fork");
+  if (child == 0) {
+    close(hold[1]); /* or the read below never sees the parent's end close */
+    close(ready[0]);
+    char c = unshare(CLONE_NEWUSER) == 0 ? 'y' : 'n';
+    if (write(ready[1], &c, 1) != 1) _exit(1);
+    (void)!read(hold[0], &c, 1); /* until the parent closes its end */
+    _exit(0);
+  }
+  close(ready[1]);
+  close(hold[0]);
+  char c = 0;
+  if (read(ready[0], &c, 1) != 1 || c != 'y') other("unshare a user namespace for the id map");
+  char p[64];
+  const char *files[2] = {"uid_map", "gid_map"}, *text[2] = {uids, gids};
+  for (int i = 0; i < 2; i++) {
+    snprintf(p, sizeof p, "/proc/%d/%s", (int)child, files[i]);
+    int fd = open(p, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, text[i], strlen(text[i])) != (ssize_t)strlen(text[i])) other("write the id map");
+    close(fd);
+  }
+  snprintf(p, sizeof p, "/proc/%d/ns/user", (int)child);
+  int userfd = open(p, O_RDONLY | O_CLOEXEC);
+  if (userfd < 0) other("open the id map's user namespace");
+  close(hold[1]);
+  waitpid(child, NULL, 0);
+  return userfd;
+}
+
+static void op_stage(const char *source, const char *at, int readonly, int recursive, int keep_peers, char **maps, int nmaps) {
+  unsigned rec = recursive ? AT_RECURSIVE : 0;
+  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  if (tree < 0) fail("open_tree");
+  struct mount_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.propagation = keep_peers ? 0 : MS_PRIVATE;
+  if (readonly) attr.attr_set |= MOUNT_ATTR_RDONLY;
+  if (nmaps) {
+    attr.attr_set |= MOUNT_ATTR_IDMAP;
+    attr.userns_fd = (unsigned)userns_with_map(maps, nmaps);
+  }
+  if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0)
+    other(nmaps ? "mount_setattr (idmapped mounts need a filesystem that supports them)" : "mount_setattr");
+  if (syscall(SYS_move_mount, tree, "", AT_FDCWD, at, MOVE_MOUNT_F_EMPTY_PATH) < 0) other("move_mount");
+}
+
+static void op_unstage(char **paths, int n) {
+  for (int i = 0; i < n; i++) {
+    while (umount2(paths[i], MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {}
+    if (errno != EINVAL && errno != ENOENT) fail("umount");
+    struct stat st;
+    if (lstat(paths[i], &st) < 0) {
+      if (errno == ENOENT) continue;
+      fail("lstat");
+    }
+    if (S_ISDIR(st.st_mode) ? rmdir(paths[i]) < 0 : S_ISREG(st.st_mode) && st.st_size == 0 && unlink(paths[i]) < 0) fail("remove the mount point");
+  }
 }
 
 static void op_umount(pid_t pid, const char *target, int remove) {
@@ -191,10 +309,10 @@ int main(int argc, char **argv) {
   if (prctl(PR_SET_DUMPABLE, 0) < 0) other("prctl"); /* no ptrace from inside the container */
   umask(0);
   long pid = -1;
-  int readonly = 0, idmap = 0, recursive = 0, optional = 0, remove = 0;
+  int readonly = 0, idmap = 0, recursive = 0, optional = 0, remove = 0, keep_peers = 0;
   unsigned long propagation = 0;
-  char *pos[8];
-  int npos = 0;
+  char *pos[64], *maps[16];
+  int npos = 0, nmaps = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--pid")) {
@@ -205,12 +323,17 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--recursive")) recursive = 1;
     else if (!strcmp(a, "--optional")) optional = 1;
     else if (!strcmp(a, "--remove")) remove = 1;
+    else if (!strcmp(a, "--keep-peers")) keep_peers = 1;
+    else if (!strcmp(a, "--map")) {
+      if (i + 1 >= argc || nmaps == 16) usage("--map needs a value (at most 16)");
+      maps[nmaps++] = argv[++i];
+    }
     else if (!strcmp(a, "--propagation")) {
       if (i + 1 >= argc || !(propagation = propagation_flags(argv[++i]))) usage("--propagation needs one of private, shared, slave, unbindable (or r…)");
     }
     else if (a[0] == '-' && a[1] == '-') usage("unknown flag");
     else {
-      if (npos == 8) usage("too many arguments");
+      if (npos == 64) usage("too many arguments");
       pos[npos++] = argv[i];
     }
   }
@@ -219,6 +342,16 @@ int main(int argc, char **argv) {
   if (!strcmp(op, "mknod")) {
     if (npos != 8) usage("usage: lodge-hotplug mknod PATH c|b MAJOR MINOR MODE UID GID");
     op_mknod(pos + 1);
+    return 0;
+  }
+  if (!strcmp(op, "stage")) {
+    if (npos != 3 || pos[1][0] != '/' || pos[2][0] != '/') usage("usage: lodge-hotplug stage [flags] SOURCE AT (absolute paths)");
+    op_stage(pos[1], pos[2], readonly, recursive, keep_peers, maps, nmaps);
+    return 0;
+  }
+  if (!strcmp(op, "unstage")) {
+    for (int i = 1; i < npos; i++) if (pos[i][0] != '/') usage("unstage: paths must be absolute");
+    op_unstage(pos + 1, npos - 1);
     return 0;
   }
   if (pid <= 0) usage("--pid is required");

@@ -31,7 +31,7 @@ async function reachableByNobody(paths: string[]): Promise<string[]> {
  * looked at, not entered: each instance's door is 0100, its root's alone; the database and
  * image store are 0700; the socket is 0660). Nothing further down.
  */
-const PASSABLE = ["", "containers", "devices", "storage-pools", "storage-pools/default"].concat(
+const PASSABLE = ["", "containers", "devices", "mounts", "storage-pools", "storage-pools/default"].concat(
   ["containers", "virtual-machines", "images", "custom"].map((t) => `storage-pools/default/${t}`),
 );
 function allowed(dir: string, p: string): boolean {

@@ -45,6 +45,7 @@ import { setLiveLimits } from "./limits.js";
 import { startFailure } from "./start-failure.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
 import { ProxyForwarders } from "./proxy.js";
+import { StagedMounts } from "./staged-mounts.js";
 import { networkState } from "./netstate.js";
 import { findProcesses, waitForExit } from "./process.js";
 
@@ -61,6 +62,8 @@ export interface LxcDriverOptions {
   startTimeoutMs?: number;
   /** Where unix devices' nodes are made, one directory per container; default LXCPATH/../devices. */
   devicesDir?: string;
+  /** Where read-only disks are staged for a start, one directory per container; default LXCPATH/../mounts. */
+  mountsDir?: string;
 }
 
 interface Tools {
@@ -95,11 +98,13 @@ export class LxcDriver implements ContainerDriver {
   private readonly proxies: ProxyForwarders;
 
   private readonly nodes: DeviceNodes;
+  private readonly staged: StagedMounts;
 
   constructor(private readonly opts: LxcDriverOptions) {
     this.lxcpath = path.resolve(opts.lxcpath);
     this.proxies = new ProxyForwarders((n) => this.dir(n));
     this.nodes = new DeviceNodes(path.resolve(opts.devicesDir ?? path.join(this.lxcpath, "..", "devices")));
+    this.staged = new StagedMounts(path.resolve(opts.mountsDir ?? path.join(this.lxcpath, "..", "mounts")), hotplugHelperPath);
   }
 
   dir(name: string): string {
@@ -141,7 +146,7 @@ export class LxcDriver implements ContainerDriver {
   }
 
   async init(): Promise<number> {
-    const [a, b] = await Promise.all([restrictEntries(this.lxcpath), this.nodes.init()]);
+    const [a, b] = await Promise.all([restrictEntries(this.lxcpath), this.nodes.init(), this.staged.init()]);
     return a + b;
   }
 
@@ -198,15 +203,22 @@ export class LxcDriver implements ContainerDriver {
     }
     const ownership = await chooseOwnership(spec, this.opts.ownership ?? "auto");
     const rootfsIdmap = await prepareRootfs(spec, ownership);
-    await this.writeConfig(spec, ownership);
-    await rm(this.pidfile(name), { force: true });
-
+    const staged = await this.staged.stage(spec, ownership);
+    let r;
     const level = this.opts.logLevel ?? "WARN";
     const logFrom = (await stat(this.logPath(name)).catch(() => undefined))?.size ?? 0;
-    const r = await run(tools.start, ["-d", "-n", name, "-P", this.lxcpath, "-o", this.logPath(name), "-l", level, "-p", this.pidfile(name)], {
-      env: tools.env,
-      allowFail: true,
-    });
+    try {
+      await this.writeConfig(staged.spec, ownership);
+      await rm(this.pidfile(name), { force: true });
+      r = await run(tools.start, ["-d", "-n", name, "-P", this.lxcpath, "-o", this.logPath(name), "-l", level, "-p", this.pidfile(name)], {
+        env: tools.env,
+        allowFail: true,
+      });
+    } finally {
+      // lxc-start is back once the container runs (or failed): liblxc is done with them.
+      // A staging mount left here (the helper failed) is cleared at the next start or daemon start.
+      await staged.release().catch(() => undefined);
+    }
     if (r.code !== 0) {
       const why = startFailure(await readFile(this.logPath(name)).catch(() => Buffer.alloc(0)), logFrom, r.stderr);
       await this.cleanUpAfterMonitor(name);
@@ -361,6 +373,7 @@ export class LxcDriver implements ContainerDriver {
     await this.proxies.stopAll(name);
     await this.cleanUpAfterMonitor(name);
     await this.nodes.removeAll(name);
+    await this.staged.clear(name);
     await rm(this.dir(name), { recursive: true, force: true });
   }
 

@@ -5,7 +5,8 @@
  * - A mount goes in as a detached clone of the host source (open_tree), made read-only or
  *   idmapped on the host, then attached inside the container's mount namespace (move_mount):
  *   the native helper (native/hotplug) does it, since Node can neither setns(2) nor use the new
- *   mount API. Out: a lazy unmount inside.
+ *   mount API. A read-only one has its flag locked first (the helper's lock_tree), so container
+ *   root cannot remount it read-write. Out: a lazy unmount inside.
  * - A device node is made on the host (devnodes.ts) and mounted in the same way; out: unmounted
  *   and its mount point removed inside, then the host node removed.
  * - Device access rules are written to the container's devices cgroup (v1 devices.allow and
