@@ -4,7 +4,8 @@
  * socket (SCM_RIGHTS), a blocking accept. Used to hand a command's stdio to a container's exec
  * agent without a fork of the daemon, and by the CLI's warm worker (src/cli/worker.ts) to take
  * over the terminal of the `lodge` launcher; and spawn (spawn.c), starting a program without
- * forking the daemon. Errors throw with errno's text.
+ * forking the daemon; and openBeneath (beneath.c), opening a file an image or a container made
+ * without following its links. Errors throw with errno's text.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "spawn.h"
 
 #define MAX_SEND_FDS 16
@@ -307,5 +309,6 @@ NAPI_MODULE_INIT() {
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   register_spawn(env, exports);
+  register_beneath(env, exports);
   return exports;
 }

@@ -53,6 +53,12 @@ export interface NativeCalls {
    * (with `code`, e.g. ENOENT) when the program cannot run. spawn.ts wraps it.
    */
   spawn(file: string, argv: string[], env: string[], fds: number[], cwd: string | null, setsid: boolean, onExit: (code: number | null, signal: number | null) => void): number;
+  /**
+   * openat2(dirFd, path) that stays below the directory and follows no link, the last
+   * component included (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS); close-on-exec.
+   * Throws with `code` (ELOOP: a link; EXDEV: outside). beneath.ts wraps it.
+   */
+  openBeneath(dirFd: number, path: string, flags: number, mode?: number): number;
 }
 
 let loaded: NativeCalls | null | undefined;
