@@ -58,14 +58,16 @@ export class UnpackCache {
       await extractTarball(metaFile, scratch, { devDir: "rootfs/dev", signal });
 
       if (split) {
+        // The rootfs comes from its own file only: a rootfs/ in the metadata tarball (checked
+        // on its own) could hold a symlink that the rootfs tarball would then be written through.
+        await rm(join(scratch, "rootfs"), { recursive: true, force: true });
         const rootfs = await detectFileFormat(rootfsFile, "rootfs");
         if (rootfs.kind === "squashfs") {
           await inspectSquashfs(rootfsFile, "rootfs", signal);
-          await rm(join(scratch, "rootfs"), { recursive: true, force: true });
           await extractSquashfs(rootfsFile, join(scratch, "rootfs"), signal);
         } else if (rootfs.kind === "tar") {
           await inspectTarball(rootfsFile, rootfs.compression, { what: "rootfs tarball", signal });
-          await mkdir(join(scratch, "rootfs"), { recursive: true });
+          await mkdir(join(scratch, "rootfs"));
           await extractTarball(rootfsFile, join(scratch, "rootfs"), { devDir: "dev", signal });
         } else {
           // A VM disk is used as is; a hard link costs nothing and survives the image's deletion
