@@ -22,6 +22,17 @@ export async function inspectTarball(
     const tool = decompressor(compression);
     if (!tool) return await readTar(fh.createReadStream({ autoClose: false }), { capture: opts.capture, onMember: check });
 
+    // A refused member stops the reader; what the decompressor then says (killed, or "stdout:
+    // Connection reset by peer" from its broken pipe) must not replace the refusal.
+    let refused = false;
+    const onMember = (m: TarMember) => {
+      try {
+        check(m);
+      } catch (e) {
+        refused = true;
+        throw e;
+      }
+    };
     const child = spawn(tool[0], tool[1], { stdio: [fh.fd, "pipe", "pipe"], signal: opts.signal });
     let stderr = "";
     child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
@@ -31,7 +42,7 @@ export async function inspectTarball(
     });
     let listing: TarListing;
     try {
-      listing = await readTar(child.stdout!, { capture: opts.capture, onMember: check });
+      listing = await readTar(child.stdout!, { capture: opts.capture, onMember });
     } catch (e) {
       // The reader stopped midway: its unread output would keep the child's "close" from ever
       // coming (it waits for every stdio stream to end), so drop it along with the child.
@@ -39,7 +50,7 @@ export async function inspectTarball(
       child.kill("SIGKILL");
       await exited.catch(() => {});
       // A decompressor failure explains a truncated tar stream better than the tar reader can.
-      if (stderr.trim()) throw corrupt(opts.what, tool[0], stderr);
+      if (!refused && stderr.trim()) throw corrupt(opts.what, tool[0], stderr);
       throw e;
     }
     const code = await exited;
