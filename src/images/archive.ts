@@ -3,7 +3,7 @@ import { open } from "node:fs/promises";
 import { badRequest } from "../api/errors.js";
 import { run } from "../sys/exec.js";
 import { decompressor, type Compression } from "./format.js";
-import { memberChecker, normalizeMember } from "./members.js";
+import { memberChecker, normalizeMember, type ArchiveLayout } from "./members.js";
 import { readTar, type MemberType, type TarListing, type TarMember } from "./tar-reader.js";
 
 /**
@@ -14,9 +14,9 @@ import { readTar, type MemberType, type TarListing, type TarMember } from "./tar
 export async function inspectTarball(
   path: string,
   compression: Compression,
-  opts: { what: string; capture?: readonly string[]; signal?: AbortSignal },
+  opts: { what: string; layout: ArchiveLayout; capture?: readonly string[]; signal?: AbortSignal },
 ): Promise<TarListing> {
-  const check = memberChecker(opts.what);
+  const check = memberChecker(opts.what, opts.layout);
   const fh = await open(path, "r");
   try {
     const tool = decompressor(compression);
@@ -76,13 +76,14 @@ export async function inspectSquashfs(path: string, what: string, signal?: Abort
     const why = (r.stderr || r.stdout).trim().split("\n").filter(Boolean).slice(-1)[0] ?? `exit ${r.code}`;
     throw badRequest(`Invalid image: the ${what} is not a valid SquashFS file (${why})`);
   }
-  const check = memberChecker(what);
+  const check = memberChecker(what, "rootfs");
   const members: TarMember[] = [];
   for (const line of r.stdout.split("\n")) {
     const m = /^([-dlcbps])\S*\s+\S+\s+[\d, ]+\s+\d{4}-\d\d-\d\d \d\d:\d\d (.*)$/.exec(line);
     if (!m) continue;
     const type = SQUASH_TYPES[m[1]!]!;
-    let name = m[2]!.replace(/^\//, "");
+    // (The root directory is listed with an empty name.)
+    let name = m[2]!.replace(/^\//, "") || ".";
     let linkname = "";
     if (type === "symlink") {
       const arrow = name.indexOf(" -> ");
@@ -118,12 +119,19 @@ export function hasRootfsImg(members: readonly TarMember[]): boolean {
   return members.some((m) => normalizeMember(m.name) === "rootfs.img" && m.type === "file");
 }
 
+/** The names of a listing's device nodes, exactly as the archive spells them. */
+export function deviceMembers(members: readonly TarMember[]): string[] {
+  return [...new Set(members.filter((m) => m.type === "char" || m.type === "block").map((m) => m.name))];
+}
+
 /**
  * Extracts a tarball that inspectTarball accepted. GNU tar's own guards stay on (it refuses
- * ".." members and strips leading "/"), as a second line behind the member check; device nodes
- * under dev/ are skipped, as LXD does, since the instance gets its own /dev.
+ * ".." members and strips leading "/"), as a second line behind the member check. Device
+ * nodes are never created (an instance gets its own /dev from liblxc): `exclude` lists their
+ * names exactly as stored, matched literally (--no-wildcards) and whole (--anchored), which is
+ * sound because the member check accepts only names in the one form tar compares them in.
  */
-export async function extractTarball(path: string, dest: string, opts: { devDir: string; signal?: AbortSignal }): Promise<void> {
+export async function extractTarball(path: string, dest: string, opts: { exclude: readonly string[]; signal?: AbortSignal }): Promise<void> {
   await run(
     "tar",
     [
@@ -138,8 +146,8 @@ export async function extractTarball(path: string, dest: string, opts: { devDir:
       "--xattrs",
       "--xattrs-include=*",
       "--anchored",
-      `--exclude=${opts.devDir}/*`,
-      `--exclude=./${opts.devDir}/*`,
+      "--no-wildcards",
+      ...opts.exclude.map((name) => `--exclude=${name}`),
     ],
     { signal: opts.signal },
   );

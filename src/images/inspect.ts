@@ -37,6 +37,7 @@ export async function inspectImage(files: ImageFiles, opts: { declaredType?: Ima
     );
   const listing = await inspectTarball(files.metadata, metadataFormat.compression, {
     what: metaWhat,
+    layout: "image",
     capture: [METADATA_YAML],
     signal: opts.signal,
   });
@@ -59,7 +60,7 @@ export async function inspectImage(files: ImageFiles, opts: { declaredType?: Ima
   const type = splitRootfsType(rootfsFormat, opts.declaredType);
   if (rootfsFormat.kind === "squashfs") await inspectSquashfs(rootfs, "rootfs", opts.signal);
   else if (rootfsFormat.kind === "tar")
-    await inspectTarball(rootfs, rootfsFormat.compression, { what: "rootfs tarball", signal: opts.signal });
+    await inspectTarball(rootfs, rootfsFormat.compression, { what: "rootfs tarball", layout: "rootfs", signal: opts.signal });
   else await checkQcow2(rootfs, opts.signal);
   return { type, metadata, metadataFormat, rootfsFormat };
 }

@@ -1,6 +1,6 @@
-import { chmod, link, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { chmod, link, mkdir, mkdtemp, readdir, rename, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
-import { extractSquashfs, extractTarball, inspectSquashfs, inspectTarball } from "./archive.js";
+import { deviceMembers, extractSquashfs, extractTarball, inspectSquashfs, inspectTarball } from "./archive.js";
 import { detectFileFormat } from "./format.js";
 
 /** Unpack directories in progress; removed at start-up if a crash left one behind. */
@@ -54,8 +54,8 @@ export class UnpackCache {
       // store written by an older, laxer Lodge.
       const meta = await detectFileFormat(metaFile, split ? "metadata tarball" : "image tarball");
       if (meta.kind !== "tar") throw new Error(`image ${fp}: metadata file is not a tarball`);
-      await inspectTarball(metaFile, meta.compression, { what: "image tarball", signal });
-      await extractTarball(metaFile, scratch, { devDir: "rootfs/dev", signal });
+      const listing = await inspectTarball(metaFile, meta.compression, { what: "image tarball", layout: "image", signal });
+      await extractTarball(metaFile, scratch, { exclude: deviceMembers(listing.members), signal });
 
       if (split) {
         // The rootfs comes from its own file only: a rootfs/ in the metadata tarball (checked
@@ -66,15 +66,19 @@ export class UnpackCache {
           await inspectSquashfs(rootfsFile, "rootfs", signal);
           await extractSquashfs(rootfsFile, join(scratch, "rootfs"), signal);
         } else if (rootfs.kind === "tar") {
-          await inspectTarball(rootfsFile, rootfs.compression, { what: "rootfs tarball", signal });
+          const rootfsListing = await inspectTarball(rootfsFile, rootfs.compression, { what: "rootfs tarball", layout: "rootfs", signal });
           await mkdir(join(scratch, "rootfs"));
-          await extractTarball(rootfsFile, join(scratch, "rootfs"), { devDir: "dev", signal });
+          await extractTarball(rootfsFile, join(scratch, "rootfs"), { exclude: deviceMembers(rootfsListing.members), signal });
         } else {
           // A VM disk is used as is; a hard link costs nothing and survives the image's deletion
           // only as long as the cache does.
           await link(rootfsFile, join(scratch, "rootfs.img"));
         }
       }
+      // unsquashfs has no literal exclusion (its patterns are globs), so it creates the image's
+      // device nodes; they go here, while the tree is still private (0700, root, unnamed). For
+      // tarballs this is a second line behind the exclusion list.
+      await dropDeviceNodes(scratch);
       await rename(scratch, dest);
       return dest;
     } catch (e) {
@@ -85,5 +89,21 @@ export class UnpackCache {
 
   async remove(fp: string): Promise<void> {
     await rm(this.path(fp), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes every character and block device under dir (an instance gets its own /dev from
+ * liblxc, and an image's device node, e.g. a 0666 loop device, would give its users the host's
+ * disk). Links are not followed: directory entries are judged by their own type.
+ */
+export async function dropDeviceNodes(dir: string): Promise<void> {
+  const pending = [dir];
+  for (let d = pending.pop(); d !== undefined; d = pending.pop()) {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isCharacterDevice() || e.isBlockDevice()) await unlink(p);
+      else if (e.isDirectory()) pending.push(p);
+    }
   }
 }

@@ -53,6 +53,46 @@ test("device nodes are refused outside /dev", () => {
   assert.throws(() => checkMembers([{ name: "rootfs/sda", type: "block", linkname: "", size: 0 }]), /device node outside \/dev/);
 });
 
+test("member names must be plain: at most one leading \"./\", no \"//\" or \".\" components", () => {
+  checkMembers([dir("./"), dir("."), dir("./rootfs/"), f("./rootfs/bin/sh"), dir("rootfs/dev"), f("metadata.yaml")]);
+  const dev = (name: string): TarMember => ({ name, type: "block", linkname: "", size: 0 });
+  for (const name of ["rootfs/./dev/x", "rootfs//dev/x", "././rootfs/dev/x", ".//rootfs/dev/x", "rootfs/dev/x/", "rootfs/dev/."])
+    assert.throws(() => checkMembers([dev(name)]), new RegExp(`"${name.replace(/\./g, "\\.")}" is not a plain path`), name);
+  assert.throws(() => checkMembers([f("rootfs/etc/passwd/")]), /is not a plain path/, "a trailing / only on a directory");
+  assert.throws(() => checkMembers([f("")]), /is not a plain path|must be a directory/);
+  assert.throws(() => checkMembers([sym("./", "/")]), /names the archive's root, which must be a directory/);
+  assert.throws(() => checkMembers([f("rootfs/etc/a\0/x")]), /contains a NUL byte/);
+  assert.throws(() => checkMembers([hard("rootfs/x", "rootfs/etc/a\0")]), /contains a NUL byte/);
+});
+
+test("device nodes: under rootfs/dev/ in an image, under dev/ in a rootfs archive, and never hard-linked", () => {
+  const dev = (name: string): TarMember => ({ name, type: "char", linkname: "", size: 0 });
+  checkMembers([dev("rootfs/dev/null"), dev("./rootfs/dev/sub/x")]);
+  checkMembers([dev("dev/null"), dev("./dev/sub/x")], "rootfs tarball", "rootfs");
+  assert.throws(() => checkMembers([dev("dev/x")]), /"dev\/x" is a device node outside \/dev \(rootfs\/dev\/\)/);
+  assert.throws(() => checkMembers([dev("rootfs/dev/x")], "rootfs tarball", "rootfs"), /device node outside \/dev \(dev\/\)/);
+  assert.throws(() => checkMembers([dev("etc/x")], "rootfs tarball", "rootfs"), /device node outside \/dev/);
+  assert.throws(() => checkMembers([dev("rootfs/dev/x"), hard("rootfs/etc/x", "rootfs/dev/x")]), /hard link to the device node "rootfs\/dev\/x"/);
+  assert.throws(() => checkMembers([dev("./rootfs/dev/x"), hard("rootfs/etc/x", "rootfs/dev/x")]), /hard link to the device node/);
+});
+
+test("in an image, metadata.yaml, templates/ and rootfs/ are what their names say", () => {
+  const fifo = (name: string): TarMember => ({ name, type: "fifo", linkname: "", size: 0 });
+  checkMembers([f("./metadata.yaml"), dir("templates/"), dir("templates/sub/"), f("templates/sub/a.tpl"), dir("rootfs/"), f("rootfs.img")]);
+  assert.throws(() => checkMembers([sym("templates/evil.tpl", "/etc/shadow")]), /"templates\/evil\.tpl" is a symlink under templates\/, where only regular files and directories/);
+  assert.throws(() => checkMembers([fifo("./templates/x.tpl")]), /is a FIFO under templates\//);
+  assert.throws(() => checkMembers([f("templates/a.tpl"), hard("templates/b.tpl", "templates/a.tpl")]), /"templates\/b\.tpl" is a hard link/);
+  assert.throws(() => checkMembers([f("templates/a.tpl"), hard("rootfs/etc/a", "templates/a.tpl")]), /must not share its content/);
+  assert.throws(() => checkMembers([f("metadata.yaml"), hard("rootfs/m", "./metadata.yaml")]), /must not share its content/);
+  assert.throws(() => checkMembers([f("metadata.yaml"), sym("metadata.yaml", "/etc/shadow")]), /"metadata\.yaml" is a symlink, but metadata\.yaml must be a regular file/);
+  assert.throws(() => checkMembers([f("other"), hard("./metadata.yaml", "other")]), /metadata\.yaml must be a regular file|hard link/);
+  assert.throws(() => checkMembers([sym("templates", "/etc")]), /"templates" is a symlink, but templates must be a directory/);
+  assert.throws(() => checkMembers([sym("./rootfs", "/")]), /"\.\/rootfs" is a symlink, but rootfs must be a directory/);
+  assert.throws(() => checkMembers([sym("rootfs.img", "/dev/sda")]), /rootfs\.img must be a regular file/);
+  // In a rootfs archive those names are ordinary.
+  checkMembers([sym("templates", "/etc"), sym("metadata.yaml", "/etc/shadow"), sym("rootfs", "/")], "rootfs tarball", "rootfs");
+});
+
 test("member names are normalised", () => {
   assert.equal(normalizeMember("./rootfs//bin/./sh"), "rootfs/bin/sh");
   assert.equal(normalizeMember("/x"), undefined);
