@@ -9,6 +9,7 @@ import type { Logger } from "../daemon/logger.js";
 import { Revert } from "../daemon/revert.js";
 import type { StorageService } from "../storage/service.js";
 import type { DocumentStore } from "../state/store.js";
+import { fileKind } from "../sys/beneath.js";
 import { idmapFromJson, idmapToJson, toHost } from "../sys/idmap.js";
 import type { TemplateTrigger } from "../images/metadata.js";
 import type { ContainerDriver, InstanceState, InstanceStatus } from "./driver.js";
@@ -280,8 +281,23 @@ async function writeInRootfs(rootfs: string, f: RenderedTemplate, owner: { uid: 
       await chown(dir, owner.uid, owner.gid);
     } else if (!st.isDirectory()) throw badRequest(`Template path "${f.path}" goes through a non-directory`);
   }
-  const fh = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, f.mode);
+  // What the image or the container left at the target may be anything. Only a regular file
+  // (or nothing) is written: a FIFO would block the open forever and a device node would take
+  // the write to a host device. O_NONBLOCK keeps the open from waiting on a FIFO, whatever
+  // lstat saw; fstat judges what was actually opened.
+  const notRegular = (kind: string) => badRequest(`Cannot write image template "${f.path}": the instance's file is not a regular file (it is ${kind})`);
+  const seen = await lstat(target).catch(() => undefined);
+  if (seen && !seen.isFile()) throw notRegular(fileKind(seen));
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
+  const fh = await open(target, flags, f.mode).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "ELOOP") throw notRegular("a symbolic link");
+    if (e.code === "ENXIO") throw notRegular("a FIFO");
+    if (e.code === "EISDIR") throw notRegular("a directory");
+    throw e;
+  });
   try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw notRegular(fileKind(st));
     await fh.writeFile(f.content);
     await fh.chown(owner.uid, owner.gid);
   } finally {
