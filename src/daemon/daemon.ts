@@ -175,13 +175,17 @@ export class Daemon {
       maintenance.start();
       undo.add(() => maintenance.stop());
 
+      // Work started in the background ends before anything below it (the store first) closes:
+      // at stop, the boot signal aborts it, then it is waited for.
+      const background: Promise<unknown>[] = [];
+      undo.add(() => Promise.allSettled(background));
       const boot = new AbortController();
       undo.add(() => boot.abort());
       const daemon = new Daemon(dir, log, store, events, operations, config, warnings, undo.release(), exitRequested);
       log.info("lodged started", { version: LODGE_VERSION, dir, socket: sock, pid: process.pid });
       // Instances that should run come up in the background; the API is already answering.
-      void lifecycle.autostart(boot.signal).catch((e: Error) => log.error("autostart failed", { err: e.message }));
-      void daemon.checkHost();
+      background.push(lifecycle.autostart(boot.signal).catch((e: Error) => log.error("autostart failed", { err: e.message })));
+      background.push(daemon.checkHost().catch((e: Error) => log.error("host check failed", { err: e.message })));
       return daemon;
     } catch (e) {
       await undo.run();

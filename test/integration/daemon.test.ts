@@ -178,3 +178,22 @@ test("lodged refuses to run as non-root, and --version works for anyone", async 
   assert.equal(version.code, 0);
   assert.match(version.out, /^\d+\.\d+\.\d+\n$/);
 });
+
+test("a daemon stopped right after it started ends its background work before the store closes", async () => {
+  // The host check and autostart run in the background after start; a stop that came first
+  // closed the store under them (an unhandled "database connection is not open", which the
+  // test runner reports as this test's failure).
+  const { Daemon } = await import("../../src/daemon/daemon.js");
+  const { mkdtemp, rm } = await import("node:fs/promises");
+  for (let i = 0; i < 5; i++) {
+    const dir = await mkdtemp(join(os.tmpdir(), "lodge-stop-"));
+    try {
+      const d = await Daemon.start({ dir });
+      await d.stop();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  // Anything that still ran after its store closed would reject now, within this test.
+  await new Promise((r) => setTimeout(r, 500));
+});
