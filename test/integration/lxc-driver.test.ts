@@ -180,8 +180,11 @@ test("a start that fails says why and leaves nothing running", async (t) => {
   await assert.rejects(c.driver.start({ ...c.spec, rootfs: join(base, "no-such-rootfs") }), /failed to start: rootfs .* is not a directory/);
   const hidden = await mkdtemp(join(tmpdir(), "lodge-hidden-")); // mode 0700
   t.after(() => rm(hidden, { recursive: true, force: true }));
-  await execFileP("cp", ["-a", image, join(hidden, "rootfs")]);
-  await assert.rejects(c.driver.start({ ...c.spec, rootfs: join(hidden, "rootfs") }), /must be searchable by others/);
+  // The rootfs's own parent is the instance's door, which the driver opens to the container's
+  // root itself (host-checks.ts openDoor): the closed directory is the one above it.
+  await mkdir(join(hidden, "volume"));
+  await execFileP("cp", ["-a", image, join(hidden, "volume", "rootfs")]);
+  await assert.rejects(c.driver.start({ ...c.spec, rootfs: join(hidden, "volume", "rootfs") }), /must be searchable by others/);
   // liblxc's own refusal, reported from its log: once with a bad key, once after its cgroups exist.
   // The cause comes first, without liblxc's generic follow-ups.
   await assert.rejects(c.driver.start({ ...c.spec, rawLxc: "lxc.cap.drop = no_such_capability" }), /failed to start: Invalid argument - Invalid capability specified/);
