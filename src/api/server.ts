@@ -43,3 +43,10 @@ export interface ServerEnvironment {
 export interface Server extends ServerUntrusted, ServerPut {
   environment: ServerEnvironment;
 }
+
+/** A storage driver as the server reports it (GET /1.0 storage_supported_drivers, before casing). */
+export interface StorageDriverInfo {
+  name: string;
+  version: string;
+  remote: boolean;
+}

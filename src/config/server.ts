@@ -1,7 +1,7 @@
 import { etagOf } from "../api/etag.js";
 import { preconditionFailed } from "../api/errors.js";
 import type { DocumentStore } from "../state/store.js";
-import type { EventHub } from "../daemon/events.js";
+import type { EventHub } from "../core/events.js";
 import { validateConfig, type KeyTable } from "./keys.js";
 
 /** Server-wide keys Lodge implements. Later capabilities (remote access, cluster) add theirs. */

@@ -4,7 +4,7 @@ import type { Duplex, Readable } from "node:stream";
 import { WebSocketServer } from "ws";
 import { ApiError, isApiError } from "../api/errors.js";
 import { errorResponse, syncResponse } from "../api/response.js";
-import type { Logger } from "./logger.js";
+import type { Logger } from "../core/logger.js";
 import { compilePath, type Caller, type Reply, type Request, type Route, type WsRoute } from "./route.js";
 
 /** JSON bodies above this are refused (uploads use raw streams and are not limited by it). */

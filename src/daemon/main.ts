@@ -3,7 +3,7 @@ import { lodgeDir } from "../api/paths.js";
 import { LODGE_VERSION } from "../version.js";
 import { shutdown } from "./shutdown-client.js";
 import { DirectoryBusy } from "./lock.js";
-import { parseLogLevel } from "./logger.js";
+import { parseLogLevel } from "../core/logger.js";
 
 const HELP = `Usage: lodged [options]
        lodged shutdown [--dir DIR] [--timeout SECONDS]

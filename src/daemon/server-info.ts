@@ -1,13 +1,7 @@
-import type { ServerEnvironment, ServerUntrusted } from "../api/server.js";
+import type { ServerEnvironment, ServerUntrusted, StorageDriverInfo } from "../api/server.js";
 import { hostFacts } from "../sys/host.js";
 import { API_VERSION, LODGE_VERSION } from "../version.js";
 import { API_EXTENSIONS } from "./extensions.js";
-
-export interface StorageDriverInfo {
-  name: string;
-  version: string;
-  remote: boolean;
-}
 
 /** Composes GET /1.0 from host facts and what the daemon's modules report about themselves. */
 export class ServerInfo {

@@ -1,6 +1,6 @@
 import { etagOf } from "../api/etag.js";
 import { badRequest, conflict, notFound, preconditionFailed } from "../api/errors.js";
-import type { EventHub } from "../daemon/events.js";
+import type { EventHub } from "../core/events.js";
 import type { DocumentStore } from "../state/store.js";
 import { aliasKey, aliasPrefix, aliasUrl, imagePrefix, type AliasRecord, type ImageAliasEntry, type ImageRecord } from "./types.js";
 

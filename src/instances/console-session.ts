@@ -6,7 +6,7 @@
  * container stopped). Ending a session detaches only: whatever runs on the console stays.
  */
 import type { RawData } from "ws";
-import type { OperationContext, OperationSpec } from "../daemon/operations.js";
+import type { OperationContext, OperationSpec } from "../core/operations.js";
 import { StreamSockets, toBuffer } from "./exec/sockets.js";
 import type { ConsoleProcess } from "./console.js";
 

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { badRequest, conflict, notFound } from "../api/errors.js";
 import type { DocumentStore } from "../state/store.js";
-import type { StorageDriverInfo } from "../daemon/server-info.js";
+import type { StorageDriverInfo } from "../api/server.js";
 import type { PoolSpec, StorageDriver, VolumeRef, VolumeType } from "./driver.js";
 import { DirDriver } from "./drivers/dir.js";
 

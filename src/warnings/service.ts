@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { badRequest, notFound } from "../api/errors.js";
 import type { Warning, WarningSeverity, WarningStatus } from "../api/warning.js";
 import type { DocumentStore } from "../state/store.js";
-import type { EventHub } from "../daemon/events.js";
+import type { EventHub } from "../core/events.js";
 
 const PREFIX = "warnings/";
 

@@ -196,7 +196,7 @@ test("source.type=url: LXD-Image-URL and LXD-Image-Hash, verified; a wrong hash 
 
 test("expiry removes cached images unused for images.remote_cache_expiry days, keeps the rest; auto-update refreshes auto_update images", async (t) => {
   const { SqliteStore } = await import("../../src/state/sqlite.js");
-  const { EventHub } = await import("../../src/daemon/events.js");
+  const { EventHub } = await import("../../src/core/events.js");
   const { ImageStore } = await import("../../src/images/store.js");
   const { ImageMaintenance } = await import("../../src/images/maintenance.js");
   const { imageKey } = await import("../../src/images/types.js");

@@ -2,7 +2,7 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { access, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { EventHub } from "../../src/daemon/events.js";
+import { EventHub } from "../../src/core/events.js";
 import { ImageStore } from "../../src/images/store.js";
 import { SqliteStore } from "../../src/state/sqlite.js";
 import { StorageService } from "../../src/storage/service.js";

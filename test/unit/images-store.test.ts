@@ -4,7 +4,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test, type TestContext } from "node:test";
 import type { Event } from "../../src/api/event.js";
-import { EventHub } from "../../src/daemon/events.js";
+import { EventHub } from "../../src/core/events.js";
 import { ImageStore } from "../../src/images/store.js";
 import type { TransferProgress } from "../../src/images/progress.js";
 import { SqliteStore } from "../../src/state/sqlite.js";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { nanoTimestamp } from "../../src/daemon/timestamp.js";
+import { nanoTimestamp } from "../../src/core/timestamp.js";
 
 test("event timestamps: RFC 3339 with nanoseconds, strictly increasing, near the wall clock", () => {
   const stamps = Array.from({ length: 1000 }, () => nanoTimestamp());

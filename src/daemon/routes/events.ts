@@ -1,6 +1,6 @@
 import { EVENT_TYPES, type EventType } from "../../api/event.js";
 import { badRequest } from "../../api/errors.js";
-import type { EventHub } from "../events.js";
+import type { EventHub } from "../../core/events.js";
 import { flag, type WsRoute } from "../route.js";
 
 export function eventRoutes(deps: { events: EventHub }): WsRoute[] {

@@ -8,8 +8,8 @@ import type { ImageSource, ImagesPostJson } from "../../images/source.js";
 import type { ImageStore } from "../../images/store.js";
 import type { ImagePut } from "../../images/types.js";
 import { receiveUpload, uploadOptions } from "../../images/upload.js";
-import type { EventHub } from "../events.js";
-import type { OperationContext, OperationManager } from "../operations.js";
+import type { EventHub } from "../../core/events.js";
+import type { OperationContext, OperationManager } from "../../core/operations.js";
 import { async, empty, ifMatch, raw, recursion, sync, type Request, type Route } from "../route.js";
 
 export interface ImageRouteDeps {

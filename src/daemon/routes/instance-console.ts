@@ -6,8 +6,8 @@ import { consoleOperation } from "../../instances/console-session.js";
 import type { ContainerDriver } from "../../instances/driver.js";
 import { hostName, instanceUrl } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
-import type { EventHub } from "../events.js";
-import type { OperationManager } from "../operations.js";
+import type { EventHub } from "../../core/events.js";
+import type { OperationManager } from "../../core/operations.js";
 import { instanceResources } from "./instance-operation.js";
 import { async, empty, raw, type Request, type Route } from "../route.js";
 

@@ -6,7 +6,7 @@ import { fileGetAnswer, parseFileHeaders } from "../../instances/files/headers.j
 import { hostName, instanceUrl, type InstanceRecord } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
 import { idmapFromJson, type IdmapEntry } from "../../sys/idmap.js";
-import type { EventHub } from "../events.js";
+import type { EventHub } from "../../core/events.js";
 import { empty, raw, type Request, type Route } from "../route.js";
 
 export interface InstanceFileDeps {

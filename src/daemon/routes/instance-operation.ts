@@ -1,5 +1,5 @@
 import { instanceUrl } from "../../instances/record.js";
-import type { OperationContext, OperationManager, OperationSpec } from "../operations.js";
+import type { OperationContext, OperationManager, OperationSpec } from "../../core/operations.js";
 import { async, type Reply } from "../route.js";
 
 /** An operation's `resources` for one instance (its URL without the project query). */

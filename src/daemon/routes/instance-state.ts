@@ -8,7 +8,7 @@ import { execOperation } from "../../instances/exec/session.js";
 import type { InstanceLifecycle } from "../../instances/lifecycle.js";
 import { hostName } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
-import type { OperationManager } from "../operations.js";
+import type { OperationManager } from "../../core/operations.js";
 import { instanceResources, instanceTask } from "./instance-operation.js";
 import { async, empty, raw, sync, type Request, type Route } from "../route.js";
 

@@ -5,10 +5,10 @@ import type { InstanceLifecycle } from "../../instances/lifecycle.js";
 import { statusOf } from "../../instances/lifecycle.js";
 import { instanceUrl, toApi, type InstanceRecord } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
-import type { OperationManager } from "../operations.js";
+import type { OperationManager } from "../../core/operations.js";
 import { flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
 import { instanceTask } from "./instance-operation.js";
-import type { OperationContext } from "../operations.js";
+import type { OperationContext } from "../../core/operations.js";
 
 export interface InstanceRouteDeps {
   instances: InstanceService;

@@ -1,6 +1,6 @@
 import type { Operation } from "../../api/operation.js";
 import { badRequest } from "../../api/errors.js";
-import type { OperationManager } from "../operations.js";
+import type { OperationManager } from "../../core/operations.js";
 import { empty, flag, recursion, sync, type Request, type Route, type WsRoute } from "../route.js";
 
 export function operationRoutes(deps: { operations: OperationManager }): { routes: Route[]; ws: WsRoute[] } {

@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Revert } from "../../daemon/revert.js";
+import { Revert } from "../../core/revert.js";
 import { run, which } from "../../sys/exec.js";
 import { debianArchitecture, lxdArchitecture } from "./architecture.js";
 import { buildBusyboxRootfs } from "./busybox.js";

@@ -1,5 +1,5 @@
 import { badRequest } from "../../api/errors.js";
-import type { EventHub } from "../../daemon/events.js";
+import type { EventHub } from "../../core/events.js";
 import type { ImageSourceContext } from "../source.js";
 import type { ImageStore } from "../store.js";
 import { imageUrl, ZERO_TIME } from "../types.js";

@@ -2,8 +2,8 @@ import { createWriteStream } from "node:fs";
 import { join } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import type { WebSocket, RawData } from "ws";
-import type { OperationContext, OperationSpec } from "../../daemon/operations.js";
-import { newSecret } from "../../daemon/operations.js";
+import type { OperationContext, OperationSpec } from "../../core/operations.js";
+import { newSecret } from "../../core/operations.js";
 import { StreamSockets, toBuffer } from "./sockets.js";
 import type { ExecProcess } from "../driver.js";
 

@@ -1,5 +1,5 @@
 import type { RawData, WebSocket } from "ws";
-import { newSecret } from "../../daemon/operations.js";
+import { newSecret } from "../../core/operations.js";
 
 /**
  * The websockets of an exec or console operation: one secret per stream ("0", "1", "2",

@@ -18,7 +18,7 @@
  */
 import { readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Revert } from "../../../daemon/revert.js";
+import { Revert } from "../../../core/revert.js";
 import { CommandTimeoutError, formatSeconds, run } from "../../../sys/exec.js";
 import type { Cgroup } from "../../../sys/cgroup.js";
 import { InstanceDriverError, type ContainerSpec, type HotplugResult } from "../../driver.js";
