@@ -11,6 +11,7 @@
 //   d=$(mktemp -d); node dist/lodged.js --dir $d & LODGE_DIR=$d node bench/cli-startup.mjs
 // Which LXD `lxc` talks to: $LXD_SOCKET (default /var/lib/lxd/unix.socket, as lxc itself). Point
 // it at lodged (LXD_SOCKET=$d/unix.socket) to compare the two clients against the same server.
+// BENCH_INSTANCE=NAME adds `list` + `exec NAME -- true` run back to back, as a script does.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -70,6 +71,46 @@ for (const verb of ["version", "info"]) {
   console.log(`lodge ${verb.padEnd(8)}          ${fmt(time(launcher, [verb], {}, 700))}`);
   console.log(`lodge ${verb.padEnd(8)} (plain)  ${fmt(time(process.execPath, [lodge, verb]))}`);
   if (lxdUp) console.log(`lxc   ${verb.padEnd(8)}          ${fmt(time("lxc", [verb], lxcEnv))}`);
+}
+// Commands back to back, as in a shell script: `list` then `exec INSTANCE -- true`, no pause
+// between them (the spare must keep up). Needs a running instance: BENCH_INSTANCE=name, on
+// lodged (and on the LXD that lxc talks to, when it is another server).
+const instance = process.env.BENCH_INSTANCE;
+if (instance) {
+  const pair = (cmd, env) => {
+    const list = time(cmd[0], [...cmd.slice(1), "list"], env);
+    if (list.error) return list;
+    const one = () => {
+      const t0 = process.hrtime.bigint();
+      for (const args of [["list"], ["exec", instance, "--", "true"]]) {
+        const r = spawnSync(cmd[0], [...cmd.slice(1), ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+        if (r.status !== 0) return { error: `${args[0]}: exit ${r.status}: ${r.stderr.toString().trim().split("\n")[0]}` };
+      }
+      return { ms: Number(process.hrtime.bigint() - t0) / 1e6 };
+    };
+    const all = [];
+    for (let i = 0; i < runs; i++) {
+      const r = one();
+      if (r.error) return r;
+      all.push(r.ms);
+    }
+    return { all: all.sort((x, y) => x - y) };
+  };
+  // Interleaved rounds, so a load change on the machine hits both alike.
+  const rounds = { lodge: [], lxc: [] };
+  for (let round = 0; round < 3; round++) {
+    const l = pair([launcher], {});
+    if (l.error) { console.log(`lodge list+exec: ${l.error}`); break; }
+    rounds.lodge.push(...l.all);
+    if (lxdUp) {
+      const x = pair(["lxc"], lxcEnv);
+      if (x.error) { console.log(`lxc list+exec: ${x.error}`); break; }
+      rounds.lxc.push(...x.all);
+    }
+  }
+  const sorted = (a) => a.sort((x, y) => x - y);
+  if (rounds.lodge.length) console.log(`lodge list+exec back to back  ${fmt({ all: sorted(rounds.lodge) })}`);
+  if (rounds.lxc.length) console.log(`lxc   list+exec back to back  ${fmt({ all: sorted(rounds.lxc) })}`);
 }
 if (!hasLxc) console.log("lxc: not installed, no comparison");
 else if (!lxdUp) console.log(`lxc: no LXD answering on ${lxcSocket} (set LXD_SOCKET), no comparison`);

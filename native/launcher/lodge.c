@@ -5,8 +5,9 @@
  * CLI keeps one warm spare per user: a Node process that has loaded the CLI and waits on a
  * private socket (src/cli/worker.ts). This launcher hands it the command — argv, environment,
  * working directory, umask and its own stdin/stdout/stderr (SCM_RIGHTS) — then relays signals
- * to it and exits with its exit code. The spare runs exactly one command; the launcher then
- * starts the next one in the background.
+ * to it and exits with its exit code. A spare whose command left nothing running waits for
+ * the next command on the same socket, so commands run back to back pay Node's start-up once;
+ * when there is none, the launcher starts one in the background.
  *
  * When no spare answers (first run, after a rebuild, after the idle timeout) the launcher runs
  * `node lodge.js` itself, as without it, and starts a spare in the background for next time;
@@ -70,25 +71,51 @@ static int socket_dir(char *out, size_t size) {
   return 0;
 }
 
+/*
+ * Whether the mark of a starting spare is stale: the spare it names is dead (killed while
+ * starting), or it names none long after it was made. A live one gets 30 s to come up.
+ */
+static int mark_stale(const char *mark) {
+  struct stat st;
+  if (lstat(mark, &st) < 0) return errno == ENOENT;
+  long age = (long)(time(NULL) - st.st_mtime);
+  char buf[32] = "";
+  int fd = open(mark, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd >= 0) {
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    close(fd);
+  }
+  long pid = strtol(buf, NULL, 10);
+  if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH) return 1;
+  return age >= (pid > 0 ? 30 : 2);
+}
+
 static void start_spare(const char *dist, const char *sock) {
+  /* A spare that kept its socket after the command is waiting already. */
+  if (access(sock, F_OK) == 0) return;
   /* One at a time: a mark says a spare is starting (it removes the mark once it listens). */
   char mark[PATH_MAX];
   snprintf(mark, sizeof mark, "%s.starting", sock);
   int m = open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (m < 0) {
-    struct stat st;
-    if (errno != EEXIST || lstat(mark, &st) < 0 || time(NULL) - st.st_mtime < 30) return;
-    unlink(mark); /* a spare that never came up */
+    if (errno != EEXIST || !mark_stale(mark)) return;
+    unlink(mark);
     m = open(mark, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (m < 0) return;
   }
-  close(m);
-  pid_t pid = fork();
-  if (pid > 0) waitpid(pid, NULL, 0);
-  if (pid != 0) return;
+  pid_t child = fork();
+  if (child != 0) close(m);
+  if (child > 0) waitpid(child, NULL, 0);
+  if (child != 0) return;
   /* A grandchild in its own session, so it outlives us and our terminal. */
   if (fork() != 0) _exit(0);
   setsid();
+  /* The mark names the spare, so a launcher can tell when it died before it listened. */
+  char pid[24];
+  int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  if (write(m, pid, (size_t)len) != len) _exit(1);
+  close(m);
   /* Not the caller's directory: a spare must not keep it busy (it takes the command's own later). */
   if (chdir("/") < 0) _exit(1);
   int null = open("/dev/null", O_RDWR);

@@ -1,10 +1,14 @@
 /**
  * The CLI's warm spare (see native/launcher/lodge.c): a Node process that has loaded the
- * CLI and waits, blocked in accept(), on the user's private socket. The launcher hands it one
- * command: argv, environment, working directory, umask, and its stdin/stdout/stderr. The
- * spare makes them its own (dup2 onto 0/1/2 before anything has touched process.stdout)
- * and runs the command as `node lodge.js` would; its exit code goes back to the launcher,
- * which then starts the next spare. It leaves after LODGE_CLI_WORKER_IDLE seconds unused (default 600).
+ * CLI and waits, blocked in accept(), on the user's private socket. The launcher hands it a
+ * command: argv, environment, working directory, umask, and its stdin/stdout/stderr, which
+ * become the command's process.stdin/stdout/stderr (worker-stdio.ts). The spare runs it as
+ * `node lodge.js` would, and sends its exit code back to the launcher.
+ *
+ * Then, when the command left nothing behind (no handle, timer or signal listener beyond what
+ * was there before it), the spare waits for the next command: commands run back to back in a
+ * script pay Node's start-up once. Otherwise (and when it was killed) the launcher starts a
+ * fresh spare. It leaves after LODGE_CLI_WORKER_IDLE seconds unused (default 600).
  */
 import { unlinkSync } from "node:fs";
 import http from "node:http";
@@ -14,8 +18,10 @@ import { nativeCalls, type NativeCalls } from "../sys/native.js";
 import { reportError } from "./exit.js";
 import { VERBS, newProgram } from "./program.js";
 import { runCli } from "./run.js";
+import { useCommandStdio } from "./worker-stdio.js";
 
 const MAGIC = 0x3147444c;
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGWINCH", "SIGUSR1", "SIGUSR2", "SIGPIPE"] as const;
 
 async function main(): Promise<void> {
   const sock = process.argv[2];
@@ -24,14 +30,43 @@ async function main(): Promise<void> {
   // Everything a command needs is loaded now, not when it is asked for; so are a few of
   // Node's own lazy parts that every command meets (the address checks of a connect).
   await warmUp(sock);
+  await settle();
 
-  const listener = listen(native, sock);
+  let listener = listen(native, sock);
   unlinkQuietly(`${sock}.starting`); // (the launcher's mark: a spare is on its way)
   if (listener === undefined) process.exit(0); // another spare is already there
   const idleMs = Math.max(1, Number(process.env.LODGE_CLI_WORKER_IDLE ?? 600)) * 1000;
-  let conn = -1;
+  const script = new URL("./lodge.js", import.meta.url).pathname;
+
+  // A command that ends the process itself still tells its launcher how.
+  let serving = -1;
+  process.on("exit", (c) => {
+    if (serving >= 0) reply(native, serving, typeof c === "number" ? c : 0);
+  });
+
   for (;;) {
-    conn = native.acceptTimeout(listener, idleMs);
+    const conn = acceptCommand(native, listener, sock, idleMs);
+    // The path is for another spare while this one is busy (a command run beside this one).
+    native.close(listener);
+    unlinkQuietly(sock);
+    const req = receive(native, conn);
+    if (!req) process.exit(1);
+    serving = conn;
+    const { code, clean, release } = await serve(req, conn, script);
+    // Waiting again before the launcher hears the code, so that its next command finds it.
+    listener = clean ? listen(native, sock) : undefined;
+    serving = -1;
+    reply(native, conn, code);
+    release();
+    if (listener === undefined) process.exit(0);
+    await settle();
+  }
+}
+
+/** The next command's connection from this user; leaves (exit) when none comes in time. */
+function acceptCommand(native: NativeCalls, listener: number, sock: string, idleMs: number): number {
+  for (;;) {
+    let conn = native.acceptTimeout(listener, idleMs);
     if (conn < 0) {
       // Idle: leave, but first take a command that connected just now (after the unlink,
       // launchers run the command themselves).
@@ -42,25 +77,45 @@ async function main(): Promise<void> {
         process.exit(0);
       }
     }
-    if (native.peerUid(conn) === process.getuid!()) break;
+    if (native.peerUid(conn) === process.getuid!()) return conn;
     native.close(conn);
   }
-  // The path is the next spare's (the launcher starts it once this command is done, so the
-  // two do not compete for the CPU); this one is taken.
-  native.close(listener);
-  unlinkQuietly(sock);
+}
 
-  const req = receive(native, conn);
-  if (!req) process.exit(1);
-  for (let i = 0; i < 3; i++) {
-    native.dup2(req.fds[i]!, i);
-    native.close(req.fds[i]!);
+function reply(native: NativeCalls, conn: number, code: number): void {
+  const buf = Buffer.alloc(4);
+  buf.writeInt32LE(code);
+  try {
+    native.sendFds(conn, buf, [], 1000);
+  } catch {
+    // the launcher is gone
   }
-  for (const fd of req.fds.slice(3)) native.close(fd);
+}
+
+/** What is alive in the process: handles, requests, timers, and signal listeners, by kind. */
+function liveThings(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const r of process.getActiveResourcesInfo()) counts.set(r, (counts.get(r) ?? 0) + 1);
+  for (const sig of SIGNALS) counts.set(sig, process.listenerCount(sig));
+  counts.set("unhandledRejection", process.listenerCount("unhandledRejection"));
+  return counts;
+}
+
+/** Kinds of which `after` has more than `before`: what a command left running. */
+function leftBehind(before: Map<string, number>, after: Map<string, number>): string[] {
+  return [...after].filter(([k, n]) => n > (before.get(k) ?? 0)).map(([k, n]) => `${k}×${n - (before.get(k) ?? 0)}`);
+}
+
+/**
+ * Runs one command as the launcher's process would; `clean` when it left nothing running, so
+ * the next command cannot meet any of it.
+ */
+async function serve(req: Request, conn: number, script: string): Promise<{ code: number; clean: boolean; release: () => void }> {
   try {
     process.chdir(req.cwd);
   } catch {
-    // A directory this process may not enter: stay in "/", as a Node started there would work on.
+    // A directory this process may not enter: stay where it is, as a Node started there would.
+    process.chdir("/");
   }
   process.umask(req.umask);
   for (const k of Object.keys(process.env)) delete process.env[k];
@@ -68,27 +123,45 @@ async function main(): Promise<void> {
     const i = e.indexOf("=");
     if (i > 0) process.env[e.slice(0, i)] = e.slice(i + 1);
   }
-  process.argv = [process.execPath, new URL("./lodge.js", import.meta.url).pathname, ...req.args];
+  process.argv = [process.execPath, script, ...req.args];
+  for (const fd of req.fds.slice(3)) closeQuietly(fd);
 
-  const code = Buffer.alloc(4);
-  process.on("exit", (c) => {
-    code.writeInt32LE(typeof c === "number" ? c : 0);
-    try {
-      native.sendFds(conn, code, []);
-    } catch {
-      // the launcher is gone
-    }
-  });
   // The launcher gone (killed): so is the command.
   const watch = new net.Socket({ fd: conn, readable: true, writable: false });
-  watch.on("end", () => process.exit(129));
-  watch.on("error", () => process.exit(129));
-  watch.unref();
-  // As main.ts: exit straight away, keep-alive sockets must not hold the process open.
-  runCli(process.argv).then(
-    (c) => process.exit(c),
-    (e) => process.exit(reportError(e)),
-  );
+  const gone = () => process.exit(129);
+  watch.on("end", gone);
+  watch.on("error", gone);
+  const before = liveThings();
+
+  const stdio = useCommandStdio(req.fds.slice(0, 3));
+  let code: number;
+  try {
+    code = await runCli(process.argv);
+  } catch (e) {
+    code = reportError(e);
+  }
+  await stdio.finish();
+  await settle();
+  const left = leftBehind(before, liveThings());
+  const clean = left.length === 0 && process.exitCode === undefined;
+  watch.off("end", gone);
+  watch.off("error", gone);
+  process.chdir("/"); // a spare must not keep a directory busy
+  // The watch owns conn: it goes (and closes conn) once the launcher has its code.
+  return { code, clean, release: () => watch.destroy() };
+}
+
+/** A few turns of the loop, so handles being closed are gone (their close phase has run). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    nativeCalls()!.close(fd);
+  } catch {
+    // not open
+  }
 }
 
 /**
