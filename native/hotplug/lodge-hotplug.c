@@ -171,6 +171,28 @@ static unsigned long propagation_flags(const char *name) {
   return 0;
 }
 
+/*
+ * A detached clone of SOURCE (with its sub-mounts when recursive), made read-only and/or
+ * idmapped to USERNS_FD (-1: not) while still on the host. Private unless keep_peers: then the
+ * clone keeps its source's peer group until it is attached, so a slave (or shared) mount is
+ * one of the host's, as with mount --bind.
+ */
+static int clone_tree(const char *source, unsigned rec, int readonly, int userns_fd, int keep_peers) {
+  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  if (tree < 0) fail("open_tree");
+  struct mount_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.propagation = keep_peers ? 0 : MS_PRIVATE;
+  if (readonly) attr.attr_set |= MOUNT_ATTR_RDONLY;
+  if (userns_fd >= 0) {
+    attr.attr_set |= MOUNT_ATTR_IDMAP;
+    attr.userns_fd = (unsigned)userns_fd;
+  }
+  if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0)
+    other(userns_fd >= 0 ? "mount_setattr (idmapped mounts need a filesystem that supports them)" : "mount_setattr");
+  return tree;
+}
+
 static void op_mount(pid_t pid, const char *source, const char *target, int readonly, int idmap, int recursive, int optional, unsigned long propagation) {
   struct stat st;
   if (stat(source, &st) < 0) {
@@ -180,20 +202,7 @@ static void op_mount(pid_t pid, const char *source, const char *target, int read
   struct target t = open_target(pid);
   if (idmap && !t.join_user) usage("--idmap needs a container with its own user namespace");
   unsigned rec = recursive ? AT_RECURSIVE : 0;
-  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
-  if (tree < 0) fail("open_tree");
-  struct mount_attr attr;
-  memset(&attr, 0, sizeof attr);
-  /* Private unless asked otherwise; then the clone keeps its source's peer group until it is
-   * attached, so a slave (or shared) mount is one of the host's, as with mount --bind. */
-  attr.propagation = propagation ? 0 : MS_PRIVATE;
-  if (readonly) attr.attr_set |= MOUNT_ATTR_RDONLY;
-  if (idmap) {
-    attr.attr_set |= MOUNT_ATTR_IDMAP;
-    attr.userns_fd = (unsigned)t.userfd;
-  }
-  if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0)
-    other(idmap ? "mount_setattr (idmapped mounts need a filesystem that supports them)" : "mount_setattr");
+  int tree = clone_tree(source, rec, readonly, idmap ? t.userfd : -1, propagation != 0);
   if (readonly && t.join_user) tree = lock_tree(tree, &t, S_ISDIR(st.st_mode), rec);
   enter(&t);
   make_mount_point(target, S_ISDIR(st.st_mode));
@@ -248,19 +257,7 @@ static int userns_with_map(char **maps, int nmaps) {
 }
 
 static void op_stage(const char *source, const char *at, int readonly, int recursive, int keep_peers, char **maps, int nmaps) {
-  unsigned rec = recursive ? AT_RECURSIVE : 0;
-  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
-  if (tree < 0) fail("open_tree");
-  struct mount_attr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.propagation = keep_peers ? 0 : MS_PRIVATE;
-  if (readonly) attr.attr_set |= MOUNT_ATTR_RDONLY;
-  if (nmaps) {
-    attr.attr_set |= MOUNT_ATTR_IDMAP;
-    attr.userns_fd = (unsigned)userns_with_map(maps, nmaps);
-  }
-  if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0)
-    other(nmaps ? "mount_setattr (idmapped mounts need a filesystem that supports them)" : "mount_setattr");
+  int tree = clone_tree(source, recursive ? AT_RECURSIVE : 0, readonly, nmaps ? userns_with_map(maps, nmaps) : -1, keep_peers);
   if (syscall(SYS_move_mount, tree, "", AT_FDCWD, at, MOVE_MOUNT_F_EMPTY_PATH) < 0) other("move_mount");
 }
 
