@@ -1,6 +1,6 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { busyboxImage } from "../helpers/busybox-image.js";
@@ -28,10 +28,10 @@ const PLAYBOOK = `
           limits.memory: "{{ '128MiB' if step == 'create' else '192MiB' }}"
           user.owner: ansible
         devices:
-          tmp:
+          share:
             type: disk
-            source: /tmp
-            path: /mnt/tmp
+            source: "{{ share }}"
+            path: /mnt/share
     - name: container
       when: step in ["create", "stop", "start", "restart", "destroy"]
       community.general.lxd_container:
@@ -67,7 +67,7 @@ interface Run {
 }
 
 async function playbook(d: TestDaemon, dir: string, step: string): Promise<Run> {
-  const r = await runCommand("ansible-playbook", ["-i", "localhost,", join(dir, "play.yml"), "-e", `socket=${d.socket}`, "-e", `step=${step}`, "-e", "ansible_python_interpreter=/usr/bin/python3"], {
+  const r = await runCommand("ansible-playbook", ["-i", "localhost,", join(dir, "play.yml"), "-e", `socket=${d.socket}`, "-e", `share=${join(dir, "share")}`, "-e", `step=${step}`, "-e", "ansible_python_interpreter=/usr/bin/python3"], {
     allowFail: true,
     timeoutMs: 240_000,
     env: {
@@ -94,6 +94,9 @@ test("ansible: a profile and a container using it, created, modified, stopped, r
   await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
   const dir = await mkdtemp(join(tmpdir(), "lodge-ansible-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
+  // The profile's disk: a directory of the test's own (other tests mount things under /tmp).
+  await mkdir(join(dir, "share"));
+  await chmod(dir, 0o755);
   await writeFile(join(dir, "play.yml"), PLAYBOOK);
   const instance = () => d.client.get<{ status: string; profiles: string[]; expanded_config: Record<string, string> }>("/1.0/instances/ans1");
   const twice = async (step: string, first: Record<string, string[]>) => {
@@ -114,8 +117,10 @@ test("ansible: a profile and a container using it, created, modified, stopped, r
   assert.equal(made.expanded_config["limits.memory"], "128MiB");
   const prof = await d.client.get<{ description: string; devices: unknown; used_by: string[] }>("/1.0/profiles/ansprof");
   assert.equal(prof.description, "Made by Ansible");
-  assert.deepEqual(prof.devices, { tmp: { type: "disk", source: "/tmp", path: "/mnt/tmp" } });
+  assert.deepEqual(prof.devices, { share: { type: "disk", source: join(dir, "share"), path: "/mnt/share" } });
   assert.deepEqual(prof.used_by, ["/1.0/instances/ans1"]);
+  await writeFile(join(dir, "share", "hello"), "from the host\n");
+  assert.equal((await d.lxc(["exec", "ans1", "--", "cat", "/mnt/share/hello"])).stdout, "from the host\n", "the profile's disk is in the container");
 
   await twice("modify", { profile: ["apply_profile_configs"] });
   assert.equal((await instance()).expanded_config["limits.memory"], "192MiB");
