@@ -3,11 +3,12 @@ import assert from "node:assert/strict";
 import { expandConfig, expandDevices } from "../../src/instances/expand.js";
 import { checkExpansion } from "../../src/instances/expansion.js";
 import type { InstanceRecord } from "../../src/instances/record.js";
+import type { ProfileLayer } from "../../src/profiles/record.js";
 
 // Profile expansion: profiles in order (a later one overrides an earlier one), the instance's
 // own config and devices over all of them; what an expansion may not become.
 
-const layers = [
+const layers: ProfileLayer[] = [
   { name: "default", config: {}, devices: { root: { type: "disk", path: "/", pool: "default" } } },
   { name: "a", config: { "user.x": "a", "user.y": "a" }, devices: { d: { type: "disk", source: "/srv/a", path: "/mnt/a" } } },
   { name: "b", config: { "user.y": "b", "user.z": "b" }, devices: { d: { type: "disk", source: "/srv/b", path: "/mnt/b" } } },
@@ -42,7 +43,7 @@ test("later profiles override earlier ones, the instance overrides all, key by k
   assert.deepEqual(expandConfig(r, []), { "user.z": "own" });
   // The expansion is a copy: changing it changes no profile.
   expandDevices(r, layers).root!.pool = "other";
-  assert.equal(layers[0]!.devices.root.pool, "default");
+  assert.equal(layers[0]!.devices.root!.pool, "default");
 });
 
 test("an expansion without a root disk, with clashing paths, or changing the id map while running is refused", () => {
