@@ -173,9 +173,12 @@ export class InstanceService {
       await this.d.driver.create(spec);
       undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
 
-      // Ready under its profiles' locks: none of them can be deleted between the check and the write.
+      // Ready under its profiles' locks, checked against them as they are now: a profile changed
+      // or deleted since the request was checked (a creating instance is no profile's user yet)
+      // fails the create rather than leaving an instance its profiles do not fit.
       await this.d.profiles.withLocks(project, record.profiles, async () => {
-        await this.d.profiles.resolve(project, record.profiles);
+        const now = await this.d.profiles.resolve(project, record.profiles);
+        checkExpansion({ before: record, beforeLayers: now, after: record, afterLayers: now, running: false });
         record.phase = "ready";
         await this.d.store.put(instanceKey(project, name), record);
       });
