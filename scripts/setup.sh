@@ -4,11 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Host tools Lodge drives, plus the test tools (lxd-client's `lxc`, pylxd).
+# Host tools Lodge drives, plus the test tools (lxd-client's `lxc`, pylxd, Ansible with
+# community.general's lxd_container and lxd_profile).
 PACKAGES=(
   lxc uidmap squashfs-tools xz-utils zstd tar busybox-static debootstrap
   qemu-system-x86 qemu-utils dnsmasq-base nftables iproute2 btrfs-progs xfsprogs
-  lxd-client python3-pylxd curl ca-certificates build-essential python3
+  lxd-client python3-pylxd ansible curl ca-certificates build-essential python3
 )
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

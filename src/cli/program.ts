@@ -42,6 +42,7 @@ export const VERBS: Verb[] = [
   { name: "console", summary: "Attach to an instance's console, or show its log", load: () => import("./instance-console.js").then((m) => m.verb("console")) },
   { name: "file", summary: "Push, pull, delete and edit files in instances", load: () => import("./instance-file.js").then((m) => m.verb("file")) },
   { name: "config", summary: "Manage instance configuration and devices", load: () => import("./instance-config.js").then((m) => m.verb("config")) },
+  { name: "profile", summary: "Manage profiles and the profiles of instances", load: () => import("./profile.js") },
   { name: "image", summary: "Manage images: list, import, export, copy from remotes, build", load: () => import("./image.js") },
   { name: "remote", summary: "Manage the remote image servers this client knows", load: () => import("./remote.js") },
   { name: "admin", summary: "Administer the daemon (waitready)", load: () => import("./admin.js") },

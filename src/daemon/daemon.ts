@@ -4,7 +4,10 @@ import { databasePath, logPath, pidPath, socketPath } from "../api/paths.js";
 import { notFound } from "../api/errors.js";
 import { ServerConfig } from "../config/server.js";
 import { SqliteStore } from "../state/sqlite.js";
-import { StorageService } from "../storage/service.js";
+import { DEFAULT_POOL, StorageService } from "../storage/service.js";
+import { ProfileStore } from "../profiles/store.js";
+import { ProfileService } from "../profiles/service.js";
+import { profileRoutes } from "./routes/profiles.js";
 import type { DocumentStore } from "../state/store.js";
 import { hostFacts } from "../sys/host.js";
 import { LODGE_VERSION } from "../version.js";
@@ -112,8 +115,11 @@ export class Daemon {
       // what an older Lodge left open is closed here, before anything else runs.
       const closed = (await storage.init()) + (await driver.init());
       if (closed) log.warn("closed instance directories that host users could reach", { count: closed });
-      const specs = new ContainerSpecs();
+      const profiles = new ProfileStore(store);
+      await profiles.ensureDefault("default", DEFAULT_POOL);
+      const specs = new ContainerSpecs(profiles);
       const instances = new InstanceService({
+        profiles,
         store,
         storage,
         images,
@@ -125,6 +131,15 @@ export class Daemon {
       });
       const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }) });
       await instances.recover();
+      const profileService = new ProfileService({
+        store,
+        profiles,
+        instances,
+        events,
+        live: (before, after, layers) => lifecycle.applyLive(before, after, layers),
+        running: async (r) => (await lifecycle.status(r)).status !== "Stopped",
+        log: log.child({ module: "profiles" }),
+      });
       const info = new ServerInfo({
         storageDrivers: () => storage.supportedDrivers(),
         addresses: () => [],
@@ -149,6 +164,7 @@ export class Daemon {
           ...ops.routes,
           ...warningRoutes({ warnings }),
           ...instanceRoutes({ instances, lifecycle, operations }),
+          ...profileRoutes({ profiles: profileService }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
           ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, "container") }),
           ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),

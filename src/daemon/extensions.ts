@@ -46,4 +46,7 @@ export const API_EXTENSIONS: readonly string[] = [
   "proxy_unix_dac_properties",
   "unix_priv_drop",
   "proxy_haproxy_protocol",
+  // /1.0/profiles: used_by on profiles, with ?project= on entries outside the default project.
+  "profile_usedby",
+  "usedby_consistency",
 ];

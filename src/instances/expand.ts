@@ -2,23 +2,27 @@ import { badRequest } from "../api/errors.js";
 import { parseBool, parseSize } from "../config/keys.js";
 import { parseProxyDevice } from "./devices/proxy.js";
 import { nodeRule, unixDeviceNode, type HostDevices } from "./devices/unix.js";
+import type { ProfileLayer } from "../profiles/record.js";
 import type { InstanceRecord } from "./record.js";
 import { emptyRunConfig, type CpuLimit, type MountSpec, type NicSpec, type ResourceLimits, type RunConfig } from "./runconfig.js";
 
 /**
- * Profiles arrive with their own capability; until then every instance uses LXD's built-in
- * "default" profile: a root disk on the instance's pool and nothing else.
+ * The instance's view with its profiles applied: each profile in order (a later one overrides an
+ * earlier one, key by key for config, device by device for devices), then the instance's own
+ * config and devices over all of them. `layers` are the instance's profiles, resolved
+ * (profiles/store.ts resolve), in the order of `r.profiles`.
  */
-export function profileDevices(r: Pick<InstanceRecord, "pool" | "profiles">): Record<string, Record<string, string>> {
-  return r.profiles.includes("default") ? { root: { type: "disk", path: "/", pool: r.pool } } : {};
+export function expandConfig(r: Pick<InstanceRecord, "config">, layers: readonly ProfileLayer[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of layers) Object.assign(out, l.config);
+  return Object.assign(out, r.config);
 }
 
-export function expandConfig(r: Pick<InstanceRecord, "config">): Record<string, string> {
-  return { ...r.config };
-}
-
-export function expandDevices(r: Pick<InstanceRecord, "devices" | "pool" | "profiles">): Record<string, Record<string, string>> {
-  return { ...profileDevices(r), ...r.devices };
+export function expandDevices(r: Pick<InstanceRecord, "devices">, layers: readonly ProfileLayer[]): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const l of layers) for (const [name, d] of Object.entries(l.devices)) out[name] = { ...d };
+  for (const [name, d] of Object.entries(r.devices)) out[name] = { ...d };
+  return out;
 }
 
 /** The root disk of an instance: the device with path "/" after expansion. */

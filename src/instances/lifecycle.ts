@@ -13,11 +13,10 @@ import { fileKind } from "../sys/beneath.js";
 import { idmapFromJson, idmapToJson, toHost } from "../sys/idmap.js";
 import type { TemplateTrigger } from "../images/metadata.js";
 import type { ContainerDriver, InstanceState, InstanceStatus } from "./driver.js";
-import { expandConfig, expandDevices } from "./expand.js";
 import { withNicVolatile, withoutHostNames } from "./devices/nic.js";
 import { hostName, instanceKey, instanceUrl, type InstanceRecord } from "./record.js";
 import { diffRunConfigs, isEmptyDiff } from "./runconfig.js";
-import { LOCK_TIMEOUT_MS, type InstanceService } from "./service.js";
+import { LOCK_TIMEOUT_MS, type InstanceService, type LiveLayers } from "./service.js";
 import type { ContainerSpecs } from "./spec.js";
 import { renderTemplates, type RenderedTemplate } from "./templates.js";
 
@@ -121,7 +120,7 @@ export class InstanceLifecycle {
   /** Starts a stopped instance: pending templates first, then the driver; records the outcome. */
   private async start(r: InstanceRecord): Promise<void> {
     // The NICs' host-side names (and MACs of records made before they were kept), stored below.
-    r = { ...r, config: withNicVolatile(r.config, expandDevices(r), { running: true }) };
+    r = { ...r, config: withNicVolatile(r.config, (await this.d.instances.expanded(r)).devices, { running: true }) };
     const volume = await this.d.storage.instancePath(r.pool, r.project, r.name, "container");
     const pending = r.config["volatile.apply_template"] as TemplateTrigger | undefined;
     for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger);
@@ -147,7 +146,7 @@ export class InstanceLifecycle {
       name: r.name,
       type: r.type,
       architecture: r.architecture,
-      config: expandConfig(r),
+      config: (await this.d.instances.expanded(r)).config,
       properties: Object.fromEntries(Object.entries(r.config).filter(([k]) => k.startsWith("image.")).map(([k, v]) => [k.slice(6), v])),
     });
     for (const path of skipped) this.d.log.warn("image template uses control blocks; not applied", { instance: r.name, path });
@@ -235,15 +234,18 @@ export class InstanceLifecycle {
    * `before` to that of `after`. All or nothing: on failure what was done is undone and the
    * error (400) names what failed. Returns the undo, for when storing the record then fails.
    * Changes the driver cannot apply live wait for the next start (and are logged). The caller
-   * holds the instance's lock.
+   * holds the instance's lock. `layers`: its profiles before and after, when a profile changes.
    */
-  async applyLive(before: InstanceRecord, after: InstanceRecord): Promise<(() => Promise<void>) | undefined> {
+  async applyLive(before: InstanceRecord, after: InstanceRecord, layers?: LiveLayers): Promise<(() => Promise<void>) | undefined> {
     const host = hostName(after.project, after.name);
     const status = (await this.d.driver.status(host)).status;
     if (status !== "Running" && status !== "Frozen") return undefined;
     const volume = await this.d.storage.instancePath(after.pool, after.project, after.name, "container");
     // What runs may include devices whose source has gone since: left out, not an error.
-    const [from, to] = await Promise.all([this.d.specs.build(before, volume, { lenient: true }), this.d.specs.build(after, volume)]);
+    const [from, to] = await Promise.all([
+      this.d.specs.build(before, volume, { lenient: true, layers: layers?.before }),
+      this.d.specs.build(after, volume, { layers: layers?.after }),
+    ]);
     const diff = diffRunConfigs(from.run, to.run);
     if (isEmptyDiff(diff)) return undefined;
     const undo = new Revert();

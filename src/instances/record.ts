@@ -1,4 +1,5 @@
 import type { Instance, InstanceType } from "../api/instance.js";
+import type { ProfileLayer } from "../profiles/record.js";
 import { expandConfig, expandDevices } from "./expand.js";
 
 /**
@@ -39,8 +40,8 @@ export function instanceUrl(project: string, name: string): string {
   return `/1.0/instances/${name}${project === "default" ? "" : `?project=${encodeURIComponent(project)}`}`;
 }
 
-/** The API view of a record, given its current status. */
-export function toApi(r: InstanceRecord, status: { status: string; status_code: number }): Instance {
+/** The API view of a record, given its current status and its profiles (resolved, in order). */
+export function toApi(r: InstanceRecord, status: { status: string; status_code: number }, layers: readonly ProfileLayer[]): Instance {
   return {
     name: r.name,
     type: r.type,
@@ -57,7 +58,7 @@ export function toApi(r: InstanceRecord, status: { status: string; status_code: 
     project: r.project,
     status: status.status,
     status_code: status.status_code,
-    expanded_config: expandConfig(r),
-    expanded_devices: expandDevices(r),
+    expanded_config: expandConfig(r, layers),
+    expanded_devices: expandDevices(r, layers),
   };
 }

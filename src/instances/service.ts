@@ -10,13 +10,15 @@ import { Revert } from "../core/revert.js";
 import type { ImageStore } from "../images/store.js";
 import type { DocumentStore } from "../state/store.js";
 import type { StorageService } from "../storage/service.js";
-import { DEFAULT_POOL } from "../storage/service.js";
 import { allocateIdmap, idmapConfig, idmapToJson, readHostPool, type HostIdPool } from "../sys/idmap.js";
 import { validateDevices } from "./config/devices.js";
 import { validateInstanceConfig } from "./config/keys.js";
 import { validateInstanceName } from "./config/name.js";
 import type { ContainerDriver } from "./driver.js";
-import { checkDevicesApplied, expandDevices, rootDisk } from "./expand.js";
+import { checkDevicesApplied, expandConfig, expandDevices, rootDisk } from "./expand.js";
+import { checkExpansion, noRootDevice } from "./expansion.js";
+import type { ProfileLayer } from "../profiles/record.js";
+import { layersOf, type ProfileStore } from "../profiles/store.js";
 import { KeyedLock } from "./locks.js";
 import { checkDeviceSources } from "./devices/sources.js";
 import { checkNicParents } from "./nic-parents.js";
@@ -33,12 +35,19 @@ export interface InstanceServiceDeps {
   events: EventHub;
   log: Logger;
   specs: ContainerSpecs;
+  profiles: ProfileStore;
   /** Root of per-instance log directories (exec output). */
   logsDir: string;
 }
 
 /** Applies an update to the running instance; returns its undo (lifecycle.applyLive). */
-export type LiveApply = (before: InstanceRecord, after: InstanceRecord) => Promise<(() => Promise<void>) | undefined>;
+export type LiveApply = (before: InstanceRecord, after: InstanceRecord, layers?: LiveLayers) => Promise<(() => Promise<void>) | undefined>;
+
+/** The instance's profiles before and after a change, when they are not (yet) as stored. */
+export interface LiveLayers {
+  before: readonly ProfileLayer[];
+  after: readonly ProfileLayer[];
+}
 
 /** A checked create request: the record to write and the image to fill it from. */
 export interface PreparedCreate {
@@ -103,11 +112,13 @@ export class InstanceService {
     checkDevicesApplied(devices);
     await checkNicParents(devices);
     await checkDeviceSources(devices);
-    const profiles = req.profiles ?? ["default"];
-    for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
+    const profiles = profileList(req.profiles);
+    const layers = await this.d.profiles.resolve(project, profiles);
     const remote = remoteImageRef(req.source ?? { type: "none" });
     const image = remote ? undefined : await this.resolveImage(project, req);
-    const pool = rootDisk(devices)?.pool ?? DEFAULT_POOL;
+    const root = rootDisk(expandDevices({ devices }, layers));
+    if (!root) throw noRootDevice(name);
+    const pool = root.pool;
     await this.d.storage.pool(pool);
     const record: InstanceRecord = {
       name,
@@ -125,7 +136,8 @@ export class InstanceService {
       pool,
       phase: "creating",
     };
-    if (!rootDisk(expandDevices(record))) throw badRequest('The instance has no root disk: add a disk device with path "/" and a pool');
+    checkExpansion({ before: record, beforeLayers: layers, after: record, afterLayers: layers, running: false });
+    await this.checkRootDisk(expandDevices(record, layers));
     if (await this.d.store.get(instanceKey(project, name))) throw conflict(`Instance "${name}" already exists`);
     return { record, image: image?.fingerprint, remote };
   }
@@ -155,13 +167,21 @@ export class InstanceService {
       const volume = await this.d.storage.createInstanceVolume(pool, project, name, "container", image, signal);
       undo.add(() => this.d.storage.deleteInstanceVolume(pool, project, name, "container"));
 
-      record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record, image)) }, expandDevices(record), { running: false });
+      const layers = await this.d.profiles.resolve(project, record.profiles);
+      record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record, image)) }, expandDevices(record, layers), { running: false });
       const spec = await this.d.specs.build(record, volume.path);
       await this.d.driver.create(spec);
       undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
 
-      record.phase = "ready";
-      await this.d.store.put(instanceKey(project, name), record);
+      // Ready under its profiles' locks, checked against them as they are now: a profile changed
+      // or deleted since the request was checked (a creating instance is no profile's user yet)
+      // fails the create rather than leaving an instance its profiles do not fit.
+      await this.d.profiles.withLocks(project, record.profiles, async () => {
+        const now = await this.d.profiles.resolve(project, record.profiles);
+        checkExpansion({ before: record, beforeLayers: now, after: record, afterLayers: now, running: false });
+        record.phase = "ready";
+        await this.d.store.put(instanceKey(project, name), record);
+      });
       undo.commit();
     } finally {
       await undo.run();
@@ -221,7 +241,10 @@ export class InstanceService {
     ifMatch?: string,
     live?: LiveApply,
   ): Promise<{ before: InstanceRecord; after: InstanceRecord }> {
-    return this.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
+    // Profiles named by the change are locked first (profile locks before instance locks, as a
+    // profile change takes them), so none of them changes between its check and its use here.
+    const named = put.profiles === undefined ? [] : profileList(put.profiles);
+    return this.d.profiles.withLocks(project, named, () => this.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
       const before = await this.record(project, name);
       if (ifMatch && ifMatch !== this.etag(before)) throw preconditionFailed(`Instance "${name}" changed since it was read (ETag mismatch)`);
       const userConfig = mode === "put" ? (put.config ?? {}) : { ...stripVolatile(before.config), ...(put.config ?? {}) };
@@ -232,12 +255,9 @@ export class InstanceService {
       checkDevicesApplied(devices);
       await checkNicParents(devices, before.devices);
       await checkDeviceSources(devices, before.devices);
-      const profiles = put.profiles ?? before.profiles;
-      for (const p of profiles) if (p !== "default") throw notFound(`Profile "${p}" not found`);
-      for (const key of ["security.privileged", "security.idmap.isolated", "security.idmap.base", "security.idmap.size"])
-        if ((config[key] ?? "") !== (before.config[key] ?? "") && (await this.d.driver.status(hostName(project, name))).status !== "Stopped")
-          throw badRequest(`"${key}" can only be changed while the instance is stopped`);
-      const after: InstanceRecord = {
+      const profiles = put.profiles === undefined ? before.profiles : named;
+      const [beforeLayers, afterLayers] = await Promise.all([this.d.profiles.resolve(project, before.profiles), this.d.profiles.resolve(project, profiles)]);
+      const proposed: InstanceRecord = {
         ...before,
         config: { ...config, ...onlyVolatile(before.config) },
         devices,
@@ -246,12 +266,10 @@ export class InstanceService {
         ephemeral: put.ephemeral ?? before.ephemeral,
       };
       const running = (await this.d.driver.status(hostName(project, name))).status !== "Stopped";
-      after.config = withNicVolatile(after.config, expandDevices(after), { running });
-      const newRoot = rootDisk(expandDevices(after));
-      if (!newRoot) throw badRequest('The instance needs a root disk (a disk device with path "/")');
-      if (newRoot.pool !== before.pool) throw badRequest("Moving an instance to another pool is not supported yet");
+      const after = checkExpansion({ before, beforeLayers, after: proposed, afterLayers, running });
+      await this.checkRootDisk(expandDevices(after, afterLayers));
       // What runs changes first; if it cannot, nothing is stored. If the store fails, it is undone.
-      const undoLive = await live?.(before, after);
+      const undoLive = await live?.(before, after, { before: beforeLayers, after: afterLayers });
       try {
         await this.d.store.put(instanceKey(project, name), after);
       } catch (e) {
@@ -260,7 +278,35 @@ export class InstanceService {
       }
       this.d.events.lifecycle("instance-updated", instanceUrl(project, name), {}, project);
       return { before, after };
-    });
+    }));
+  }
+
+  /** Refuses a root disk size the pool cannot enforce, rather than ignoring it. */
+  async checkRootDisk(devices: Record<string, Record<string, string>>): Promise<void> {
+    const root = rootDisk(devices);
+    if (!root || !devices[root.name]!.size) return;
+    if (!(await this.d.storage.capabilities(root.pool)).quotas)
+      throw badRequest(`Device "${root.name}": "size" needs a storage pool with quotas; pool "${root.pool}" has none`);
+  }
+
+  /** The instance's profiles, resolved in order (for expansion). */
+  layers(r: InstanceRecord): Promise<ProfileLayer[]> {
+    return this.d.profiles.resolve(r.project, r.profiles);
+  }
+
+  /** For a list: each record's layers, from one read of each project's profiles. */
+  async layerResolver(records: readonly InstanceRecord[]): Promise<(r: InstanceRecord) => ProfileLayer[]> {
+    const projects = [...new Set(records.map((r) => r.project))];
+    const maps = new Map(
+      await Promise.all(projects.map(async (p) => [p, new Map((await this.d.profiles.list(p)).map((x) => [x.name, x]))] as const)),
+    );
+    return (r) => layersOf(maps.get(r.project)!, r.profiles);
+  }
+
+  /** The instance's config and devices with its profiles applied. */
+  async expanded(r: InstanceRecord): Promise<{ config: Record<string, string>; devices: Record<string, Record<string, string>> }> {
+    const layers = await this.layers(r);
+    return { config: expandConfig(r, layers), devices: expandDevices(r, layers) };
   }
 
   async rename(project: string, name: string, newName: unknown): Promise<InstanceRecord> {
@@ -349,4 +395,16 @@ function stripVolatile(c: Record<string, string>): Record<string, string> {
 
 function onlyVolatile(c: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith("volatile.")));
+}
+
+/** An instance's profile list: names, each once. */
+function profileList(v: unknown): string[] {
+  if (v === undefined || v === null) return ["default"];
+  if (!Array.isArray(v) || v.some((p) => typeof p !== "string")) throw badRequest("profiles must be a list of profile names");
+  const seen = new Set<string>();
+  for (const p of v as string[]) {
+    if (seen.has(p)) throw badRequest(`Profile "${p}" is listed twice`);
+    seen.add(p);
+  }
+  return v as string[];
 }

@@ -6,10 +6,14 @@ import type { ContainerSpec } from "./driver.js";
 import { lookupHostDevices } from "./devices/unix.js";
 import { expandConfig, expandDevices, runConfig } from "./expand.js";
 import { hostName, type InstanceRecord } from "./record.js";
+import type { ProfileLayer } from "../profiles/record.js";
+import type { ProfileStore } from "../profiles/store.js";
 
 /** Builds what the container driver needs from an instance record and its volume. */
 export class ContainerSpecs {
   private memTotal?: Promise<number>;
+
+  constructor(private readonly profiles: Pick<ProfileStore, "resolve">) {}
 
   private hostMemory(): Promise<number> {
     return (this.memTotal ??= readFile("/proc/meminfo", "utf8").then((t) => {
@@ -20,11 +24,13 @@ export class ContainerSpecs {
 
   /**
    * `lenient`: for a run-config that may already run (the state before a live update), devices
-   * whose required source has gone are left out instead of failing.
+   * whose required source has gone are left out instead of failing. `layers`: the instance's
+   * profiles as they are to be (a profile change being checked), else as stored.
    */
-  async build(r: InstanceRecord, volumePath: string, opts: { lenient?: boolean } = {}): Promise<ContainerSpec> {
-    const config = expandConfig(r);
-    const devices = expandDevices(r);
+  async build(r: InstanceRecord, volumePath: string, opts: { lenient?: boolean; layers?: readonly ProfileLayer[] } = {}): Promise<ContainerSpec> {
+    const layers = opts.layers ?? (await this.profiles.resolve(r.project, r.profiles));
+    const config = expandConfig(r, layers);
+    const devices = expandDevices(r, layers);
     const privileged = parseBool(config["security.privileged"]);
     const next = config["volatile.idmap.next"];
     const last = config["volatile.last_state.idmap"];

@@ -80,6 +80,11 @@ export class StorageService {
     return d.value;
   }
 
+  /** What the pool's driver can do (quotas, cheap copies…). */
+  async capabilities(name: string): Promise<StorageDriver["capabilities"]> {
+    return this.driver(await this.pool(name)).capabilities;
+  }
+
   private driver(pool: PoolSpec): StorageDriver {
     const d = this.drivers.get(pool.driver);
     if (!d) throw badRequest(`Storage driver "${pool.driver}" is not available on this host`);

@@ -38,6 +38,28 @@ elif step == "exec":
     out["exec"] = [r.exit_code, r.stdout, r.stderr]
     c.stop(wait=True)
     c.delete(wait=True)
+elif step == "profiles":
+    p = client.profiles.create("pyprof", config={"limits.memory": "96MiB", "user.from": "pylxd"},
+                               devices={"tmp": {"type": "disk", "source": "/tmp", "path": "/mnt/tmp"}})
+    out["profile"] = [p.name, p.config, p.devices]
+    out["exists"] = client.profiles.exists("pyprof")
+    c = client.containers.create({"name": "py3", "source": {"type": "image", "alias": "bb"},
+                                  "profiles": ["default", "pyprof"]}, wait=True)
+    out["instance"] = [c.profiles, c.expanded_config.get("user.from"), sorted(c.expanded_devices)]
+    p = client.profiles.get("pyprof")
+    out["used_by"] = p.used_by
+    p.config["user.from"] = "pylxd, edited"
+    p.save()
+    c.sync()
+    out["edited"] = c.expanded_config.get("user.from")
+    try:
+        p.delete()
+        out["delete_in_use"] = "deleted"
+    except pylxd.exceptions.LXDAPIException as e:
+        out["delete_in_use"] = str(e)
+    c.delete(wait=True)
+    p.delete()
+    out["after"] = [x.name for x in client.profiles.all()]
 print(json.dumps(out))
 `;
 
@@ -65,4 +87,15 @@ test("pylxd creates, starts, pushes a file to, stops and deletes a container", a
 test("pylxd execs in a container: exit code, stdout and stderr", async (t) => {
   const { out } = await pylxd(t, "exec");
   assert.deepEqual(out.exec, [3, "out\n", "err\n"]);
+});
+
+test("pylxd creates a profile and a container that uses it; the profile's edit reaches it", async (t) => {
+  const { out } = await pylxd(t, "profiles");
+  assert.deepEqual(out.profile, ["pyprof", { "limits.memory": "96MiB", "user.from": "pylxd" }, { tmp: { type: "disk", source: "/tmp", path: "/mnt/tmp" } }]);
+  assert.equal(out.exists, true);
+  assert.deepEqual(out.instance, [["default", "pyprof"], "pylxd", ["root", "tmp"]]);
+  assert.deepEqual(out.used_by, ["/1.0/instances/py3"]);
+  assert.equal(out.edited, "pylxd, edited");
+  assert.match(String(out.delete_in_use), /in use by instance "py3"/);
+  assert.deepEqual(out.after, ["default"]);
 });

@@ -5,6 +5,7 @@ import type { InstanceLifecycle } from "../../instances/lifecycle.js";
 import { statusOf } from "../../instances/lifecycle.js";
 import { instanceUrl, toApi, type InstanceRecord } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
+import type { ProfileLayer } from "../../profiles/record.js";
 import type { OperationManager } from "../../core/operations.js";
 import { flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
 import { instanceTask } from "./instance-operation.js";
@@ -24,10 +25,11 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
   const { instances, lifecycle, operations } = deps;
   const name = (req: Request) => req.params.name!;
 
-  async function view(r: InstanceRecord, full: boolean) {
-    if (!full) return toApi(r, statusOf((await lifecycle.status(r)).status));
+  async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[]) {
+    layers ??= await instances.layers(r);
+    if (!full) return toApi(r, statusOf((await lifecycle.status(r)).status), layers);
     const state = await lifecycle.wireState(r);
-    return { ...toApi(r, state), state, snapshots: [], backups: [] };
+    return { ...toApi(r, state, layers), state, snapshots: [], backups: [] };
   }
 
   async function list(req: Request) {
@@ -37,10 +39,12 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     if (depth === 0 && !filter) return sync(records.map((r) => instanceUrl(r.project, r.name)));
     // The state of running instances is read synchronously (sys/small-file.ts): in batches,
     // with the event loop free between them, so a long list never holds other requests up long.
+    // Profiles are read once per project for the whole list, not once per instance.
+    const layersOf = await instances.layerResolver(records);
     let views: Awaited<ReturnType<typeof view>>[] = [];
     for (let i = 0; i < records.length; i += LIST_BATCH) {
       if (i > 0) await new Promise((r) => setImmediate(r));
-      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1)))));
+      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1, layersOf(r))))));
     }
     if (filter) views = views.filter((v) => matchFilter(v, filter));
     return sync(depth === 0 ? views.map((v) => instanceUrl(v.project, v.name)) : views);
