@@ -70,6 +70,9 @@ export class Daemon {
     readonly exitRequested: Promise<void>,
   ) {}
 
+  /** The image housekeeping (cache expiry, auto-update), set once started; a round can be run through it. */
+  imageMaintenance?: ImageMaintenance;
+
   get socket(): string {
     return socketPath(this.dir);
   }
@@ -182,6 +185,7 @@ export class Daemon {
       const boot = new AbortController();
       undo.add(() => boot.abort());
       const daemon = new Daemon(dir, log, store, events, operations, config, warnings, undo.release(), exitRequested);
+      daemon.imageMaintenance = maintenance;
       log.info("lodged started", { version: LODGE_VERSION, dir, socket: sock, pid: process.pid });
       // Instances that should run come up in the background; the API is already answering.
       // "autostart finished" tells an operator (and the tests) that boot-time starts are over.
