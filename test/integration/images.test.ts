@@ -215,7 +215,11 @@ test("the import operation's states and progress are broadcast on /1.0/events", 
   const d = await TestDaemon.start(t);
   const img = await buildBusyboxImages(t);
   const seen: Operation[] = [];
-  const sub = await d.client.events((e: Event) => seen.push(e.metadata as Operation), { types: ["operation"] });
+  const waiters: (() => void)[] = [];
+  const sub = await d.client.events((e: Event) => {
+    seen.push(e.metadata as Operation);
+    for (const w of waiters.splice(0)) w();
+  }, { types: ["operation"] });
   t.after(() => sub.close());
 
   const upload = async (file: string) => {
@@ -224,8 +228,8 @@ test("the import operation's states and progress are broadcast on /1.0/events", 
       headers: { "content-type": "application/octet-stream", "x-lxd-filename": "busybox.tar.gz" },
     });
     await d.client.wait(op).catch(() => {});
-    // Events are sent before /wait answers, but give the websocket a moment to deliver them.
-    for (let i = 0; i < 50 && !seen.some((o) => o.id === op.id && o.status_code >= 200); i++) await new Promise((r) => setTimeout(r, 20));
+    // Events are sent before /wait answers, but may still be on their way: wait for the final one.
+    while (!seen.some((o) => o.id === op.id && o.status_code >= 200)) await new Promise<void>((r) => waiters.push(r));
     return seen.filter((o) => o.id === op.id);
   };
 

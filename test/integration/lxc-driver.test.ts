@@ -93,7 +93,7 @@ test("live limits: memory and processes change on a running container", async (t
   const cg = await Cgroup.ofPid((await c.driver.state(c.name)).pid);
   const mem = cg.dir("memory");
   assert.ok(mem, "the host has a memory controller");
-  assert.equal(await readCg(mem, "memory.limit_in_bytes", "memory.max"), String(48 * 1024 * 1024));
+  assert.equal(await readUp(mem.dir, mem.version === 1 ? "memory.limit_in_bytes" : "memory.max"), String(48 * 1024 * 1024));
   const pids = cg.dir("pids");
   assert.ok(pids, "the host has a pids controller");
   // The limit sits on the payload cgroup; init may be in a child of it, so read up to it.
@@ -113,16 +113,16 @@ async function forkSleepers(c: Made, n: number): Promise<number> {
   return Number(r.stdout.trim());
 }
 
-async function readCg(d: { dir: string; version: 1 | 2 }, v1: string, v2: string): Promise<string> {
-  return (await readFile(join(d.dir, d.version === 1 ? v1 : v2), "utf8")).trim();
-}
-
-/** A limit file read in the cgroup or the nearest ancestor holding a value other than "max". */
+/**
+ * A limit file read in the cgroup or its nearest ancestor (up to lxc.payload.NAME) that holds
+ * a limit: init may sit in a child of the cgroup the limit is written to.
+ */
 async function readUp(dir: string, file: string): Promise<string> {
+  const unlimited = (v: string) => v === "max" || v === "9223372036854771712"; // v2, v1 memory
   let value = "max";
   for (let d = dir; d.includes("lxc.payload."); d = dirname(d)) {
     value = (await readFile(join(d, file), "utf8")).trim();
-    if (value !== "max") return value;
+    if (!unlimited(value)) return value;
   }
   return value;
 }
