@@ -19,9 +19,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
-  echo "==> installing Node.js from Debian"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+# Lodge needs Node.js 20 or later (node:test features, better-sqlite3 12's prebuilt ABI, tsx).
+# Debian 12's own nodejs package is 18, so installing it would only leave a tree that cannot
+# build or test: say what is needed and stop instead.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  if [ "$node_major" -eq 0 ]; then have="no node on PATH"; else have="node $(node --version)"; fi
+  cat >&2 <<MSG
+error: Lodge needs Node.js 20 or later with npm; found $have.
+  Debian 12's nodejs package is version 18, which is too old, so this script does not install it.
+  Install Node.js 20+ from one of:
+    - NodeSource's Debian repository (https://github.com/nodesource/distributions): nodejs 20.x or 22.x
+    - an official binary tarball from https://nodejs.org/en/download, unpacked under /usr/local
+  then make sure "node --version" prints v20 or later and run scripts/setup.sh again.
+MSG
+  exit 1
 fi
 
 # npm ci rebuilds native modules (minutes); skip it when node_modules matches the lock file.

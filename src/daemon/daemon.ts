@@ -73,6 +73,9 @@ export class Daemon {
     readonly exitRequested: Promise<void>,
   ) {}
 
+  /** The image housekeeping (cache expiry, auto-update), set once started; a round can be run through it. */
+  imageMaintenance?: ImageMaintenance;
+
   get socket(): string {
     return socketPath(this.dir);
   }
@@ -198,9 +201,16 @@ export class Daemon {
       const boot = new AbortController();
       undo.add(() => boot.abort());
       const daemon = new Daemon(dir, log, store, events, operations, config, warnings, undo.release(), exitRequested);
+      daemon.imageMaintenance = maintenance;
       log.info("lodged started", { version: LODGE_VERSION, dir, socket: sock, pid: process.pid });
       // Instances that should run come up in the background; the API is already answering.
-      background.push(lifecycle.autostart(boot.signal).catch((e: Error) => log.error("autostart failed", { err: e.message })));
+      // "autostart finished" tells an operator (and the tests) that boot-time starts are over.
+      background.push(
+        lifecycle.autostart(boot.signal).then(
+          (started) => log.info("autostart finished", { started: started.length }),
+          (e: Error) => log.error("autostart failed", { err: e.message }),
+        ),
+      );
       background.push(daemon.checkHost().catch((e: Error) => log.error("host check failed", { err: e.message })));
       return daemon;
     } catch (e) {

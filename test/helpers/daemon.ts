@@ -77,6 +77,34 @@ export class TestDaemon {
     return this.stderr;
   }
 
+  /**
+   * Resolves once this run of the daemon has logged a line matching re (no fixed wait: it
+   * watches stderr as it comes); rejects if the daemon exits first or after timeoutMs.
+   */
+  waitForLog(re: RegExp, timeoutMs = 30_000): Promise<string> {
+    const find = () => this.stderr.split("\n").find((l) => re.test(l));
+    const now = find();
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise((resolvePromise, reject) => {
+      const done = (err?: Error, line?: string) => {
+        clearTimeout(timer);
+        this.proc.stderr!.off("data", onData);
+        this.proc.off("exit", onExit);
+        if (err) reject(err);
+        else resolvePromise(line!);
+      };
+      // Registered after the constructor's listener, so this.stderr already holds the chunk.
+      const onData = () => {
+        const line = find();
+        if (line !== undefined) done(undefined, line);
+      };
+      const onExit = () => done(new Error(`lodged exited before logging ${re}:\n${this.stderr}`));
+      const timer = setTimeout(() => done(new Error(`lodged logged no line matching ${re} within ${timeoutMs} ms:\n${this.stderr}`)), timeoutMs);
+      this.proc.stderr!.on("data", onData);
+      this.proc.once("exit", onExit);
+    });
+  }
+
   async logFile(): Promise<string> {
     return readFile(join(this.dir, "lodged.log"), "utf8");
   }

@@ -14,6 +14,7 @@ import { LxcDriver, type LxcDriverOptions } from "../../src/instances/drivers/lx
 import type { ContainerSpec, ExecRequest } from "../../src/instances/driver.js";
 import { emptyRunConfig, type RunConfig } from "../../src/instances/runconfig.js";
 import { allocateIdmap, readHostPool, type IdmapEntry } from "../../src/sys/idmap.js";
+import { Cgroup, cgroupLayout } from "../../src/sys/cgroup.js";
 
 export const execFileP = promisify(execFile);
 export const base = await mkdtemp(join(tmpdir(), "lodge-lxcdrv-"));
@@ -77,11 +78,29 @@ export async function leftovers(name: string): Promise<string[]> {
     const cmd = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).replace(/\0/g, " ");
     if (cmd.includes(lxcpath) && cmd.includes(name)) found.push(`process ${pid}: ${cmd}`);
   }
-  for (const h of await readdir("/sys/fs/cgroup")) {
-    for (const cg of [`lxc.payload.${name}`, `lxc.monitor.${name}`]) {
-      if (await lstat(join("/sys/fs/cgroup", h, cg)).catch(() => undefined)) found.push(`cgroup ${h}/${cg}`);
-    }
+  for (const dir of await cgroupDirs(name)) {
+    if (await lstat(dir).catch(() => undefined)) found.push(`cgroup ${dir}`);
   }
   return found;
 }
 
+/**
+ * Where liblxc puts a container's cgroups (lxc.payload.NAME, lxc.monitor.NAME), on whatever
+ * layout the host has: in each v1 hierarchy and in the unified one, at its root or below the
+ * cgroup of the process that started it (this test process).
+ */
+export async function cgroupDirs(name: string): Promise<string[]> {
+  const layout = await cgroupLayout();
+  const own = await Cgroup.ofPid(process.pid);
+  const parents = new Set<string>();
+  for (const [c, mount] of Object.entries(layout.v1)) {
+    parents.add(mount!);
+    const rel = own.rel.v1[c];
+    if (rel !== undefined) parents.add(join(mount!, rel));
+  }
+  if (layout.unified) {
+    parents.add(layout.unified);
+    if (own.rel.unified !== undefined) parents.add(join(layout.unified, own.rel.unified));
+  }
+  return [...parents].flatMap((p) => [join(p, `lxc.payload.${name}`), join(p, `lxc.monitor.${name}`)]);
+}

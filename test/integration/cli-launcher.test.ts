@@ -154,16 +154,23 @@ test("the spare's socket: private directory required, stale sockets replaced, id
   const open = await launcherEnv(t, d);
   await mkdir(open.dir, { mode: 0o777 });
   await chmod(open.dir, 0o777);
+  // The launcher decides on a spare before it runs the command: a spare it starts leaves its
+  // "<socket>.starting" mark (or, once listening, its socket) in the directory before the
+  // launcher exits. So once the command is done, an empty directory proves no spare is coming.
   assert.equal((await open.run(["version"])).code, 0);
-  await new Promise((r) => setTimeout(r, 1500));
+  assert.deepEqual(await readdir(open.dir), [], "no spare mark or socket in a directory others may enter");
   assert.deepEqual(await open.spares(), []);
-  assert.deepEqual(await readdir(open.dir), []);
 
-  // LODGE_CLI_WORKER=0: plain Node, nothing in the background.
+  // LODGE_CLI_WORKER=0: plain Node, nothing in the background (not even the socket directory).
   const off = await launcherEnv(t, d, { LODGE_CLI_WORKER: "0" });
   assert.equal((await off.run(["version"])).code, 0);
-  await new Promise((r) => setTimeout(r, 1500));
+  assert.deepEqual(await readdir(off.dir).catch((e: NodeJS.ErrnoException) => e.code), "ENOENT", "no spare directory, mark or socket");
   assert.deepEqual(await off.spares(), []);
+  // The same check sees a spare that is started: without LODGE_CLI_WORKER=0, one comes.
+  const on = await launcherEnv(t, d);
+  assert.equal((await on.run(["version"])).code, 0);
+  assert.notDeepEqual(await readdir(on.dir), [], "a started spare has left its mark or socket by the time the launcher exits");
+  await on.waitSpare();
 
   // NODE_* variables are read by Node only when it starts: a spare serves only commands with
   // the very same ones; others get their own.
@@ -182,7 +189,10 @@ test("the spare's socket: private directory required, stale sockets replaced, id
   const first = await e.waitSpare();
   const sock = (await readdir(e.dir)).find((f) => f.endsWith(".sock"))!;
   process.kill(first, "SIGKILL");
-  await new Promise((r) => setTimeout(r, 100));
+  // Dead: gone from /proc, or a zombie waiting for its reaper.
+  const dead = async () => !/^State:\s+[^Z]/m.test(await readFile(`/proc/${first}/status`, "utf8").catch(() => ""));
+  for (let i = 0; i < 200 && !(await dead()); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(await dead(), "the spare died");
   assert.ok((await readdir(e.dir)).includes(sock), "the dead spare's socket file is still there");
   await assert.rejects(
     new Promise((res, rej) => net.connect(join(e.dir, sock)).once("connect", res).once("error", rej)),

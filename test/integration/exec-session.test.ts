@@ -75,14 +75,17 @@ test("a wrong secret is refused and the operation still runs for the right ones"
 test("a signal sent on the control socket reaches the command", async (t) => {
   const { d, client } = await inProcessDaemon(t);
   const spec = execOperation({ interactive: false, waitForWebsocket: true, recordOutput: false }, async () =>
-    hostProcess(["sleep", "30"]),
+    hostProcess(["sh", "-c", "echo ready; exec sleep 30"]),
   );
   const op = d.operations.create({ description: "Executing command", ...spec });
   const fds = (op.metadata as { fds: Record<string, string> }).fds;
   const socks: Record<string, WebSocket> = {};
   for (const fd of ["control", "0", "1", "2"])
     socks[fd] = await client.websocket(`/1.0/operations/${op.id}/websocket?secret=${fds[fd]}`);
-  await new Promise((r) => setTimeout(r, 100));
+  // The command is running (its output reaches us) before the signal goes: the signal is
+  // applied to a live process, not queued for one about to start.
+  let out = "";
+  await new Promise<void>((r) => socks["1"]!.on("message", (m: Buffer) => (out += m.toString()).includes("ready") && r()));
   socks.control!.send(JSON.stringify({ command: "signal", signal: 15 }));
   const done = await client.wait(op.id, 10);
   assert.equal(done.metadata?.return, 143);

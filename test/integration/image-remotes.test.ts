@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
-import { mkdir, readdir } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import type { Event } from "../../src/api/event.js";
 import type { Operation } from "../../src/api/operation.js";
 import type { Image, ImageAliasEntry } from "../../src/images/types.js";
-import { TestDaemon } from "../helpers/daemon.js";
-import { buildBusyboxImages, DEFAULT_METADATA, scratchDir } from "../helpers/images.js";
+import { busyboxImage } from "../helpers/busybox-image.js";
+import { inProcessDaemon, runCommand, TestDaemon } from "../helpers/daemon.js";
+import { buildBusyboxImages, DEFAULT_METADATA, scratchDir, tar } from "../helpers/images.js";
 import { selfSignedCert, SimpleStreamsServer, type ProductSpec } from "../helpers/simplestreams.js";
 
 const BUSYBOX: ProductSpec = { os: "busybox", release: "1", arch: "amd64", variant: "default", aliases: ["busybox/1", "busybox"] };
@@ -194,7 +195,7 @@ test("source.type=url: LXD-Image-URL and LXD-Image-Hash, verified; a wrong hash 
   assert.deepEqual(await imageFiles(d), [img.unifiedFingerprint]);
 });
 
-test("expiry removes cached images unused for images.remote_cache_expiry days, keeps the rest; auto-update refreshes auto_update images", async (t) => {
+test("expiry removes cached images unused for images.remote_cache_expiry days, keeps the rest; auto-update leaves images without an origin alone", async (t) => {
   const { SqliteStore } = await import("../../src/state/sqlite.js");
   const { EventHub } = await import("../../src/core/events.js");
   const { ImageStore } = await import("../../src/images/store.js");
@@ -266,4 +267,78 @@ test("https image servers: an unknown self-signed certificate is refused; a pinn
   assert.equal(op.metadata?.fingerprint, fp);
   const got = await d.client.get<Image>(`/1.0/images/${fp}`);
   assert.equal(got.update_source?.certificate, pki.cert);
+});
+
+/**
+ * The bootable busybox image (unified) as a split image an image server can publish: its
+ * metadata tarball and its rootfs as SquashFS. `creationDate` makes another version of it.
+ */
+async function bootableSplit(t: test.TestContext, creationDate?: number): Promise<{ metadata: string; squashfs: string }> {
+  const dir = await scratchDir(t, "lodge-bbsplit-");
+  await runCommand("tar", ["--extract", "--numeric-owner", "--file", (await busyboxImage()).file, "--directory", dir]);
+  if (creationDate !== undefined) {
+    const meta = join(dir, "metadata.yaml");
+    await writeFile(meta, (await readFile(meta, "utf8")).replace(/^creation_date: \d+$/m, `creation_date: ${creationDate}`));
+  }
+  const metadata = join(dir, "meta.tar.xz");
+  const members = (await readdir(dir)).filter((f) => f === "metadata.yaml" || f === "templates");
+  await tar(dir, metadata, members, "--xz");
+  const squashfs = join(dir, "rootfs.squashfs");
+  await runCommand("mksquashfs", [join(dir, "rootfs"), squashfs, "-noappend", "-quiet", "-comp", "gzip"]);
+  return { metadata, squashfs };
+}
+
+test("auto-update: the daemon's own maintenance round pulls the origin's newer image, moves the alias, and leaves instances alone", async (t) => {
+  const ss = await SimpleStreamsServer.start(t);
+  const fp1 = await ss.addSplit(BUSYBOX, "20240101_00:00", await bootableSplit(t));
+  const { d, client, lxc } = await inProcessDaemon(t);
+  const maintenance = d.imageMaintenance!;
+  assert.ok(maintenance, "the daemon runs image maintenance");
+  const op = await client.post<Operation>("/1.0/images", {
+    source: { type: "image", protocol: "simplestreams", server: ss.url, alias: "busybox/1" },
+    auto_update: true,
+    aliases: [{ name: "bb", description: "" }],
+  });
+  assert.equal((await client.wait(op)).metadata?.fingerprint, fp1);
+  await lxc(["launch", "bb", "c1"]);
+  t.after(() => lxc(["delete", "--force", "c1"], { allowFail: true }));
+  const before = await client.get<{ pid: number }>("/1.0/instances/c1/state");
+
+  // Nothing newer at the origin: a round changes nothing.
+  assert.deepEqual(await maintenance.autoUpdate(), []);
+  assert.equal((await client.get<ImageAliasEntry>("/1.0/images/aliases/bb")).target, fp1);
+
+  // The origin publishes a newer serial: the next round pulls it and moves the alias.
+  const fp2 = await ss.addSplit(BUSYBOX, "20240102_00:00", await bootableSplit(t, 1700100000));
+  assert.notEqual(fp2, fp1);
+  let refreshedEvent!: (fp: string) => void;
+  const refreshedP = new Promise<string>((r) => (refreshedEvent = r));
+  const sub = await client.events((e: Event) => {
+    const md = e.metadata as { action?: string; context?: { fingerprint?: string } };
+    if (md.action === "image-refreshed") refreshedEvent(String(md.context?.fingerprint));
+  }, { types: ["lifecycle"] });
+  t.after(() => sub.close());
+  assert.deepEqual(await maintenance.autoUpdate(), [fp1], "the round refreshed the old image");
+  assert.equal(await refreshedP, fp2, "an image-refreshed lifecycle event names the new image");
+  sub.close();
+  assert.equal((await client.get<ImageAliasEntry>("/1.0/images/aliases/bb")).target, fp2);
+  const list = await client.get<Image[]>("/1.0/images?recursion=1");
+  assert.deepEqual(list.map((i) => i.fingerprint), [fp2]);
+  assert.equal(list[0]!.auto_update, true, "the new image keeps auto_update");
+  assert.equal(list[0]!.properties.serial, "20240102_00:00");
+  assert.ok(ss.requests.some((r) => r.includes("20240102_00_00")), "the newer files were downloaded");
+
+  // The running instance is untouched: same init, still execs, still says where it came from.
+  const after = await client.get<{ pid: number; status: string }>("/1.0/instances/c1/state");
+  assert.equal(after.status, "Running");
+  assert.equal(after.pid, before.pid);
+  assert.equal((await lxc(["exec", "c1", "--", "echo", "still"])).stdout, "still\n");
+  const c1 = await client.get<{ config: Record<string, string> }>("/1.0/instances/c1");
+  assert.equal(c1.config["volatile.base_image"], fp1);
+  // A new instance from the alias gets the new image.
+  await lxc(["init", "bb", "c2"]);
+  t.after(() => lxc(["delete", "--force", "c2"], { allowFail: true }));
+  assert.equal((await client.get<{ config: Record<string, string> }>("/1.0/instances/c2")).config["volatile.base_image"], fp2);
+  // Nothing newer again: the next round is a no-op.
+  assert.deepEqual(await maintenance.autoUpdate(), []);
 });

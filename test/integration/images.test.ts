@@ -10,6 +10,23 @@ import { TestDaemon, runCommand } from "../helpers/daemon.js";
 import { buildBusyboxImages, buildRootfs, DEFAULT_METADATA, scratchDir, sha256Files, tar, writeMetadata } from "../helpers/images.js";
 
 /** What the images directory holds (the store's own layout: <fp>, <fp>.rootfs, <fp>.unpacked). */
+/**
+ * A split image (its own metadata tarball, the given rootfs) whose fingerprint starts with
+ * `prefix` (one hex digit): metadata tarballs with a counter in a property are made in turn
+ * until one fits, 16 tries on average; the search always ends, whatever the run.
+ */
+async function imageStartingWith(t: TestContext, img: { squashfs: string }, prefix: string): Promise<{ metadata: string; fingerprint: string }> {
+  const dir = await scratchDir(t);
+  for (let n = 0; n < 2000; n++) {
+    await writeMetadata(dir, DEFAULT_METADATA.replace("properties:\n", `properties:\n  nonce: "${n}"\n`));
+    const metadata = join(dir, `meta-${n}.tar.xz`);
+    await tar(dir, metadata, ["metadata.yaml", "templates"], "--xz");
+    const fingerprint = await sha256Files(metadata, img.squashfs);
+    if (fingerprint.startsWith(prefix)) return { metadata, fingerprint };
+  }
+  throw new Error(`no image fingerprint starting with ${prefix} in 2000 tries`);
+}
+
 async function imageFiles(d: TestDaemon): Promise<string[]> {
   return (await readdir(join(d.dir, "images"))).sort();
 }
@@ -198,7 +215,11 @@ test("the import operation's states and progress are broadcast on /1.0/events", 
   const d = await TestDaemon.start(t);
   const img = await buildBusyboxImages(t);
   const seen: Operation[] = [];
-  const sub = await d.client.events((e: Event) => seen.push(e.metadata as Operation), { types: ["operation"] });
+  const waiters: (() => void)[] = [];
+  const sub = await d.client.events((e: Event) => {
+    seen.push(e.metadata as Operation);
+    for (const w of waiters.splice(0)) w();
+  }, { types: ["operation"] });
   t.after(() => sub.close());
 
   const upload = async (file: string) => {
@@ -207,8 +228,8 @@ test("the import operation's states and progress are broadcast on /1.0/events", 
       headers: { "content-type": "application/octet-stream", "x-lxd-filename": "busybox.tar.gz" },
     });
     await d.client.wait(op).catch(() => {});
-    // Events are sent before /wait answers, but give the websocket a moment to deliver them.
-    for (let i = 0; i < 50 && !seen.some((o) => o.id === op.id && o.status_code >= 200); i++) await new Promise((r) => setTimeout(r, 20));
+    // Events are sent before /wait answers, but may still be on their way: wait for the final one.
+    while (!seen.some((o) => o.id === op.id && o.status_code >= 200)) await new Promise<void>((r) => waiters.push(r));
     return seen.filter((o) => o.id === op.id);
   };
 
@@ -258,9 +279,14 @@ test("image PUT/PATCH with ETag, prefix lookup, filter, alias PATCH, JSON source
   const byProp = await d.client.get<string[]>(`/1.0/images?filter=${encodeURIComponent("properties.os eq busybox")}`);
   assert.deepEqual(byProp, [`/1.0/images/${img.splitFingerprint}`]);
 
-  // A one-character prefix shared by both images would be ambiguous; a unique one resolves.
-  const common = img.unifiedFingerprint[0] === img.splitFingerprint[0];
-  if (common) await assert.rejects(d.client.get(`/1.0/images/${img.unifiedFingerprint[0]}`), /More than one image matches/);
+  // A prefix shared by two images is ambiguous; a unique one resolves. The shared prefix is
+  // made, not hoped for: a third image whose fingerprint starts as the unified one's.
+  const twin = await imageStartingWith(t, img, img.unifiedFingerprint[0]!);
+  await d.lxc(["image", "import", twin.metadata, img.squashfs]);
+  await assert.rejects(d.client.get(`/1.0/images/${img.unifiedFingerprint[0]}`), /More than one image matches/);
+  assert.equal((await d.client.get<Image>(`/1.0/images/${twin.fingerprint.slice(0, 12)}`)).fingerprint, twin.fingerprint);
+  assert.equal((await d.client.get<Image>(`/1.0/images/${img.unifiedFingerprint.slice(0, 12)}`)).fingerprint, img.unifiedFingerprint);
+  await d.lxc(["image", "delete", twin.fingerprint]);
   await assert.rejects(d.client.get("/1.0/images/zzzz"), /not found/);
 
   // Alias PATCH retargets; PUT needs a target.

@@ -55,17 +55,39 @@ test("kill -9 of lodged during 10 parallel launches: every instance is whole or 
     const ten = Array.from({ length: 10 }, (_, i) => `p${moments.findIndex((m) => m[0] === moment)}-${i}`);
     let reached!: () => void;
     const reachedP = new Promise<void>((r) => (reached = r));
-    const sub = await d.client.events((e) => isIt(e) && reached(), { types: ["operation", "lifecycle"] });
+    // What the daemon said was finished before it died: those must all survive the restart.
+    const created = new Set<string>();
+    const started = new Set<string>();
+    const sub = await d.client.events(
+      (e) => {
+        if (e.type === "lifecycle") {
+          const { action, source } = e.metadata as { action: string; source: string };
+          const n = source.split("/").pop()!.split("?")[0]!;
+          if (action === "instance-created") created.add(n);
+          if (action === "instance-started") started.add(n);
+        }
+        if (isIt(e)) reached();
+      },
+      { types: ["operation", "lifecycle"] },
+    );
     const launches = ten.map((n) => d.lxc(["launch", "bb", n], { allowFail: true, timeoutMs: 30_000 }));
     await reachedP;
-    sub.close();
     await d.kill9();
+    sub.close();
+    const createdBefore = [...created].sort();
+    const startedBefore = [...started].sort();
     await Promise.all(launches);
     await d.launch();
     const ops = await d.client.get<Record<string, Operation[]>>("/1.0/operations?recursion=1");
     assert.deepEqual(Object.keys(ops), [], "no operation survives the restart");
     const present = await names(d);
-    t.diagnostic(`killed at "${moment}": ${present.length} of 10 instances were whole, the rest absent`);
+    t.diagnostic(`killed at "${moment}": ${present.length} of 10 instances were whole (${createdBefore.length} created, ${startedBefore.length} started before the kill), the rest absent`);
+    // Recovery undoes only the creates the kill interrupted: nothing finished is wiped.
+    for (const n of createdBefore) assert.ok(present.includes(n), `${n} was created before the kill and survives (present: ${present.join(", ")})`);
+    for (const n of startedBefore) assert.equal(await status(d, n), "Running", `${n} was started before the kill and still runs`);
+    const undone = [...d.log.matchAll(/removed an instance whose creation was interrupted.*instance=(\S+)/g)].map((m) => m[1]!);
+    for (const n of undone) assert.ok(!createdBefore.includes(n) && !present.includes(n), `only interrupted creates are undone: ${n}`);
+    if (moment !== "first create running") assert.ok(createdBefore.length > 0, "an instance was created before the kill");
     for (const n of present) {
       // Whole: it starts (if the kill left it stopped), execs and deletes.
       if ((await status(d, n)) !== "Running") await d.lxc(["start", n]);
@@ -102,7 +124,8 @@ test("after a host restart, boot.autostart instances come back up and the others
   await d.lxc(["stop", "--force", "was-running"]);
   await d.stop();
   await d.launch();
-  await new Promise((r) => setTimeout(r, 500));
+  // Autostart runs in the background: wait until it says it is over, then nothing more may come.
+  assert.match(await d.waitForLog(/autostart finished/), /started=0/, "nothing was autostarted");
   assert.equal(await status(d, "was-running"), "Stopped");
   await Promise.all(Object.keys(want).map((n) => d.lxc(["delete", "--force", n])));
 });

@@ -7,10 +7,11 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { lstat, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { LxcDriver } from "../../src/instances/drivers/lxc/driver.js";
 import { allocateIdmap } from "../../src/sys/idmap.js";
-import { base, container, execFileP, image, leftovers, lxcpath, pool, sh, sharedMap } from "../helpers/driver-container.js";
+import { Cgroup } from "../../src/sys/cgroup.js";
+import { base, container, execFileP, image, leftovers, lxcpath, pool, sh, sharedMap, type Made } from "../helpers/driver-container.js";
 
 test("an unprivileged container: uid 0 inside is a non-zero host uid, and root owns its files", async (t) => {
   const c = await container(t);
@@ -86,13 +87,45 @@ test("state: Running with pid, processes, cpu and memory; freeze and unfreeze", 
 
 test("live limits: memory and processes change on a running container", async (t) => {
   const c = await container(t);
+  // Unlimited first: the fork check below can start all its sleepers, so its count is real.
+  assert.equal(await forkSleepers(c, 30), 30, "30 sleepers start with no pids limit");
   await c.driver.applyLimits(c.name, { memory: { bytes: 48 * 1024 * 1024, swap: false }, processes: 20 });
-  const st = await c.driver.state(c.name);
-  const cg = (await readFile(`/proc/${st.pid}/cgroup`, "utf8")).match(/:memory:(.*)$/m)?.[1];
-  assert.equal((await readFile(`/sys/fs/cgroup/memory${cg}/memory.limit_in_bytes`, "utf8")).trim(), String(48 * 1024 * 1024));
-  const forks = await sh(c, "for i in $(seq 1 40); do sleep 1 >/dev/null 2>&1 & done 2>/dev/null; ps | grep -c '[s]leep 1'");
-  assert.ok(Number(forks.stdout.trim()) < 40, `pids.max held: ${forks.stdout.trim()} sleeps ran`);
+  const cg = await Cgroup.ofPid((await c.driver.state(c.name)).pid);
+  const mem = cg.dir("memory");
+  assert.ok(mem, "the host has a memory controller");
+  assert.equal(await readUp(mem.dir, mem.version === 1 ? "memory.limit_in_bytes" : "memory.max"), String(48 * 1024 * 1024));
+  const pids = cg.dir("pids");
+  assert.ok(pids, "the host has a pids controller");
+  // The limit sits on the payload cgroup; init may be in a child of it, so read up to it.
+  assert.equal(await readUp(pids.dir, "pids.max"), "20");
+  const started = await forkSleepers(c, 30);
+  assert.ok(started < 20, `pids.max held: ${started} of 30 sleepers started under a limit of 20 tasks`);
+
+  await c.driver.applyLimits(c.name, {});
+  assert.equal(await readUp(pids.dir, "pids.max"), "max", "the limit is lifted live");
+  assert.equal(await forkSleepers(c, 30), 30, "30 sleepers start again once the limit is gone");
 });
+
+/** Starts n background sleepers in the container, counts how many started, and kills them. */
+async function forkSleepers(c: Made, n: number): Promise<number> {
+  // A job whose fork failed leaves $! as it was, so only started sleepers are counted.
+  const r = await sh(c, `pids=""; last=""; i=0; while [ $i -lt ${n} ]; do sleep 1000 </dev/null >/dev/null 2>&1 & if [ "$!" != "$last" ]; then last=$!; pids="$pids $!"; fi; i=$((i+1)); done 2>/dev/null; set -- $pids; echo $#; kill $pids 2>/dev/null; wait 2>/dev/null; true`);
+  return Number(r.stdout.trim());
+}
+
+/**
+ * A limit file read in the cgroup or its nearest ancestor (up to lxc.payload.NAME) that holds
+ * a limit: init may sit in a child of the cgroup the limit is written to.
+ */
+async function readUp(dir: string, file: string): Promise<string> {
+  const unlimited = (v: string) => v === "max" || v === "9223372036854771712"; // v2, v1 memory
+  let value = "max";
+  for (let d = dir; d.includes("lxc.payload."); d = dirname(d)) {
+    value = (await readFile(join(d, file), "utf8")).trim();
+    if (!unlimited(value)) return value;
+  }
+  return value;
+}
 
 test("clean stop, start again, and a fresh driver (as after a daemon restart) re-attaches", async (t) => {
   const c = await container(t);
@@ -133,6 +166,13 @@ test("kill -9 of the container's init: the state says Stopped and nothing is lef
 
 test("delete cleans everything: no directory, no process, no cgroup", async (t) => {
   const c = await container(t);
+  // leftovers() must see the container's cgroups on this host's layout, or "none left" proves nothing.
+  const cg = await Cgroup.ofPid((await c.driver.state(c.name)).pid);
+  const found = (await leftovers(c.name)).filter((l) => l.startsWith("cgroup ")).map((l) => l.slice("cgroup ".length));
+  for (const ctl of ["memory", "pids", "cpu", "freezer"] as const) {
+    const d = cg.dir(ctl);
+    if (d) assert.ok(found.some((f) => d.dir === f || d.dir.startsWith(`${f}/`)), `leftovers sees the ${ctl} cgroup ${d.dir}: ${found.join(", ")}`);
+  }
   await assert.rejects(c.driver.delete(c.name), /is running/);
   await c.driver.delete(c.name, { force: true });
   assert.deepEqual(await leftovers(c.name), []);

@@ -92,8 +92,14 @@ async function assertNoLeftovers(d: TestDaemon): Promise<void> {
  */
 async function checkBridgedNic(d: TestDaemon, c: string, br: { name: string; net: string }, mac: string): Promise<string> {
   // The image's boot script leaves udhcpc on eth0 (no DHCP server here), and it flushes eth0's
-  // addresses when it (re)starts: stop it once it runs, then configure eth0 statically.
-  const stopDhcp = 'i=0; while [ $i -lt 30 ] && ! pidof udhcpc >/dev/null; do sleep 0.1; i=$((i+1)); done; killall udhcpc 2>/dev/null; true';
+  // addresses when it (re)starts: stop it once it runs, then configure eth0 statically. The
+  // boot script always starts it when eth0 exists, so waiting for it is waiting for the boot;
+  // it is polled until it is there (failing loudly if it never comes) and gone (a udhcpc
+  // killed while it forks into the background may leave its child).
+  const stopDhcp = [
+    'i=0; until pidof udhcpc >/dev/null; do i=$((i+1)); [ $i -le 600 ] || { echo "udhcpc never started" >&2; exit 1; }; sleep 0.05; done',
+    "while pidof udhcpc >/dev/null; do killall udhcpc 2>/dev/null; sleep 0.05; done",
+  ].join("; ");
   await d.lxc(["exec", c, "--", "sh", "-c", stopDhcp]);
   await d.lxc(["exec", c, "--", "ip", "addr", "add", `${br.net}.2/24`, "dev", "eth0"]);
 

@@ -114,8 +114,16 @@ test("DELETE cancels a running operation; its body sees the abort; events say Ca
 test("an operation that cannot be cancelled says so; /wait?timeout returns it still running", async (t) => {
   const { d, client } = await daemon(t);
   let finish!: () => void;
-  const op = d.operations.create({ description: "Not cancellable", run: () => new Promise<void>((r) => (finish = r)) });
-  await new Promise((r) => setTimeout(r, 20));
+  let running!: () => void;
+  const runningP = new Promise<void>((r) => (running = r));
+  const op = d.operations.create({
+    description: "Not cancellable",
+    run: () => {
+      running();
+      return new Promise<void>((r) => (finish = r));
+    },
+  });
+  await runningP;
   const refused = await client.raw("DELETE", `/1.0/operations/${op.id}`);
   assert.equal(refused.status, 403);
   assert.match(refused.body.type === "error" ? refused.body.error : "", /cannot be cancelled/);
@@ -132,11 +140,21 @@ test("an operation that cannot be cancelled says so; /wait?timeout returns it st
 test("event type filters: a lifecycle-only listener gets no operation events; bad types are refused", async (t) => {
   const { d, client } = await daemon(t);
   const got: Event[] = [];
-  const sub = await client.events((e) => got.push(e), { types: ["lifecycle"] });
+  let updated!: () => void;
+  const updatedP = new Promise<void>((r) => (updated = r));
+  const sub = await client.events(
+    (e) => {
+      got.push(e);
+      if ((e.metadata as { action?: string }).action === "config-updated") updated();
+    },
+    { types: ["lifecycle"] },
+  );
   const op = d.operations.create({ description: "quiet", run: async () => {} });
   await client.wait(op.id, 10);
   await client.patch("/1.0", { config: { "user.x": "1" } });
-  await new Promise((r) => setTimeout(r, 50));
+  // Events reach a listener in the order they happened: once the config change is in, any
+  // event of the earlier operation would have come before it.
+  await updatedP;
   sub.close();
   assert.deepEqual(
     got.map((e) => [e.type, (e.metadata as { action: string }).action]),
@@ -148,9 +166,17 @@ test("event type filters: a lifecycle-only listener gets no operation events; ba
 test("logging events carry daemon log records", async (t) => {
   const { d, client } = await daemon(t);
   const got: Event<{ message: string; level: string }>[] = [];
-  const sub = await client.events((e) => got.push(e as Event<{ message: string; level: string }>), { types: ["logging"] });
+  let arrived!: () => void;
+  const arrivedP = new Promise<void>((r) => (arrived = r));
+  const sub = await client.events(
+    (e) => {
+      got.push(e as Event<{ message: string; level: string }>);
+      if ((e.metadata as { message?: string }).message === "hello from the daemon") arrived();
+    },
+    { types: ["logging"] },
+  );
   d.log.info("hello from the daemon", { secret_token: "hunter2" });
-  await new Promise((r) => setTimeout(r, 50));
+  await arrivedP;
   sub.close();
   const mine = got.find((e) => e.metadata.message === "hello from the daemon");
   assert.ok(mine);

@@ -116,21 +116,30 @@ test("the store opens intact after the writing process is killed with SIGKILL", 
   const writer = `
     import { SqliteStore } from ${JSON.stringify(new URL("../../src/state/sqlite.ts", import.meta.url).pathname)};
     const s = SqliteStore.open(${JSON.stringify(path)});
-    process.stdout.write("ready\\n");
     for (let i = 0; ; i++) {
       await s.txn(async (tx) => { tx.put("big/" + (i % 50), { i, pad: "x".repeat(20000) }); tx.put("n", i); });
+      if (i % 10 === 0) process.stdout.write(i + "\\n");
     }`;
   for (let round = 0; round < 4; round++) {
     const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", writer], {
       stdio: ["ignore", "pipe", "inherit"],
     });
-    await new Promise<void>((res) => child.stdout.once("data", () => res()));
-    await new Promise((r) => setTimeout(r, 100 + round * 70));
+    // Killed mid-stream, after a number of commits that differs each round (it reports them).
+    const target = 20 + round * 40;
+    const committed = await new Promise<number>((res) => {
+      let out = "";
+      child.stdout.on("data", (c: Buffer) => {
+        out += c.toString();
+        const last = Number(out.trim().split("\n").pop());
+        if (last >= target) res(last);
+      });
+    });
     child.kill("SIGKILL");
     await new Promise((r) => child.once("exit", r));
     const store = SqliteStore.open(path);
     const n = (await store.get<number>("n"))?.value;
     assert.equal(typeof n, "number", "committed writes survive the kill");
+    assert.ok(n! >= committed, `write ${committed} was committed before the kill and survives (n=${n})`);
     const db = new Database(path, { readonly: true });
     assert.equal(db.pragma("integrity_check", { simple: true }), "ok");
     db.close();

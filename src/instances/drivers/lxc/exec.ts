@@ -99,8 +99,15 @@ export function spawnAttach(t: AttachTarget, req: ExecRequest): ExecProcess {
     stderr: req.pty ? null : child.stderr!,
     exited,
     signal(sig) {
-      // lxc-attach passes signals on to the command it runs.
-      child.kill(sig);
+      // Without a pty, lxc-attach passes signals on to the command it runs. On a pty the child
+      // is script, with lxc-attach under it and the command under that; neither passes a
+      // signal on, so it goes to the command itself.
+      if (!req.pty) return void child.kill(sig);
+      const kids = (pid: number) =>
+        readFile(`/proc/${pid}/task/${pid}/children`, "utf8").then((k) => k.trim().split(/\s+/).filter(Boolean).map(Number), () => [] as number[]);
+      void (async () => {
+        for (const attach of await kids(child.pid!)) for (const cmd of await kids(attach)) process.kill(cmd, sig);
+      })().catch(() => undefined);
     },
     async resize(cols, rows) {
       if (!req.pty) return;
