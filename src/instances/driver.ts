@@ -145,6 +145,12 @@ export interface InstanceDriver<S extends InstanceSpec = InstanceSpec> {
   status(name: string): Promise<{ status: InstanceStatus; pid: number }>;
   /** Spawns a command inside straight away; errors of the command arrive through `exited`. */
   exec(name: string, req: ExecRequest): Promise<ExecProcess>;
+  /**
+   * Calls `onMaybeStopped` when the instance may have stopped, whichever way (an API stop, a
+   * shutdown from inside, its init killed), without polling: the caller then reads status().
+   * Calls may be spurious or repeated; returns the function that ends the watch.
+   */
+  watchStop(name: string, onMaybeStopped: () => void): () => void;
   /** Removes everything the driver made for the instance; it must be stopped (or force). */
   delete(name: string, opts?: { force?: boolean }): Promise<void>;
   /** The console's output so far (file path), and the engine's own log. */

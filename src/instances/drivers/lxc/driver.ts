@@ -48,6 +48,7 @@ import { ProxyForwarders } from "./proxy.js";
 import { StagedMounts } from "./staged-mounts.js";
 import { networkState } from "./netstate.js";
 import { findProcesses, waitForExit } from "./process.js";
+import { watchMonitorExit } from "./stop-watch.js";
 
 export interface LxcDriverOptions {
   /** liblxc's lxcpath: one directory per container below it. */
@@ -362,6 +363,10 @@ export class LxcDriver implements ContainerDriver {
   async applyLimits(name: string, limits: ResourceLimits): Promise<void> {
     const { cg } = await this.runningCgroup(name);
     await setLiveLimits(cg, limits);
+  }
+
+  watchStop(name: string, onMaybeStopped: () => void): () => void {
+    return watchMonitorExit(this.dir(name), path.basename(this.pidfile(name)), onMaybeStopped);
   }
 
   async delete(name: string, opts: { force?: boolean } = {}): Promise<void> {
