@@ -93,12 +93,12 @@ export class InstanceLifecycle {
       const timeoutMs = opts.timeout !== undefined && opts.timeout >= 0 ? opts.timeout * 1000 : undefined;
       switch (action) {
         case "start":
-          if (status === "Running") throw badRequest(`Instance "${name}" is already running`);
-          if (status === "Frozen") throw badRequest(`Instance "${name}" is frozen; resume it instead`);
+          // LXD's words (clients and scripts match them); a frozen instance counts as running there.
+          if (status === "Running" || status === "Frozen") throw badRequest("The instance is already running");
           await this.start(r);
           return this.d.events.lifecycle("instance-started", instanceUrl(project, name), {}, project);
         case "stop":
-          if (status === "Stopped") throw badRequest(`Instance "${name}" is already stopped`);
+          if (status === "Stopped") throw badRequest("The instance is already stopped");
           await this.d.driver.stop(host, { force: opts.force, timeoutMs });
           await this.setPower(r, "STOPPED");
           this.d.events.lifecycle(opts.force ? "instance-stopped" : "instance-shutdown", instanceUrl(project, name), {}, project);
@@ -113,11 +113,13 @@ export class InstanceLifecycle {
           await this.start(r);
           return this.d.events.lifecycle("instance-restarted", instanceUrl(project, name), {}, project);
         case "freeze":
-          if (status !== "Running") throw badRequest(`Instance "${name}" is not running`);
+          if (status === "Frozen") throw badRequest("The container is already frozen");
+          if (status !== "Running") throw badRequest("The container isn't running");
           await this.d.driver.freeze(host);
           return this.d.events.lifecycle("instance-paused", instanceUrl(project, name), {}, project);
         case "unfreeze":
-          if (status !== "Frozen") throw badRequest(`Instance "${name}" is not frozen`);
+          if (status === "Running") throw badRequest("The container is already running");
+          if (status !== "Frozen") throw badRequest("The container isn't running");
           await this.d.driver.unfreeze(host);
           return this.d.events.lifecycle("instance-resumed", instanceUrl(project, name), {}, project);
         default:
