@@ -52,6 +52,14 @@ test("lxc launch -e then lxc stop: the instance is gone; lxc restart keeps it", 
   assert.equal((await d.lxc(["exec", "e2", "--", "echo", "still-here"])).stdout, "still-here\n");
   await d.lxc(["stop", "--force", "e2"]);
   await assertGone(d, "e2");
+
+  // delete --force of a running ephemeral instance: its stop deletes it; both clients succeed.
+  await d.lxc(["launch", "bb", "e8", "-e"]);
+  await d.lxc(["delete", "--force", "e8"]);
+  await assertGone(d, "e8");
+  await d.lxc(["launch", "bb", "e9", "-e"]);
+  await d.lodge(["delete", "--force", "e9"]);
+  await assertGone(d, "e9");
 });
 
 test("a shutdown from inside deletes an ephemeral instance within seconds; a plain one is kept, stopped", async (t) => {
