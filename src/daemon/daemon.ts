@@ -132,6 +132,7 @@ export class Daemon {
       undo.add(() => reaper.close());
       const info = new ServerInfo({
         storageDrivers: () => storage.supportedDrivers(),
+        instanceDrivers: [driver],
         addresses: () => [],
         certificate: () => ({ pem: "", fingerprint: "" }),
       });

@@ -129,6 +129,11 @@ export interface InstanceDriver<S extends InstanceSpec = InstanceSpec> {
   readonly type: InstanceType;
   readonly capabilities: DriverCapabilities;
   /**
+   * The engine's name as LXD reports it in environment.driver ("lxc", "qemu") and its version,
+   * or undefined when it cannot run instances on this host (its tools are missing).
+   */
+  info(): Promise<{ name: string; version: string } | undefined>;
+  /**
    * At daemon start: makes the driver's host directories, and closes to host users what an
    * older Lodge left open in them. Returns how many entries it had to close.
    */

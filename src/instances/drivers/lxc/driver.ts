@@ -19,6 +19,7 @@ import { access, mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Cgroup, cgroupLayout, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
 import { run, which } from "../../../sys/exec.js";
+import { hostFacts } from "../../../sys/host.js";
 import {
   InstanceDriverError,
   NotRunningError,
@@ -144,6 +145,12 @@ export class LxcDriver implements ContainerDriver {
       ]);
       return { cgroup, memsw, apparmor };
     })());
+  }
+
+  async info(): Promise<{ name: string; version: string } | undefined> {
+    const ok = await this.toolsReady().then(() => true, () => false);
+    const version = ok ? (await hostFacts()).lxcVersion : undefined;
+    return version ? { name: "lxc", version } : undefined;
   }
 
   async init(): Promise<number> {
