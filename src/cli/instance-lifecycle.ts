@@ -71,6 +71,8 @@ function registerDelete(program: Command): void {
           if (instance.status !== "Stopped") {
             if (!opts.force) throw new Error(`Instance "${name}" is ${instance.status.toLowerCase()}: stop it first or pass --force`);
             await changeState(client, name, "stop", { force: true });
+            // An ephemeral instance went with its stop (as lxc does, nothing is left to delete).
+            if (instance.ephemeral) return;
           }
           await runOperation(client, () => client.delete<Operation>(instanceUrl(name)));
         }),

@@ -25,6 +25,7 @@ import { remoteImageSources } from "../images/remotes/source.js";
 import { LxcDriver } from "../instances/drivers/lxc/driver.js";
 import { InstanceLifecycle } from "../instances/lifecycle.js";
 import { InstanceService } from "../instances/service.js";
+import { EphemeralReaper } from "../instances/ephemeral.js";
 import { ContainerSpecs } from "../instances/spec.js";
 import { instanceRoutes } from "./routes/instances.js";
 import { instanceStateRoutes } from "./routes/instance-state.js";
@@ -132,7 +133,8 @@ export class Daemon {
         log: log.child({ module: "instances" }),
         logsDir: join(dir, "logs"),
       });
-      const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }) });
+      const reaper = new EphemeralReaper({ instances, driver, events, log: log.child({ module: "instances" }) });
+      const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }), stops: reaper });
       await instances.recover();
       const profileService = new ProfileService({
         store,
@@ -143,8 +145,12 @@ export class Daemon {
         running: async (r) => (await lifecycle.status(r)).status !== "Stopped",
         log: log.child({ module: "profiles" }),
       });
+      // Before the API answers: ephemeral instances that stopped while lodged was away are gone.
+      await reaper.boot();
+      undo.add(() => reaper.close());
       const info = new ServerInfo({
         storageDrivers: () => storage.supportedDrivers(),
+        instanceDrivers: [driver],
         addresses: () => [],
         certificate: () => ({ pem: "", fingerprint: "" }),
       });

@@ -30,11 +30,30 @@ export const API_EXTENSIONS: readonly string[] = [
   "container_exec_recording",
   "container_exec_user_group_cwd",
   "container_exec_signal_handling",
+  // image.* keys on instances: the properties of the image they came from.
+  "container_image_properties",
+  // environment.driver lists only the instance drivers that work on this host.
+  "server_instance_driver_operational",
+  // Operations carry a description.
+  "operation_description",
+  // security.idmap.isolated/size/base; volatile.idmap.current (sys/idmap.ts, set at start).
+  "id_map",
+  "id_map_base",
+  "id_map_current",
+  // security.protection.delete; boot.stop.priority and boot.host_shutdown_timeout (host shutdown).
+  "container_protection_delete",
+  "container_stop_priority",
+  "container_host_shutdown_timeout",
   // /1.0/instances/<name>/files: directories, symlinks, append, delete.
   "directory_manipulation",
   "file_symlinks",
   "file_append",
   "file_delete",
+  // GET of a symlink answers its target (x-lxd-type: symlink).
+  "file_get_symlink",
+  // disk devices: propagation and shift.
+  "container_mount_propagation",
+  "container_disk_shift",
   // /1.0/instances/<name>/console: attach (websocket operation) and the console log.
   "console",
   // proxy devices (forwarders, not NAT): tcp, unix and udp, port ranges, unix socket uid/gid/mode,

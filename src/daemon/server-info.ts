@@ -9,6 +9,8 @@ export class ServerInfo {
     private readonly opts: {
       /** Storage drivers usable on this host (filled in by the storage module). */
       storageDrivers: () => Promise<StorageDriverInfo[]>;
+      /** The instance drivers registered; those that can run instances here are listed. */
+      instanceDrivers: readonly { info(): Promise<{ name: string; version: string } | undefined> }[];
       addresses: () => string[];
       certificate: () => { pem: string; fingerprint: string };
     },
@@ -27,9 +29,9 @@ export class ServerInfo {
 
   async environment(project: string): Promise<ServerEnvironment> {
     const h = await hostFacts();
-    const drivers: [string, string][] = [];
-    if (h.lxcVersion) drivers.push(["lxc", h.lxcVersion]);
-    if (h.qemuVersion) drivers.push(["qemu", h.qemuVersion]);
+    // Only drivers that are registered and operational (LXD's server_instance_driver_operational).
+    const infos = await Promise.all(this.opts.instanceDrivers.map((d) => d.info().catch(() => undefined)));
+    const drivers = infos.filter((i) => i !== undefined).map((i) => [i.name, i.version] as const);
     const storage = await this.opts.storageDrivers();
     const cert = this.opts.certificate();
     return {

@@ -129,6 +129,11 @@ export interface InstanceDriver<S extends InstanceSpec = InstanceSpec> {
   readonly type: InstanceType;
   readonly capabilities: DriverCapabilities;
   /**
+   * The engine's name as LXD reports it in environment.driver ("lxc", "qemu") and its version,
+   * or undefined when it cannot run instances on this host (its tools are missing).
+   */
+  info(): Promise<{ name: string; version: string } | undefined>;
+  /**
    * At daemon start: makes the driver's host directories, and closes to host users what an
    * older Lodge left open in them. Returns how many entries it had to close.
    */
@@ -145,6 +150,12 @@ export interface InstanceDriver<S extends InstanceSpec = InstanceSpec> {
   status(name: string): Promise<{ status: InstanceStatus; pid: number }>;
   /** Spawns a command inside straight away; errors of the command arrive through `exited`. */
   exec(name: string, req: ExecRequest): Promise<ExecProcess>;
+  /**
+   * Calls `onMaybeStopped` when the instance may have stopped, whichever way (an API stop, a
+   * shutdown from inside, its init killed), without polling: the caller then reads status().
+   * Calls may be spurious or repeated; returns the function that ends the watch.
+   */
+  watchStop(name: string, onMaybeStopped: () => void): () => void;
   /** Removes everything the driver made for the instance; it must be stopped (or force). */
   delete(name: string, opts?: { force?: boolean }): Promise<void>;
   /** The console's output so far (file path), and the engine's own log. */

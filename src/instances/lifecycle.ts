@@ -28,6 +28,8 @@ export interface LifecycleDeps {
   specs: ContainerSpecs;
   events: EventHub;
   log: Logger;
+  /** Watches started instances for a stop from inside (ephemeral.ts); closed at host shutdown. */
+  stops?: { watch(r: InstanceRecord): void; close(): Promise<void> };
 }
 
 const STATUS_CODES: Record<InstanceStatus, number> = {
@@ -90,25 +92,33 @@ export class InstanceLifecycle {
       const timeoutMs = opts.timeout !== undefined && opts.timeout >= 0 ? opts.timeout * 1000 : undefined;
       switch (action) {
         case "start":
-          if (status === "Running") throw badRequest(`Instance "${name}" is already running`);
-          if (status === "Frozen") throw badRequest(`Instance "${name}" is frozen; resume it instead`);
+          // LXD's words (clients and scripts match them); a frozen instance counts as running there.
+          if (status === "Running" || status === "Frozen") throw badRequest("The instance is already running");
           await this.start(r);
           return this.d.events.lifecycle("instance-started", instanceUrl(project, name), {}, project);
         case "stop":
-          if (status === "Stopped") throw badRequest(`Instance "${name}" is already stopped`);
+          if (status === "Stopped") throw badRequest("The instance is already stopped");
           await this.d.driver.stop(host, { force: opts.force, timeoutMs });
           await this.setPower(r, "STOPPED");
-          return this.d.events.lifecycle(opts.force ? "instance-stopped" : "instance-shutdown", instanceUrl(project, name), {}, project);
+          this.d.events.lifecycle(opts.force ? "instance-stopped" : "instance-shutdown", instanceUrl(project, name), {}, project);
+          // An ephemeral instance goes with its stop, as in LXD (a restart keeps it: not this path).
+          if (r.ephemeral) {
+            await this.d.instances.remove(r);
+            this.d.events.lifecycle("instance-deleted", instanceUrl(project, name), {}, project);
+          }
+          return;
         case "restart":
           if (status !== "Stopped") await this.d.driver.stop(host, { force: opts.force, timeoutMs });
           await this.start(r);
           return this.d.events.lifecycle("instance-restarted", instanceUrl(project, name), {}, project);
         case "freeze":
-          if (status !== "Running") throw badRequest(`Instance "${name}" is not running`);
+          if (status === "Frozen") throw badRequest("The container is already frozen");
+          if (status !== "Running") throw badRequest("The container isn't running");
           await this.d.driver.freeze(host);
           return this.d.events.lifecycle("instance-paused", instanceUrl(project, name), {}, project);
         case "unfreeze":
-          if (status !== "Frozen") throw badRequest(`Instance "${name}" is not frozen`);
+          if (status === "Running") throw badRequest("The container is already running");
+          if (status !== "Frozen") throw badRequest("The container isn't running");
           await this.d.driver.unfreeze(host);
           return this.d.events.lifecycle("instance-resumed", instanceUrl(project, name), {}, project);
         default:
@@ -126,6 +136,7 @@ export class InstanceLifecycle {
     for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger);
     const spec = await this.d.specs.build(r, volume);
     const result = await this.d.driver.start(spec);
+    this.d.stops?.watch(r);
     const config: Record<string, string> = { ...r.config, "volatile.last_state.power": "RUNNING" };
     delete config["volatile.apply_template"];
     if (config["volatile.idmap.next"]) {
@@ -202,6 +213,8 @@ export class InstanceLifecycle {
    * daemon. Returns the instances stopped, in order.
    */
   async shutdownAll(maxTimeoutS?: number): Promise<string[]> {
+    // These stops are the host's, not the instances' own: nothing is deleted or recorded for them.
+    await this.d.stops?.close();
     const running: InstanceRecord[] = [];
     for (const r of await this.d.instances.records()) if ((await this.status(r)).status !== "Stopped") running.push(r);
     const priority = (r: InstanceRecord) => Number(r.config["boot.stop.priority"] ?? 0) || 0;

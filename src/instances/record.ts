@@ -5,7 +5,8 @@ import { expandConfig, expandDevices } from "./expand.js";
 /**
  * What the store keeps for an instance at instances/<project>/<name>. `phase` makes creation
  * crash-safe: a record stays "creating" until every step of a create has succeeded, and a
- * daemon that finds one at start-up (it was killed mid-create) undoes the whole create.
+ * daemon that finds one at start-up (it was killed mid-create) undoes the whole create. A
+ * delete marks it "deleting" before it removes anything, and is finished the same way.
  */
 export interface InstanceRecord {
   name: string;
@@ -22,7 +23,7 @@ export interface InstanceRecord {
   last_used_at: string;
   /** Storage pool of the root disk, fixed at create. */
   pool: string;
-  phase: "creating" | "ready";
+  phase: "creating" | "ready" | "deleting";
 }
 
 export const instanceKey = (project: string, name: string) => `instances/${project}/${name}`;

@@ -357,26 +357,31 @@ export class InstanceService {
     return dir;
   }
 
-  /** Removes everything of an instance, record last, so a crash midway can be retried. */
+  /**
+   * Removes everything of an instance, record last. The record is marked "deleting" first, so
+   * it is never shown half-deleted and a crash midway is finished by recover().
+   */
   async remove(r: InstanceRecord): Promise<void> {
+    await this.d.store.put(instanceKey(r.project, r.name), { ...r, phase: "deleting" });
     await this.d.driver.delete(hostName(r.project, r.name), { force: true });
     await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
     await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, "container");
     await this.d.store.delete(instanceKey(r.project, r.name));
   }
 
-  /** At start-up: undo creates that a crash interrupted (records still "creating"). */
+  /** At start-up: undo creates and finish deletes that a crash interrupted (records "creating", "deleting"). */
   async recover(): Promise<string[]> {
     const undone: string[] = [];
     for (const doc of await this.d.store.list<InstanceRecord>(instancePrefix())) {
-      if (doc.value.phase !== "creating") continue;
+      if (doc.value.phase === "ready") continue;
       const r = doc.value;
       await this.d.driver.delete(hostName(r.project, r.name), { force: true }).catch(() => {});
       await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, "container").catch(() => {});
       await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
       await this.d.store.delete(doc.key);
       undone.push(`${r.project}/${r.name}`);
-      this.d.log.warn("removed an instance whose creation was interrupted", { project: r.project, instance: r.name });
+      const what = r.phase === "deleting" ? "deletion" : "creation";
+      this.d.log.warn(`removed an instance whose ${what} was interrupted`, { project: r.project, instance: r.name });
     }
     return undone;
   }

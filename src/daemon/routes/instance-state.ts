@@ -5,6 +5,8 @@ import type { InstanceExecPost, InstanceStatePut } from "../../api/instance.js";
 import { badRequest, notFound } from "../../api/errors.js";
 import type { ContainerDriver } from "../../instances/driver.js";
 import { execOperation } from "../../instances/exec/session.js";
+import { execEnvironment, snapIn } from "../../instances/exec/environment.js";
+import { InstanceFiles } from "../../instances/files/fileio.js";
 import type { InstanceLifecycle } from "../../instances/lifecycle.js";
 import { hostName } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
@@ -45,8 +47,21 @@ export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
       throw badRequest('"command" must be a non-empty list of strings');
     const r = await instances.record(req.project, name(req));
     const host = hostName(r.project, r.name);
-    if ((await driver.status(host)).status !== "Running") throw badRequest(`Instance "${r.name}" is not running`);
-    const env = { ...defaultEnv(r.name), ...envFromConfig(r.config), ...(body.environment ?? {}) };
+    const state = await driver.status(host);
+    // LXD's words: the client and scripts tell the two apart.
+    if (state.status === "Frozen") throw badRequest("Instance is frozen");
+    if (state.status !== "Running") throw badRequest("Instance is not running");
+    for (const k of ["user", "group"] as const)
+      if (body[k] !== undefined && !(Number.isInteger(body[k]) && body[k]! >= 0 && body[k]! < 2 ** 32))
+        throw badRequest(`"${k}" must be a uid/gid number (0 to 4294967295), not ${JSON.stringify(body[k])}`);
+    const uid = body.user ?? 0;
+    const { env, cwd } = await execEnvironment({
+      uid,
+      env: { ...envFromConfig(r.config), ...(body.environment ?? {}) },
+      cwd: body.cwd,
+      hasSnap: snapIn(state.pid),
+      passwd: () => new InstanceFiles({ pid: state.pid, instance: r.name }).read("/etc/passwd"),
+    });
     const interactive = !!body.interactive;
     const spec = execOperation(
       {
@@ -60,7 +75,7 @@ export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
         driver.exec(host, {
           command: body.command,
           env,
-          cwd: body.cwd || undefined,
+          cwd,
           uid: body.user,
           gid: body.group,
           pty: interactive ? { cols: body.width || 80, rows: body.height || 24 } : undefined,
@@ -140,18 +155,6 @@ export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
       },
     },
   ];
-}
-
-/** The environment LXD gives exec'd commands unless the request overrides it. */
-function defaultEnv(name: string): Record<string, string> {
-  return {
-    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/snap/bin",
-    HOME: "/root",
-    USER: "root",
-    LANG: "C.UTF-8",
-    TERM: "xterm",
-    HOSTNAME: name,
-  };
 }
 
 function envFromConfig(config: Record<string, string>): Record<string, string> {

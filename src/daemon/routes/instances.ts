@@ -103,7 +103,10 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
       path: "/1.0/instances/:name",
       access: "trusted",
       handler: async (req) => {
-        await instances.record(req.project, name(req));
+        const r = await instances.record(req.project, name(req));
+        // Refused on the request itself, as LXD does, so a client learns at once and nothing runs
+        // (the service checks again under the instance's lock). `lxc delete --force` stops first.
+        if ((await lifecycle.status(r)).status !== "Stopped") throw badRequest("Instance is running");
         return async_(req, "Deleting instance", name(req), () => instances.delete(req.project, name(req)));
       },
     },

@@ -19,6 +19,7 @@ import { access, mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Cgroup, cgroupLayout, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
 import { run, which } from "../../../sys/exec.js";
+import { hostFacts } from "../../../sys/host.js";
 import {
   InstanceDriverError,
   NotRunningError,
@@ -48,6 +49,7 @@ import { ProxyForwarders } from "./proxy.js";
 import { StagedMounts } from "./staged-mounts.js";
 import { networkState } from "./netstate.js";
 import { findProcesses, waitForExit } from "./process.js";
+import { watchMonitorExit } from "./stop-watch.js";
 
 export interface LxcDriverOptions {
   /** liblxc's lxcpath: one directory per container below it. */
@@ -143,6 +145,12 @@ export class LxcDriver implements ContainerDriver {
       ]);
       return { cgroup, memsw, apparmor };
     })());
+  }
+
+  async info(): Promise<{ name: string; version: string } | undefined> {
+    const ok = await this.toolsReady().then(() => true, () => false);
+    const version = ok ? (await hostFacts()).lxcVersion : undefined;
+    return version ? { name: "lxc", version } : undefined;
   }
 
   async init(): Promise<number> {
@@ -362,6 +370,10 @@ export class LxcDriver implements ContainerDriver {
   async applyLimits(name: string, limits: ResourceLimits): Promise<void> {
     const { cg } = await this.runningCgroup(name);
     await setLiveLimits(cg, limits);
+  }
+
+  watchStop(name: string, onMaybeStopped: () => void): () => void {
+    return watchMonitorExit(this.dir(name), path.basename(this.pidfile(name)), onMaybeStopped);
   }
 
   async delete(name: string, opts: { force?: boolean } = {}): Promise<void> {

@@ -10,11 +10,18 @@
  * puts lxc-attach on it; lxc-attach, seeing a terminal, makes the container's own pty and
  * relays (and copies the window size on SIGWINCH). Resizing sets the host pty's size with
  * `stty`, and the kernel sends SIGWINCH.
+ *
+ * lxc-attach switches that host terminal to raw mode with TCSAFLUSH, which discards whatever
+ * input the terminal holds at that moment: input given before then (a client pipes its stdin
+ * at once) would be lost. So on a pty the input is held back until lxc-attach has set the
+ * terminal up, which it does before it forks towards the container: its first child is the
+ * sign (attach-ready.ts).
  */
 import { spawnProcess as spawn } from "../../../sys/spawn.js";
 import { readFile, readlink } from "node:fs/promises";
 import { run } from "../../../sys/exec.js";
 import type { ExecProcess, ExecRequest, ExecResult } from "../../driver.js";
+import { attachReady, heldUntil } from "./attach-ready.js";
 
 export interface AttachTarget {
   lxcAttach: string;
@@ -85,6 +92,7 @@ export function spawnAttach(t: AttachTarget, req: ExecRequest): ExecProcess {
   });
   // A reader that goes away must not crash the daemon with EPIPE.
   child.stdin!.on("error", () => undefined);
+  const stdin = req.pty ? heldUntil(attachReady(child.pid ?? -1, t.lxcAttach, exited), child.stdin!) : child.stdin!;
 
   const ptyDevice = async (): Promise<string | undefined> => {
     // script's child sits on the pty: its stdin is the slave end.
@@ -94,7 +102,7 @@ export function spawnAttach(t: AttachTarget, req: ExecRequest): ExecProcess {
   };
   return {
     pid: child.pid ?? -1,
-    stdin: child.stdin!,
+    stdin,
     stdout: child.stdout!,
     stderr: req.pty ? null : child.stderr!,
     exited,

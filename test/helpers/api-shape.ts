@@ -1,0 +1,57 @@
+import { readFile } from "node:fs/promises";
+import { parse } from "yaml";
+
+/** LXD 5.0.2's API reference (swagger 2), the shapes clients are written against. */
+export const REFERENCE = "/work/shared/reference/lxd-rest-api-5.0.2.yaml";
+
+interface Schema {
+  type?: string;
+  $ref?: string;
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  additionalProperties?: Schema | boolean;
+}
+
+/**
+ * Fields Go leaves out when empty (`omitempty`), which the reference does not mark: absent is
+ * right for them: InstancePut's restore (a request field), Image's update_source (local images).
+ */
+const OMITTED_WHEN_EMPTY = new Set(["Instance.restore", "InstanceFull.restore", "Image.update_source"]);
+
+let defs: Promise<Record<string, Schema>> | undefined;
+const definitions = () => (defs ??= readFile(REFERENCE, "utf8").then((t) => (parse(t) as { definitions: Record<string, Schema> }).definitions));
+
+/**
+ * Where `value` differs from the reference definition `name`: a field missing or extra, or of
+ * the wrong JSON type. Go serialises a nil map or slice as null, so null is accepted where the
+ * reference has an object or array; never for a string, number or boolean.
+ */
+export async function shapeProblems(name: string, value: unknown): Promise<string[]> {
+  const d = await definitions();
+  const problems: string[] = [];
+  const check = (schema: Schema, v: unknown, path: string, depth: number) => {
+    if (schema.$ref) schema = d[schema.$ref.replace("#/definitions/", "")] ?? {};
+    const t = schema.type ?? (schema.properties ? "object" : undefined);
+    if (!t) return;
+    if (v === null || v === undefined) {
+      if (v === undefined) {
+        if (!OMITTED_WHEN_EMPTY.has(path)) problems.push(`${path}: missing`);
+      } else if (t !== "object" && t !== "array") problems.push(`${path}: null where the reference has ${t}`);
+      return;
+    }
+    const actual = Array.isArray(v) ? "array" : typeof v;
+    const ok = t === "integer" ? Number.isInteger(v) : t === "number" ? typeof v === "number" : actual === t;
+    if (!ok) return void problems.push(`${path}: ${actual} where the reference has ${t}`);
+    if (depth > 8) return;
+    if (t === "array" && schema.items) (v as unknown[]).forEach((item, i) => check(schema.items!, item, `${path}[${i}]`, depth + 1));
+    if (t === "object" && schema.properties) {
+      const obj = v as Record<string, unknown>;
+      for (const [k, s] of Object.entries(schema.properties)) check(s, obj[k], `${path}.${k}`, depth + 1);
+      for (const k of Object.keys(obj)) if (!(k in schema.properties)) problems.push(`${path}.${k}: not in the reference`);
+    } else if (t === "object" && typeof schema.additionalProperties === "object") {
+      for (const [k, item] of Object.entries(v as Record<string, unknown>)) check(schema.additionalProperties, item, `${path}.${k}`, depth + 1);
+    }
+  };
+  check({ $ref: `#/definitions/${name}` }, value, name, 0);
+  return problems;
+}
