@@ -190,3 +190,16 @@ test("a change one of two running instances cannot take is refused: neither inst
   }
   assert.equal((await sh(d, "b1", "cat /mnt/data")).stdout, "file\n");
 });
+
+test("environment.* keys of a profile reach exec, under the instance's own and the request's", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["profile", "create", "env"]);
+  await d.lxc(["profile", "set", "env", "environment.FROM_PROFILE=profile", "environment.BOTH=profile"]);
+  await d.lxc(["launch", "bb", "e1", "-p", "default", "-p", "env"]);
+  t.after(() => d.lxc(["delete", "--force", "e1"], { allowFail: true }));
+  await d.lxc(["config", "set", "e1", "environment.BOTH=instance"]);
+  const env = (await sh(d, "e1", "echo $FROM_PROFILE $BOTH")).stdout;
+  assert.equal(env, "profile instance\n");
+  const given = await d.lxc(["exec", "e1", "--env", "BOTH=request", "--", "sh", "-c", "echo $FROM_PROFILE $BOTH"]);
+  assert.equal(given.stdout, "profile request\n");
+});

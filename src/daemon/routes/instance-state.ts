@@ -57,7 +57,8 @@ export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
     const uid = body.user ?? 0;
     const { env, cwd } = await execEnvironment({
       uid,
-      env: { ...envFromConfig(r.config), ...(body.environment ?? {}) },
+      // environment.* keys from the profiles too, as every other key.
+      env: { ...envFromConfig((await instances.expanded(r)).config), ...(body.environment ?? {}) },
       cwd: body.cwd,
       hasSnap: snapIn(state.pid),
       passwd: () => new InstanceFiles({ pid: state.pid, instance: r.name }).read("/etc/passwd"),
