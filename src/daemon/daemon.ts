@@ -133,7 +133,7 @@ export class Daemon {
         log: log.child({ module: "instances" }),
         logsDir: join(dir, "logs"),
       });
-      const reaper = new EphemeralReaper({ instances, driver, events, log: log.child({ module: "instances" }) });
+      const reaper = new EphemeralReaper({ instances, driver, events, log: log.child({ module: "instances" }), stopped: (r): Promise<void> => lifecycle.noteStopped(r) });
       const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }), stops: reaper });
       await instances.recover();
       const profileService = new ProfileService({

@@ -9,6 +9,8 @@ export interface EphemeralDeps {
   driver: Pick<InstanceDriver, "status" | "watchStop">;
   events: EventHub;
   log: Logger;
+  /** Records that a (kept) instance stopped by itself (lifecycle's power state). */
+  stopped: (r: InstanceRecord) => Promise<void>;
 }
 
 /**
@@ -19,6 +21,10 @@ export interface EphemeralDeps {
  * driver, logs, volume, record, resumable at the next start). A stop that happened while lodged
  * was down is found by boot(). A restart holds the instance's lock from its stop to its start,
  * so the check, which takes that lock, sees the instance running again and leaves it.
+ *
+ * A plain instance that stopped by itself (a poweroff inside) is recorded as stopped, as LXD
+ * does, so that the next daemon start does not start it again; one that went down with the
+ * host (lodged gone too) still counts as running, and comes back with it.
  */
 export class EphemeralReaper {
   private readonly watches = new Map<string, () => void>();
@@ -94,7 +100,10 @@ export class EphemeralReaper {
       }
       if ((await this.d.driver.status(hostName(project, name))).status !== "Stopped") return false;
       this.unwatch(project, name);
-      if (!r.ephemeral) return false;
+      if (!r.ephemeral) {
+        await this.d.stopped(r);
+        return false;
+      }
       this.d.log.info("deleting ephemeral instance that stopped", { project, instance: name });
       await this.d.instances.remove(r);
       this.d.events.lifecycle("instance-deleted", instanceUrl(project, name), {}, project);

@@ -166,6 +166,11 @@ export class InstanceLifecycle {
     for (const f of files) await writeInRootfs(join(volume, "rootfs"), f, owner);
   }
 
+  /** An instance that stopped by itself (seen by the stop watch): recorded as stopped. */
+  async noteStopped(r: InstanceRecord): Promise<void> {
+    await this.setPower(r, "STOPPED");
+  }
+
   private async setPower(r: InstanceRecord, power: "RUNNING" | "STOPPED"): Promise<void> {
     await this.d.store.txn(async (tx) => {
       const cur = await tx.get<InstanceRecord>(instanceKey(r.project, r.name));

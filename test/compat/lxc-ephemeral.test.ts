@@ -84,6 +84,14 @@ test("a shutdown from inside deletes an ephemeral instance within seconds; a pla
 
   assert.equal((await d.client.get<{ status: string }>("/1.0/instances/keep/state")).status, "Stopped");
   assert.deepEqual(await names(d), ["keep"]);
+  // Recorded as stopped, as LXD does: the next daemon start leaves it stopped.
+  const power = async () => (await d.client.get<{ config: Record<string, string> }>("/1.0/instances/keep")).config["volatile.last_state.power"];
+  for (let i = 0; i < 100 && (await power()) !== "STOPPED"; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await power(), "STOPPED");
+  await d.stop();
+  await d.launch();
+  assert.match(await d.waitForLog(/autostart finished/), /started=0/, "nothing was autostarted");
+  assert.equal((await d.client.get<{ status: string }>("/1.0/instances/keep/state")).status, "Stopped");
 });
 
 test("an ephemeral instance that stops while lodged is killed is gone once lodged is back", async (t) => {
