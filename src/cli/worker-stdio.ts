@@ -44,6 +44,19 @@ function flushed(s: Writable): Promise<void> {
   });
 }
 
+/** Destroys a stream and waits until its descriptor is closed (at most a second). */
+function closed(s: Readable | Writable): Promise<void> {
+  if (s.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 1000);
+    s.once("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    s.destroy();
+  });
+}
+
 /** Makes fds [stdin, stdout, stderr] the process's standard streams until finish(). */
 export function useCommandStdio(fds: readonly number[]): CommandStdio {
   const saved = new Map<Name, PropertyDescriptor | undefined>();
@@ -82,11 +95,18 @@ export function useCommandStdio(fds: readonly number[]): CommandStdio {
       const stdin = made.get("stdin") as (Readable & { isTTY?: boolean; isRaw?: boolean; setRawMode?: (raw: boolean) => void }) | undefined;
       if (stdin?.isTTY && stdin.isRaw) stdin.setRawMode?.(false);
       await Promise.all(["stdout", "stderr"].map((n) => made.get(n as Name)).filter((s): s is Writable => !!s).map(flushed));
-      names.forEach((name, i) => {
-        const s = made.get(name);
-        if (s) s.destroy();
-        else closeSync(fds[i]!);
-      });
+      // Each stream closes its descriptor (a file's through the thread pool): the spare checks
+      // for leftovers once they are all closed.
+      await Promise.all(
+        names.map((name, i) => {
+          const s = made.get(name);
+          if (!s) {
+            closeSync(fds[i]!);
+            return undefined;
+          }
+          return closed(s);
+        }),
+      );
       for (const name of names) {
         const d = saved.get(name);
         if (d) Object.defineProperty(process, name, d);
