@@ -14,6 +14,7 @@ import { allocateIdmap, idmapConfig, idmapToJson, readHostPool, type HostIdPool 
 import { validateDevices } from "./config/devices.js";
 import { validateInstanceConfig } from "./config/keys.js";
 import { validateInstanceName } from "./config/name.js";
+import { imageConfig, onlyVolatile, profileList, stripVolatile } from "./config/record-fields.js";
 import type { ContainerDriver } from "./driver.js";
 import { checkDevicesApplied, expandConfig, expandDevices, rootDisk } from "./expand.js";
 import { checkExpansion, noRootDevice } from "./expansion.js";
@@ -385,31 +386,4 @@ export class InstanceService {
     }
     return undone;
   }
-}
-
-/** Image properties become image.* keys of the instance, as LXD does. */
-function imageConfig(image?: { properties: Record<string, string> }): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(image?.properties ?? {})) out[`image.${k}`] = v;
-  return out;
-}
-
-function stripVolatile(c: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(c).filter(([k]) => !k.startsWith("volatile.")));
-}
-
-function onlyVolatile(c: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith("volatile.")));
-}
-
-/** An instance's profile list: names, each once. */
-function profileList(v: unknown): string[] {
-  if (v === undefined || v === null) return ["default"];
-  if (!Array.isArray(v) || v.some((p) => typeof p !== "string")) throw badRequest("profiles must be a list of profile names");
-  const seen = new Set<string>();
-  for (const p of v as string[]) {
-    if (seen.has(p)) throw badRequest(`Profile "${p}" is listed twice`);
-    seen.add(p);
-  }
-  return v as string[];
 }

@@ -47,7 +47,7 @@ import { startFailure } from "./start-failure.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
 import { ProxyForwarders } from "./proxy.js";
 import { StagedMounts } from "./staged-mounts.js";
-import { networkState } from "./netstate.js";
+import { containerState } from "./state.js";
 import { findProcesses, waitForExit } from "./process.js";
 import { watchMonitorExit } from "./stop-watch.js";
 
@@ -328,28 +328,7 @@ export class LxcDriver implements ContainerDriver {
   }
 
   async state(name: string): Promise<InstanceState> {
-    const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
-    const cg = procs?.init ? await Cgroup.ofPid(procs.init).catch(() => undefined) : undefined;
-    if (!procs?.init || !cg) {
-      return { status: "Stopped", pid: 0, processes: 0, cpu: { usage_ns: 0 }, memory: { usage: 0, usage_peak: 0, swap_usage: 0 }, network: {} };
-    }
-    const [frozen, processes, usage, peak, swap, cpu, network] = await Promise.all([
-      cg.frozen(),
-      cg.pidsCurrent(),
-      cg.memoryUsage(),
-      cg.memoryPeak(),
-      cg.swapUsage(),
-      cg.cpuUsageNs(),
-      networkState(procs.init),
-    ]);
-    return {
-      status: frozen ? "Frozen" : "Running",
-      pid: procs.init,
-      processes: processes ?? 0,
-      cpu: { usage_ns: cpu ?? 0 },
-      memory: { usage: usage ?? 0, usage_peak: peak ?? 0, swap_usage: swap ?? 0 },
-      network,
-    };
+    return containerState((await findProcesses(this.pidfile(name), this.lxcpath, name))?.init);
   }
 
   async exec(name: string, req: ExecRequest): Promise<ExecProcess> {
