@@ -14,6 +14,7 @@ import { idmapFromJson, idmapToJson, toHost } from "../sys/idmap.js";
 import type { TemplateTrigger } from "../images/metadata.js";
 import type { ContainerDriver, InstanceState, InstanceStatus } from "./driver.js";
 import { withNicVolatile, withoutHostNames } from "./devices/nic.js";
+import { expandConfig, expandDevices } from "./expand.js";
 import { hostName, instanceKey, instanceUrl, type InstanceRecord } from "./record.js";
 import { diffRunConfigs, isEmptyDiff } from "./runconfig.js";
 import { LOCK_TIMEOUT_MS, type InstanceService, type LiveLayers } from "./service.js";
@@ -129,21 +130,24 @@ export class InstanceLifecycle {
 
   /** Starts a stopped instance: pending templates first, then the driver; records the outcome. */
   private async start(r: InstanceRecord): Promise<void> {
+    // Its profiles are read once for the whole start (NICs, templates, spec).
+    const layers = await this.d.instances.layers(r);
     // The NICs' host-side names (and MACs of records made before they were kept), stored below.
-    r = { ...r, config: withNicVolatile(r.config, (await this.d.instances.expanded(r)).devices, { running: true }) };
+    r = { ...r, config: withNicVolatile(r.config, expandDevices(r, layers), { running: true }) };
     const volume = await this.d.storage.instancePath(r.pool, r.project, r.name, "container");
     const pending = r.config["volatile.apply_template"] as TemplateTrigger | undefined;
-    for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger);
-    const spec = await this.d.specs.build(r, volume);
+    const config = expandConfig(r, layers);
+    for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger, config);
+    const spec = await this.d.specs.build(r, volume, { layers });
     const result = await this.d.driver.start(spec);
     this.d.stops?.watch(r);
-    const config: Record<string, string> = { ...r.config, "volatile.last_state.power": "RUNNING" };
-    delete config["volatile.apply_template"];
-    if (config["volatile.idmap.next"]) {
-      config["volatile.last_state.idmap"] = idmapToJson(result.rootfsIdmap ?? []);
-      config["volatile.idmap.current"] = config["volatile.idmap.next"];
+    const stored: Record<string, string> = { ...r.config, "volatile.last_state.power": "RUNNING" };
+    delete stored["volatile.apply_template"];
+    if (stored["volatile.idmap.next"]) {
+      stored["volatile.last_state.idmap"] = idmapToJson(result.rootfsIdmap ?? []);
+      stored["volatile.idmap.current"] = stored["volatile.idmap.next"];
     }
-    await this.d.store.put(instanceKey(r.project, r.name), { ...r, config, last_used_at: new Date().toISOString() });
+    await this.d.store.put(instanceKey(r.project, r.name), { ...r, config: stored, last_used_at: new Date().toISOString() });
   }
 
   /**
@@ -151,13 +155,13 @@ export class InstanceLifecycle {
    * not in use, so nothing can swap a path under us; every component is checked not to be a
    * symlink, so a template can never be written outside the rootfs.
    */
-  private async applyTemplates(r: InstanceRecord, volume: string, trigger: TemplateTrigger): Promise<void> {
+  private async applyTemplates(r: InstanceRecord, volume: string, trigger: TemplateTrigger, config: Record<string, string>): Promise<void> {
     const { files, skipped } = await renderTemplates(volume, {
       trigger,
       name: r.name,
       type: r.type,
       architecture: r.architecture,
-      config: (await this.d.instances.expanded(r)).config,
+      config,
       properties: Object.fromEntries(Object.entries(r.config).filter(([k]) => k.startsWith("image.")).map(([k, v]) => [k.slice(6), v])),
     });
     for (const path of skipped) this.d.log.warn("image template uses control blocks; not applied", { instance: r.name, path });
