@@ -57,7 +57,7 @@ export function runConfig(config: Record<string, string>, devices: Record<string
   run.limits = limits(config, host.memory);
   for (const [name, d] of Object.entries(devices)) {
     if (d.type === "disk" && d.path !== "/" && d.source) run.mounts.push(mount(d));
-    if (d.type === "nic" && d.nictype === "bridged") run.nics.push(nic(name, d, config));
+    if (d.type === "nic") run.nics.push(nic(name, d, config));
     if (d.type === "proxy") run.proxies.push(parseProxyDevice(name, d));
     if (d.type === "unix-char" || d.type === "unix-block") {
       const node = unixDeviceNode(name, d, host.devices ?? new Map(), host.lenient);
@@ -82,12 +82,16 @@ function mount(d: Record<string, string>): MountSpec {
   };
 }
 
-/** A bridged NIC; its MAC and host-side name come from the device, else from its volatile keys (devices/nic.ts). */
+/**
+ * A NIC; its MAC and host-side name come from the device, else from its volatile keys
+ * (devices/nic.ts). A NIC on a managed network is a bridged one on the network's bridge, which
+ * has the network's name.
+ */
 function nic(name: string, d: Record<string, string>, config: Record<string, string>): NicSpec {
   return {
     name: d.name ?? name,
-    type: "bridged",
-    parent: d.parent!,
+    type: d.network ? "bridged" : (d.nictype as NicSpec["type"]),
+    parent: d.network || d.parent || undefined,
     hwaddr: d.hwaddr || config[`volatile.${name}.hwaddr`] || undefined,
     mtu: d.mtu ? Number(d.mtu) : undefined,
     hostName: d.host_name || config[`volatile.${name}.host_name`] || undefined,

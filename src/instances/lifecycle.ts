@@ -31,6 +31,8 @@ export interface LifecycleDeps {
   log: Logger;
   /** Watches started instances for a stop from inside (ephemeral.ts); closed at host shutdown. */
   stops?: { watch(r: InstanceRecord): void; close(): Promise<void> };
+  /** Readies what the instance's NICs need first (its networks' static DHCP hosts and names). */
+  beforeStart?: (r: InstanceRecord) => Promise<void>;
 }
 
 const STATUS_CODES: Record<InstanceStatus, number> = {
@@ -138,7 +140,7 @@ export class InstanceLifecycle {
     const pending = r.config["volatile.apply_template"] as TemplateTrigger | undefined;
     const config = expandConfig(r, layers);
     for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger, config);
-    const spec = await this.d.specs.build(r, volume, { layers });
+    const [spec] = await Promise.all([this.d.specs.build(r, volume, { layers }), this.d.beforeStart?.(r)]);
     const result = await this.d.driver.start(spec);
     this.d.stops?.watch(r);
     const stored: Record<string, string> = { ...r.config, "volatile.last_state.power": "RUNNING" };

@@ -33,9 +33,14 @@ export interface MountSpec {
 export interface NicSpec {
   /** Name inside the instance, e.g. eth0. */
   name: string;
-  /** bridged: a veth pair, the host end attached to `parent`. */
-  type: "bridged";
-  parent: string;
+  /**
+   * bridged: a veth pair, the host end a port of the bridge `parent` (a managed network's
+   * bridge is named after the network); p2p: a veth pair whose host end is left on its own;
+   * macvlan: a macvlan interface on the host interface `parent`, in bridge mode.
+   */
+  type: "bridged" | "p2p" | "macvlan";
+  /** The bridge (bridged) or host interface (macvlan); none for p2p. */
+  parent?: string;
   hwaddr?: string;
   mtu?: number;
   /** Host-side interface name; the driver picks one when unset. */

@@ -22,7 +22,7 @@ import type { ProfileLayer } from "../profiles/record.js";
 import { layersOf, type ProfileStore } from "../profiles/store.js";
 import { KeyedLock } from "./locks.js";
 import { checkDeviceSources } from "./devices/sources.js";
-import { checkNicParents } from "./nic-parents.js";
+import { checkNicParents, type ManagedNetworks } from "./nic-parents.js";
 import { withNicVolatile } from "./devices/nic.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
@@ -39,6 +39,8 @@ export interface InstanceServiceDeps {
   profiles: ProfileStore;
   /** Root of per-instance log directories (exec output). */
   logsDir: string;
+  /** Managed networks, for NICs that name one (checked on create and change). */
+  networks?: ManagedNetworks;
 }
 
 /** Applies an update to the running instance; returns its undo (lifecycle.applyLive). */
@@ -111,7 +113,7 @@ export class InstanceService {
     for (const k of Object.keys(config)) if (k.startsWith("volatile.")) throw badRequest(`"${k}" is set by lodged, not by requests`);
     const devices = validateDevices(req.devices);
     checkDevicesApplied(devices);
-    await checkNicParents(devices);
+    await checkNicParents(devices, {}, { networks: this.d.networks, project, instance: name });
     await checkDeviceSources(devices);
     const profiles = profileList(req.profiles);
     const layers = await this.d.profiles.resolve(project, profiles);
@@ -254,7 +256,7 @@ export class InstanceService {
       for (const [k, v] of Object.entries(config)) if (v === "" && mode === "patch") delete config[k];
       const devices = validateDevices(mode === "put" ? (put.devices ?? {}) : { ...before.devices, ...(put.devices ?? {}) });
       checkDevicesApplied(devices);
-      await checkNicParents(devices, before.devices);
+      await checkNicParents(devices, before.devices, { networks: this.d.networks, project, instance: name });
       await checkDeviceSources(devices, before.devices);
       const profiles = put.profiles === undefined ? before.profiles : named;
       const [beforeLayers, afterLayers] = await Promise.all([this.d.profiles.resolve(project, before.profiles), this.d.profiles.resolve(project, profiles)]);

@@ -4,7 +4,7 @@ import { validateDevices } from "../instances/config/devices.js";
 import { validateInstanceConfig } from "../instances/config/keys.js";
 import { checkDevicesApplied } from "../instances/expand.js";
 import { checkDeviceSources } from "../instances/devices/sources.js";
-import { checkNicParents } from "../instances/nic-parents.js";
+import { checkNicParents, type ManagedNetworks } from "../instances/nic-parents.js";
 
 type Devices = Record<string, Record<string, string>>;
 
@@ -21,7 +21,7 @@ export function validateProfileBody(body: ProfilePut): { description: string; co
 }
 
 /** Host-side checks of devices that are new or changed (bridges, sources). */
-export async function checkProfileDevicesOnHost(devices: Devices, before: Devices = {}): Promise<void> {
-  await checkNicParents(devices, before);
+export async function checkProfileDevicesOnHost(devices: Devices, before: Devices = {}, net: { networks?: ManagedNetworks; project?: string } = {}): Promise<void> {
+  await checkNicParents(devices, before, net);
   await checkDeviceSources(devices, before);
 }

@@ -5,6 +5,7 @@ import type { EventHub } from "../core/events.js";
 import { instanceKey, instanceUrl, type InstanceRecord } from "../instances/record.js";
 import type { InstanceService } from "../instances/service.js";
 import { checkProfileDevicesOnHost, validateProfileBody } from "./config.js";
+import type { ManagedNetworks } from "../instances/nic-parents.js";
 import { DEFAULT_PROFILE, profileKey, profileUrl, validateProfileName, type ProfileRecord } from "./record.js";
 import type { ProfileStore } from "./store.js";
 import { changeProfileForUsers, usersOf, withInstanceLocks, type ProfileUsersDeps } from "./users.js";
@@ -12,6 +13,8 @@ import { changeProfileForUsers, usersOf, withInstanceLocks, type ProfileUsersDep
 export interface ProfileServiceDeps extends ProfileUsersDeps {
   profiles: ProfileStore;
   events: EventHub;
+  /** Managed networks, for NICs that name one. */
+  networks?: ManagedNetworks;
 }
 
 /**
@@ -59,7 +62,7 @@ export class ProfileService {
     if (!req || typeof req !== "object" || Array.isArray(req)) throw badRequest("The request body must be a profile object");
     const name = validateProfileName(req.name);
     const body = validateProfileBody(req);
-    await checkProfileDevicesOnHost(body.devices);
+    await checkProfileDevicesOnHost(body.devices, {}, { networks: this.d.networks, project });
     const record: ProfileRecord = { name, project, ...body };
     try {
       await this.d.store.put(profileKey(project, name), record, { revision: 0 });
@@ -86,7 +89,7 @@ export class ProfileService {
             };
       const body = validateProfileBody(merged);
       if (mode === "patch") for (const [k, v] of Object.entries(body.config)) if (v === "") delete body.config[k];
-      await checkProfileDevicesOnHost(body.devices, before.devices);
+      await checkProfileDevicesOnHost(body.devices, before.devices, { networks: this.d.networks, project });
       const after: ProfileRecord = { ...before, ...body };
       await changeProfileForUsers(this.d, before, after);
     });

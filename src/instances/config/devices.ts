@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from "node:net";
 import { badRequest, ApiError } from "../../api/errors.js";
 import { validateConfig, type KeyTable } from "../../config/keys.js";
 import { checkProxyDevice } from "../devices/proxy.js";
@@ -14,6 +15,9 @@ const int = (description: string) => ({ type: "int" as const, description });
 export const PROPAGATIONS = ["private", "shared", "slave", "unbindable", "rprivate", "rshared", "rslave", "runbindable"] as const;
 export type Propagation = (typeof PROPAGATIONS)[number];
 
+/** NIC types for host interfaces; a managed network is named with `network` instead. */
+export const NICTYPES = ["bridged", "macvlan", "p2p"];
+
 /** Device types Lodge implements for containers and the keys each accepts (LXD's names). */
 export const DEVICE_KEYS: Record<string, KeyTable> = {
   none: {},
@@ -29,9 +33,11 @@ export const DEVICE_KEYS: Record<string, KeyTable> = {
     propagation: str("Mount propagation (private, shared, slave, …)"),
   },
   nic: {
-    nictype: str("bridged"),
-    parent: str("Host bridge"),
+    nictype: str("bridged, macvlan or p2p"),
+    parent: str("Host bridge (bridged) or host interface (macvlan)"),
     network: str("Managed network"),
+    "ipv4.address": str("Static IPv4 address given by the managed network's DHCP"),
+    "ipv6.address": str("Static IPv6 address given by the managed network's DHCPv6"),
     name: str("Interface name inside the instance"),
     hwaddr: str("MAC address"),
     mtu: int("MTU"),
@@ -136,14 +142,16 @@ const CHECKS: Record<string, (dev: DeviceConfig) => void> = {
   nic: (dev) => {
     if (!dev.network) {
       need(dev, "nictype", ' (or "network")');
-      if (dev.nictype !== "bridged") throw badRequest(`nictype "${dev.nictype}" is not supported (use bridged)`);
-      need(dev, "parent", " for a bridged nic");
+      if (!NICTYPES.includes(dev.nictype!)) throw badRequest(`nictype "${dev.nictype}" is not supported (use ${NICTYPES.join(", ")}, or network=NETWORK)`);
+      if (dev.nictype !== "p2p") need(dev, "parent", ` for a ${dev.nictype} nic`);
+      else if (dev.parent) throw badRequest('a p2p nic has no "parent"');
+      for (const k of ["ipv4.address", "ipv6.address"]) if (dev[k]) throw badRequest(`"${k}" needs a managed network (network=NETWORK)`);
     } else if (dev.nictype || dev.parent) {
       throw badRequest('"network" cannot be combined with "nictype" or "parent"');
-    } else {
-      // Accepted by name so the message can say what to do, rather than starting without it.
-      throw badRequest(`managed networks ("network": ${JSON.stringify(dev.network)}) are not supported yet; attach the NIC to a host bridge with nictype=bridged parent=BRIDGE`);
     }
+    if (dev["ipv4.address"] && !isIPv4(dev["ipv4.address"])) throw badRequest(`"ipv4.address" ${JSON.stringify(dev["ipv4.address"])} is not an IPv4 address`);
+    if (dev["ipv6.address"] && !isIPv6(dev["ipv6.address"])) throw badRequest(`"ipv6.address" ${JSON.stringify(dev["ipv6.address"])} is not an IPv6 address`);
+    if (dev.nictype === "macvlan" && dev.host_name) throw badRequest('a macvlan nic has no host-side interface ("host_name")');
     if (dev.hwaddr && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(dev.hwaddr))
       throw badRequest(`"hwaddr" ${JSON.stringify(dev.hwaddr)} is not a MAC address like 00:16:3e:12:34:56`);
     if (dev.mtu && (Number(dev.mtu) < 576 || Number(dev.mtu) > 65535)) throw badRequest('"mtu" must be between 576 and 65535');

@@ -24,6 +24,11 @@ function isNic(d: Record<string, string> | undefined): boolean {
   return d?.type === "nic";
 }
 
+/** NICs made of a veth pair have a host-side interface to name (all but macvlan). */
+export function hasHostEnd(d: Record<string, string>): boolean {
+  return d.type === "nic" && d.nictype !== "macvlan";
+}
+
 /**
  * The NIC volatile keys `config` should hold for the (expanded) `devices`: existing values are
  * kept, missing ones made, and the keys of devices that are gone (or no longer NICs, or that now
@@ -34,14 +39,14 @@ export function nicVolatileChanges(config: Record<string, string>, devices: Devi
   for (const [name, d] of Object.entries(devices)) {
     if (!isNic(d)) continue;
     if (!d.hwaddr && !config[`volatile.${name}.hwaddr`]) out[`volatile.${name}.hwaddr`] = randomHwaddr();
-    if (opts.running && d.nictype === "bridged" && !d.host_name && !config[`volatile.${name}.host_name`]) out[`volatile.${name}.host_name`] = randomHostName();
+    if (opts.running && hasHostEnd(d) && !d.host_name && !config[`volatile.${name}.host_name`]) out[`volatile.${name}.host_name`] = randomHostName();
   }
   for (const key of Object.keys(config)) {
     const m = KEY.exec(key);
     if (!m) continue;
     const d = devices[m[1]!];
     const field = m[2] as "hwaddr" | "host_name";
-    if (!isNic(d) || d![field] || (field === "host_name" && d!.nictype !== "bridged")) out[key] = "";
+    if (!isNic(d) || d![field] || (field === "host_name" && !hasHostEnd(d!))) out[key] = "";
   }
   return out;
 }

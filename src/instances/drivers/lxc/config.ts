@@ -208,13 +208,16 @@ export function renderLxcConfig(input: LxcConfigInput): string {
   if (spec.run.nics.length === 0) kv("lxc.net.0.type", "empty");
   spec.run.nics.forEach((n, i) => {
     const p = `lxc.net.${i}`;
-    kv(`${p}.type`, "veth");
-    kv(`${p}.link`, n.parent);
+    if (n.type === "macvlan") {
+      kv(`${p}.type`, "macvlan");
+      kv(`${p}.macvlan.mode`, "bridge");
+    } else kv(`${p}.type`, "veth");
+    if (n.parent) kv(`${p}.link`, n.parent);
     kv(`${p}.name`, n.name);
     kv(`${p}.flags`, "up");
     if (n.hwaddr) kv(`${p}.hwaddr`, n.hwaddr);
     if (n.mtu) kv(`${p}.mtu`, n.mtu);
-    if (n.hostName) kv(`${p}.veth.pair`, n.hostName);
+    if (n.hostName && n.type !== "macvlan") kv(`${p}.veth.pair`, n.hostName);
   });
 
   if (spec.rawLxc?.trim()) lines.push("# raw.lxc", spec.rawLxc.trim());

@@ -34,7 +34,7 @@ import {
   type StartResult,
   type StopOptions,
 } from "../../driver.js";
-import { nicParentProblem } from "../../nic-parents.js";
+import { nicHostProblem } from "../../nic-parents.js";
 import { diffRunConfigs, type ResourceLimits, type RunConfig } from "../../runconfig.js";
 import { renderLxcConfig, SECCOMP_POLICY, type LxcHostFacts } from "./config.js";
 import { DeviceNodes, hotplugHelperPath } from "./devnodes.js";
@@ -206,7 +206,7 @@ export class LxcDriver implements ContainerDriver {
     await checkRootfsPath(spec);
     await checkSubmounts(spec);
     for (const nic of spec.run.nics) {
-      const problem = await nicParentProblem(nic.parent);
+      const problem = await nicHostProblem(nic);
       if (problem) throw new InstanceDriverError(`container ${name} failed to start: nic ${nic.name}: ${problem}`);
     }
     const ownership = await chooseOwnership(spec, this.opts.ownership ?? "auto");
