@@ -1,3 +1,4 @@
+import { tcRate } from "../sys/nic-policy.js";
 import { badRequest } from "../api/errors.js";
 import { parseBool, parseSize } from "../config/keys.js";
 import { parseProxyDevice } from "./devices/proxy.js";
@@ -88,7 +89,7 @@ function mount(d: Record<string, string>): MountSpec {
  * has the network's name.
  */
 function nic(name: string, d: Record<string, string>, config: Record<string, string>): NicSpec {
-  return {
+  const spec: NicSpec = {
     name: d.name ?? name,
     type: d.network ? "bridged" : (d.nictype as NicSpec["type"]),
     parent: d.network || d.parent || undefined,
@@ -96,6 +97,12 @@ function nic(name: string, d: Record<string, string>, config: Record<string, str
     mtu: d.mtu ? Number(d.mtu) : undefined,
     hostName: d.host_name || config[`volatile.${name}.host_name`] || undefined,
   };
+  const mac = parseBool(d["security.mac_filtering"]) ? spec.hwaddr : undefined;
+  const ipv4 = parseBool(d["security.ipv4_filtering"]) ? d["ipv4.address"] : undefined;
+  if (mac || ipv4) spec.filter = { ...(mac ? { mac } : {}), ...(ipv4 ? { ipv4 } : {}) };
+  if (d["limits.ingress"] || d["limits.egress"])
+    spec.rates = { ...(d["limits.ingress"] ? { ingress: tcRate(d["limits.ingress"]) } : {}), ...(d["limits.egress"] ? { egress: tcRate(d["limits.egress"]) } : {}) };
+  return spec;
 }
 
 /** limits.* keys as resource limits (LXD's meanings). */

@@ -45,6 +45,10 @@ export interface NicSpec {
   mtu?: number;
   /** Host-side interface name; the driver picks one when unset. */
   hostName?: string;
+  /** Source filtering on the host side (security.mac_filtering, security.ipv4_filtering). */
+  filter?: { mac?: string; ipv4?: string };
+  /** Rate limits in tc units (limits.ingress: into the instance, limits.egress: out of it). */
+  rates?: { ingress?: string; egress?: string };
 }
 
 export interface MemoryLimit {
@@ -147,8 +151,10 @@ export interface RunConfigDiff {
   mounts: Changes<MountSpec>;
   deviceNodes: Changes<DeviceNodeSpec>;
   deviceRules: Changes<DeviceRule>;
-  /** NICs by their name inside; a changed one is removed and added again. */
+  /** NICs by their name inside; a changed one is removed and added again (filters and rates aside). */
   nics: Changes<NicSpec>;
+  /** NIC filters or rates differ: applied on the host side without touching the interfaces. */
+  nicPoliciesChanged: boolean;
   limitsChanged: boolean;
   /** Proxy devices differ (the driver brings its forwarders to the new list). */
   proxiesChanged: boolean;
@@ -165,7 +171,8 @@ export function diffRunConfigs(from: RunConfig, to: RunConfig): RunConfigDiff {
     mounts: changesBy(from.mounts, to.mounts, (m) => m.target),
     deviceNodes: changesBy(from.deviceNodes, to.deviceNodes, (n) => n.path),
     deviceRules: ruleChanges(from.deviceRules, to.deviceRules),
-    nics: changesBy(from.nics, to.nics, (n) => n.name),
+    nics: changesBy(from.nics.map(nicLink), to.nics.map(nicLink), (n) => n.name),
+    nicPoliciesChanged: !sameValue(from.nics.map(nicPolicy), to.nics.map(nicPolicy)),
     limitsChanged: !sameValue(from.limits, to.limits),
     proxiesChanged: !sameValue(from.proxies, to.proxies),
     other: [...fields].filter((f) => !LIVE_FIELDS.has(f) && !sameValue(from[f as keyof RunConfig], to[f as keyof RunConfig])).sort(),
@@ -175,7 +182,17 @@ export function diffRunConfigs(from: RunConfig, to: RunConfig): RunConfigDiff {
 /** Whether a diff changes nothing. */
 export function isEmptyDiff(d: RunConfigDiff): boolean {
   const none = (c: Changes<unknown>) => c.add.length === 0 && c.remove.length === 0;
-  return none(d.mounts) && none(d.deviceNodes) && none(d.deviceRules) && none(d.nics) && !d.limitsChanged && !d.proxiesChanged && d.other.length === 0;
+  return none(d.mounts) && none(d.deviceNodes) && none(d.deviceRules) && none(d.nics) && !d.limitsChanged && !d.proxiesChanged && !d.nicPoliciesChanged && d.other.length === 0;
+}
+
+/** A NIC without its host-side policy: what the interface itself is. */
+function nicLink(n: NicSpec): NicSpec {
+  const { filter: _f, rates: _r, ...link } = n;
+  return link;
+}
+
+function nicPolicy(n: NicSpec): unknown {
+  return { name: n.name, filter: n.filter, rates: n.rates };
 }
 
 function changesBy<T>(from: readonly T[], to: readonly T[], key: (t: T) => string): Changes<T> {

@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { badRequest, ApiError } from "../../api/errors.js";
-import { validateConfig, type KeyTable } from "../../config/keys.js";
+import { parseBool, validateConfig, type KeyTable } from "../../config/keys.js";
+import { tcRate } from "../../sys/nic-policy.js";
 import { checkProxyDevice } from "../devices/proxy.js";
 
 /** A device as the API carries it: a type and string options. */
@@ -38,6 +39,10 @@ export const DEVICE_KEYS: Record<string, KeyTable> = {
     network: str("Managed network"),
     "ipv4.address": str("Static IPv4 address given by the managed network's DHCP"),
     "ipv6.address": str("Static IPv6 address given by the managed network's DHCPv6"),
+    "security.mac_filtering": bool("Drop frames from the instance whose source MAC is not the NIC's"),
+    "security.ipv4_filtering": bool("Drop IPv4 packets from the instance whose source is not the NIC's ipv4.address"),
+    "limits.ingress": str("Bit rate into the instance (e.g. 100Mbit)"),
+    "limits.egress": str("Bit rate out of the instance (e.g. 100Mbit)"),
     name: str("Interface name inside the instance"),
     hwaddr: str("MAC address"),
     mtu: int("MTU"),
@@ -151,7 +156,20 @@ const CHECKS: Record<string, (dev: DeviceConfig) => void> = {
     }
     if (dev["ipv4.address"] && !isIPv4(dev["ipv4.address"])) throw badRequest(`"ipv4.address" ${JSON.stringify(dev["ipv4.address"])} is not an IPv4 address`);
     if (dev["ipv6.address"] && !isIPv6(dev["ipv6.address"])) throw badRequest(`"ipv6.address" ${JSON.stringify(dev["ipv6.address"])} is not an IPv6 address`);
-    if (dev.nictype === "macvlan" && dev.host_name) throw badRequest('a macvlan nic has no host-side interface ("host_name")');
+    if (dev.nictype === "macvlan") {
+      for (const k of ["host_name", "security.mac_filtering", "security.ipv4_filtering", "limits.ingress", "limits.egress"])
+        if (dev[k]) throw badRequest(`a macvlan nic has no host-side interface, so "${k}" cannot apply`);
+    }
+    for (const k of ["limits.ingress", "limits.egress"])
+      if (dev[k]) {
+        try {
+          tcRate(dev[k]!);
+        } catch (e) {
+          throw badRequest(`"${k}": ${(e as Error).message}`);
+        }
+      }
+    if (dev["security.ipv4_filtering"] && parseBool(dev["security.ipv4_filtering"]) && !dev["ipv4.address"])
+      throw badRequest('"security.ipv4_filtering" needs the NIC\'s "ipv4.address" (the one address it may send from)');
     if (dev.hwaddr && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(dev.hwaddr))
       throw badRequest(`"hwaddr" ${JSON.stringify(dev.hwaddr)} is not a MAC address like 00:16:3e:12:34:56`);
     if (dev.mtu && (Number(dev.mtu) < 576 || Number(dev.mtu) > 65535)) throw badRequest('"mtu" must be between 576 and 65535');

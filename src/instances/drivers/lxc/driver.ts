@@ -15,7 +15,7 @@
  * less per start, and no dependence on root's /etc/subuid entries. The map itself was
  * already checked against root's ranges when it was allocated (sys/idmap.ts).
  */
-import { access, mkdir, readFile, rm, stat } from "node:fs/promises";
+import { access, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Cgroup, cgroupLayout, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
 import { run, which } from "../../../sys/exec.js";
@@ -35,10 +35,11 @@ import {
   type StopOptions,
 } from "../../driver.js";
 import { nicHostProblem } from "../../nic-parents.js";
-import { diffRunConfigs, type ResourceLimits, type RunConfig } from "../../runconfig.js";
+import { diffRunConfigs, type NicSpec, type ResourceLimits, type RunConfig } from "../../runconfig.js";
 import { renderLxcConfig, SECCOMP_POLICY, type LxcHostFacts } from "./config.js";
 import { DeviceNodes, hotplugHelperPath } from "./devnodes.js";
 import { applyHotplug } from "./hotplug.js";
+import { applyNicPolicies, removeNicPolicies, type NicPolicy } from "../../../sys/nic-policy.js";
 import { spawnAttach } from "./exec.js";
 import { ExecAgents } from "./exec-agents.js";
 import { atomicWrite, checkRootfsPath, checkSubmounts, restrictEntries, withoutShadowHelpers } from "./host-checks.js";
@@ -243,8 +244,9 @@ export class LxcDriver implements ContainerDriver {
       this.opts.startTimeoutMs ?? 10_000,
       `container ${name} shows no init process`,
     );
-    // Proxy devices' forwarders, once init runs (proxy.ts); a start they fail leaves nothing running.
-    await this.proxies.sync(name, pid, spec.run.proxies).catch(async (e: Error) => {
+    // Proxy devices' forwarders, once init runs (proxy.ts), and the NICs' host-side filters and
+    // rates; a start they fail leaves nothing running.
+    await Promise.all([this.proxies.sync(name, pid, spec.run.proxies), this.applyNicPolicies(name, spec.run.nics)]).catch(async (e: Error) => {
       await this.stop(name, { force: true }).catch(() => undefined);
       throw new InstanceDriverError(`container ${name} failed to start: ${e.message}`);
     });
@@ -255,8 +257,28 @@ export class LxcDriver implements ContainerDriver {
     return { pid, rootfsIdmap };
   }
 
+  /**
+   * The NICs' filters and rates (sys/nic-policy.ts). A mark in the container's directory says
+   * a filter table exists, so a start or stop without any spawns nothing.
+   */
+  private async applyNicPolicies(name: string, nics: readonly NicSpec[]): Promise<void> {
+    const policies: NicPolicy[] = nics.filter((n) => n.hostName && (n.filter || n.rates)).map((n) => ({ hostName: n.hostName!, ...n.filter, ...n.rates }));
+    const mark = path.join(this.dir(name), "nic-policy");
+    if (policies.length === 0) return this.removeNicPolicies(name);
+    await writeFile(mark, "");
+    await applyNicPolicies(name, policies);
+  }
+
+  private async removeNicPolicies(name: string): Promise<void> {
+    const mark = path.join(this.dir(name), "nic-policy");
+    if (!(await access(mark).then(() => true, () => false))) return;
+    await removeNicPolicies(name);
+    await rm(mark, { force: true });
+  }
+
   async stop(name: string, opts: StopOptions = {}): Promise<void> {
     await this.proxies.stopAll(name);
+    await this.removeNicPolicies(name);
     const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
     if (!procs) {
       this.agents.drop(name);
@@ -362,6 +384,7 @@ export class LxcDriver implements ContainerDriver {
       await this.stop(name, { force: true });
     }
     await this.proxies.stopAll(name);
+    await this.removeNicPolicies(name);
     await this.cleanUpAfterMonitor(name);
     await this.nodes.removeAll(name);
     await this.staged.clear(name);
@@ -376,7 +399,9 @@ export class LxcDriver implements ContainerDriver {
     // Proxy forwarders first (proxy.ts): put back as they were when the rest fails.
     if (diff.proxiesChanged) await this.proxies.sync(spec.name, init, spec.run.proxies);
     try {
-      return await applyHotplug({ spec, init, cgroup: cg, ownership, nodes: this.nodes, helper: hotplugHelperPath() }, diff);
+      const result = await applyHotplug({ spec, init, cgroup: cg, ownership, nodes: this.nodes, helper: hotplugHelperPath() }, diff);
+      await this.applyNicPolicies(spec.name, spec.run.nics);
+      return result;
     } catch (e) {
       if (diff.proxiesChanged) await this.proxies.sync(spec.name, init, from.proxies).catch(() => undefined);
       throw e;
