@@ -60,7 +60,7 @@ export async function parsePreseed(text: string): Promise<Preseed> {
   if (!isEmpty(top.cluster)) throw new UsageError("Preseed: clustering is not supported yet: remove the cluster section");
   const out: Preseed = {};
   if (!isEmpty(top.config)) out.config = strings(top.config, "preseed config");
-  if (!isEmpty(top.networks)) {
+  if (present(top.networks)) {
     out.networks = entries(top.networks, "networks", ["name", "type", "description", "config", "project"], (m, where) => {
       const n: PreseedNetwork = { name: name(m, where) };
       if (m.type !== undefined && m.type !== null) n.type = String(m.type);
@@ -71,7 +71,7 @@ export async function parsePreseed(text: string): Promise<Preseed> {
       return n;
     });
   }
-  if (!isEmpty(top.storage_pools)) {
+  if (present(top.storage_pools)) {
     out.storage_pools = entries(top.storage_pools, "storage_pools", ["name", "driver", "description", "config"], (m, where) => {
       const p: PreseedStoragePool = { name: name(m, where) };
       if (m.driver !== undefined && m.driver !== null) p.driver = String(m.driver);
@@ -80,7 +80,7 @@ export async function parsePreseed(text: string): Promise<Preseed> {
       return p;
     });
   }
-  if (!isEmpty(top.profiles)) {
+  if (present(top.profiles)) {
     out.profiles = entries(top.profiles, "profiles", ["name", "description", "config", "devices"], (m, where) => {
       const p: PreseedProfile = { name: name(m, where) };
       if (m.description !== undefined && m.description !== null) p.description = String(m.description);
@@ -110,6 +110,8 @@ export function dumpPreseed(config: Strings, networks: readonly Network[], pools
       .map((p) => ({ config: { ...p.config }, description: p.description ?? "", devices: structuredClone(p.devices ?? {}), name: p.name })),
   };
 }
+
+const present = (v: unknown) => v !== undefined && v !== null;
 
 function isEmpty(v: unknown): boolean {
   if (v === undefined || v === null) return true;
