@@ -7,10 +7,9 @@
  */
 import { createInterface } from "node:readline";
 import { UsageError } from "./exit.js";
-import { defaultPool, defaultProfile, type Current } from "./init-plan.js";
+import { AUTO_NETWORK_PREFIX, defaultPool, defaultProfile, type AutoFacts, type Current } from "./init-plan.js";
 import type { Preseed } from "./init-preseed.js";
 import { nicFor } from "./network-attach.js";
-import type { Network } from "./network-types.js";
 
 /** Asks one question; null when the input has ended. */
 export type Ask = (prompt: string) => Promise<string | null>;
@@ -38,11 +37,13 @@ function validV6(v: string): boolean {
 }
 
 /**
- * The questions, as lxd init words them. `networks` are all the server's networks (managed and
- * host interfaces); `cur` holds the default profile and pool. `say` prints retry hints.
+ * The questions, as lxd init words them. `facts` are the server's networks (managed ones and
+ * host interfaces) and the host's interfaces; `cur` holds the default profile and pool. `say`
+ * prints retry hints.
  */
-export async function interview(ask: Ask, networks: readonly Network[], cur: Current, say: (text: string) => void): Promise<Interview> {
-  const byName = new Map(networks.map((n) => [n.name, n]));
+export async function interview(ask: Ask, facts: AutoFacts, cur: Current, say: (text: string) => void): Promise<Interview> {
+  const byName = new Map(facts.networks.map((n) => [n.name, n]));
+  const taken = (name: string) => byName.has(name) || facts.hostInterfaces.includes(name);
   const question = async (prompt: string, def: string | undefined, check: (v: string) => string | undefined): Promise<string> => {
     for (;;) {
       const line = await ask(prompt);
@@ -64,9 +65,9 @@ export async function interview(ask: Ask, networks: readonly Network[], cur: Cur
 
   if (await yesNo("Would you like to create a new local network bridge?", true)) {
     let free = 0;
-    while (byName.has(`lodgebr${free}`)) free++;
-    const name = await question(`What should the new bridge be called? [default=lodgebr${free}]: `, `lodgebr${free}`, (v) => {
-      if (byName.has(v)) return `The requested network bridge "${v}" already exists. Please choose another name.`;
+    while (taken(`${AUTO_NETWORK_PREFIX}${free}`)) free++;
+    const name = await question(`What should the new bridge be called? [default=${AUTO_NETWORK_PREFIX}${free}]: `, `${AUTO_NETWORK_PREFIX}${free}`, (v) => {
+      if (taken(v)) return `The requested network bridge "${v}" already exists. Please choose another name.`;
       if (!BRIDGE_NAME.test(v)) return `Invalid bridge name "${v}": up to 15 letters, digits, "-", "_" or ".", starting with a letter.`;
       return undefined;
     });

@@ -119,7 +119,8 @@ export function same(a: unknown, b: unknown): boolean {
   return ka.every((k) => Object.hasOwn(b, k) && same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
-export const AUTO_NETWORK = "lodgebr0";
+/** The bridge `--auto` makes is the first of lodgebr0, lodgebr1… that no one else has. */
+export const AUTO_NETWORK_PREFIX = "lodgebr";
 
 export interface AutoOptions {
   /** core.https_address's host (lxd init --network-address). */
@@ -129,16 +130,36 @@ export interface AutoOptions {
   storageBackend?: string;
 }
 
-/** The names `--auto` looks at, to read before planning. */
-export const AUTO_NAMES = { networks: [AUTO_NETWORK], pools: ["default"], profiles: ["default"] };
+/** What `--auto` needs to know besides `cur`: every network of the server and the host's interfaces. */
+export interface AutoFacts {
+  networks: readonly Network[];
+  /** Interface names on the host (bridges are host-global: another daemon's lodgebr0 is taken). */
+  hostInterfaces: readonly string[];
+}
+
+/** The names `--auto` reads before planning (the networks come from AutoFacts). */
+export const AUTO_NAMES = { networks: [] as string[], pools: ["default"], profiles: ["default"] };
+
+/** The first lodgebrN that is this server's managed network, or is free on the host. */
+export function autoNetworkName(facts: AutoFacts): { name: string; exists: boolean } {
+  const byName = new Map(facts.networks.map((n) => [n.name, n]));
+  const host = new Set(facts.hostInterfaces);
+  for (let i = 0; ; i++) {
+    const name = `${AUTO_NETWORK_PREFIX}${i}`;
+    const n = byName.get(name);
+    if (n?.managed) return { name, exists: true };
+    if (!n && !host.has(name)) return { name, exists: false };
+  }
+}
 
 /**
- * `init --auto` as a preseed: network lodgebr0 (IPv4 and IPv6 auto) when it does not exist,
- * the default storage pool, and the default profile with its root disk (kept as it is when it
- * has one) and eth0 on lodgebr0. An eth0 the default profile already has is left alone: `notes`
- * says so.
+ * `init --auto` as a preseed: the default storage pool, a root disk in the default profile
+ * (kept as it is when it has one), and eth0 in the default profile on a bridge with IPv4 and
+ * IPv6 auto (lodgebr0, or the next free name when another has it), made when missing. An eth0
+ * the default profile already has is left alone; `notes` says so unless it is on a managed
+ * network of this server.
  */
-export function autoPreseed(cur: Current, opts: AutoOptions = {}): { preseed: Preseed; notes: string[] } {
+export function autoPreseed(cur: Current, facts: AutoFacts, opts: AutoOptions = {}): { preseed: Preseed; notes: string[] } {
   const notes: string[] = [];
   const preseed: Preseed = {};
   if (opts.networkAddress !== undefined) {
@@ -146,8 +167,17 @@ export function autoPreseed(cur: Current, opts: AutoOptions = {}): { preseed: Pr
     preseed.config = { "core.https_address": `${host}:${opts.networkPort ?? 8443}` };
   }
   preseed.storage_pools = [defaultPool(cur, opts.storageBackend)];
-  if (!cur.networks.has(AUTO_NETWORK)) preseed.networks = [{ name: AUTO_NETWORK, type: "bridge", config: { "ipv4.address": "auto", "ipv6.address": "auto" } }];
-  preseed.profiles = [defaultProfile(cur, { type: "nic", network: AUTO_NETWORK, name: "eth0" }, notes)];
+  const eth0 = cur.profiles.get("default")?.value.devices?.eth0;
+  const managed = new Set(facts.networks.filter((n) => n.managed).map((n) => n.name));
+  if (eth0) {
+    if (!(eth0.type === "nic" && eth0.network && managed.has(eth0.network)))
+      notes.push(`The default profile's eth0 is left as it is (${Object.entries(eth0).map(([k, v]) => `${k}=${v}`).join(" ")}); change it with lodge profile device`);
+    preseed.profiles = [defaultProfile(cur, undefined, notes)];
+    return { preseed, notes };
+  }
+  const net = autoNetworkName(facts);
+  if (!net.exists) preseed.networks = [{ name: net.name, type: "bridge", config: { "ipv4.address": "auto", "ipv6.address": "auto" } }];
+  preseed.profiles = [defaultProfile(cur, { type: "nic", network: net.name, name: "eth0" }, notes)];
   return { preseed, notes };
 }
 

@@ -5,6 +5,7 @@
  * state in that shape; with none of them, questions (init-interactive.ts). Every way ends in
  * one plan (init-plan.ts), applied with undo on failure (init-apply.ts).
  */
+import { readdir } from "node:fs/promises";
 import type { Profile } from "../api/profile.js";
 import type { Server } from "../api/server.js";
 import type { LodgeClient } from "../client/client.js";
@@ -48,7 +49,8 @@ export async function serverInit(o: ServerInitOptions, g: GlobalOptions): Promis
     const notes: string[] = [];
     if (given) preseed = given;
     else if (o.auto) {
-      const auto = autoPreseed(await readCurrent(c, AUTO_NAMES), {
+      const facts = { networks: await c.get<Network[]>("/1.0/networks?recursion=1"), hostInterfaces: await hostInterfaces() };
+      const auto = autoPreseed(await readCurrent(c, AUTO_NAMES), facts, {
         networkAddress: o.networkAddress,
         networkPort: o.networkPort === undefined ? undefined : Number(o.networkPort),
         storageBackend: o.storageBackend,
@@ -56,10 +58,10 @@ export async function serverInit(o: ServerInitOptions, g: GlobalOptions): Promis
       preseed = auto.preseed;
       notes.push(...auto.notes);
     } else {
-      const networks = await c.get<Network[]>("/1.0/networks?recursion=1");
+      const facts = { networks: await c.get<Network[]>("/1.0/networks?recursion=1"), hostInterfaces: await hostInterfaces() };
       const asker = lineAsker(process.stdin, process.stdout);
       try {
-        const answers = await interview(asker.ask, networks, await readCurrent(c, AUTO_NAMES), (t) => process.stdout.write(t));
+        const answers = await interview(asker.ask, facts, await readCurrent(c, AUTO_NAMES), (t) => process.stdout.write(t));
         preseed = answers.preseed;
         notes.push(...answers.notes);
         if (answers.print) process.stdout.write(await renderYaml(preseed));
@@ -71,6 +73,14 @@ export async function serverInit(o: ServerInitOptions, g: GlobalOptions): Promis
     await applyPlan(c, planPreseed(preseed, await readCurrent(c, namesOf(preseed))));
     for (const n of notes) process.stderr.write(`Note: ${n}\n`);
   });
+}
+
+/**
+ * The host's interface names. The client talks to the daemon over its unix socket, so it is on
+ * the same host; bridges there are host-global, whichever daemon made them.
+ */
+async function hostInterfaces(): Promise<string[]> {
+  return readdir("/sys/class/net").catch(() => []);
 }
 
 /** The server's state as a preseed (what `--dump` prints). */

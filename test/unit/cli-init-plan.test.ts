@@ -154,7 +154,8 @@ test("with a storage pool API, pools are created and updated like the rest", () 
 
 test("--auto: lodgebr0 when missing, the default pool, eth0 and a root disk in the default profile; a second run plans nothing", () => {
   const fresh = current({ profiles: [profile("default", { description: "Default Lodge profile", devices: { root: ROOT } })] });
-  const { preseed, notes } = autoPreseed(fresh);
+  const none = { networks: [], hostInterfaces: ["lo", "eth0"] };
+  const { preseed, notes } = autoPreseed(fresh, none);
   assert.deepEqual(notes, []);
   assert.deepEqual(preseed, {
     storage_pools: [{ name: "default", driver: "dir" }],
@@ -163,21 +164,34 @@ test("--auto: lodgebr0 when missing, the default pool, eth0 and a root disk in t
   });
   assert.deepEqual(planPreseed(preseed, fresh).map((s) => `${s.kind} ${s.what}`), ['create network "lodgebr0"', 'update profile "default"']);
 
+  // Set up already: eth0 on a managed network of this server; nothing to do, nothing said.
+  const lodgebr0 = net("lodgebr0", { config: { "ipv4.address": "10.5.5.1/24", "ipv6.address": "fd42::1/64" } });
   const done = current({
-    networks: [net("lodgebr0", { config: { "ipv4.address": "10.5.5.1/24", "ipv6.address": "fd42::1/64" } })],
+    networks: [lodgebr0],
     profiles: [profile("default", { devices: { root: ROOT, eth0: { type: "nic", network: "lodgebr0", name: "eth0" } } })],
   });
-  assert.deepEqual(planPreseed(autoPreseed(done).preseed, done), []);
+  const again = autoPreseed(done, { networks: [lodgebr0], hostInterfaces: ["lodgebr0"] });
+  assert.deepEqual(again.notes, []);
+  assert.deepEqual(planPreseed(again.preseed, done), []);
 
-  // No root disk: one is added on the default pool. A different eth0 is left alone, and said so.
+  // This server's lodgebr0 is used when the profile lost its eth0; one on the host that is not
+  // this server's (another daemon's bridge) is passed over for the next free name.
+  assert.deepEqual(autoPreseed(fresh, { networks: [lodgebr0], hostInterfaces: ["lodgebr0"] }).preseed.networks, undefined);
+  const hostOnes = { networks: [net("lodgebr0", { managed: false })], hostInterfaces: ["lodgebr0", "lodgebr1"] };
+  const next = autoPreseed(fresh, hostOnes).preseed;
+  assert.equal(next.networks![0]!.name, "lodgebr2");
+  assert.deepEqual(next.profiles![0]!.devices!.eth0, { type: "nic", network: "lodgebr2", name: "eth0" });
+
+  // No root disk: one is added on the default pool. An eth0 not on a managed network is left alone, and said so.
   const odd = current({ profiles: [profile("default", { devices: { eth0: { type: "nic", nictype: "bridged", parent: "br9" } } })] });
-  const auto = autoPreseed(odd, { networkAddress: "fd00::1" });
+  const auto = autoPreseed(odd, none, { networkAddress: "fd00::1" });
   assert.deepEqual(auto.preseed.profiles, [{ name: "default", devices: { root: ROOT } }]);
+  assert.equal(auto.preseed.networks, undefined);
   assert.match(auto.notes[0]!, /eth0 is left as it is \(type=nic nictype=bridged parent=br9\)/);
   assert.deepEqual(auto.preseed.config, { "core.https_address": "[fd00::1]:8443" });
-  assert.deepEqual(autoPreseed(odd, { networkAddress: "10.0.0.1", networkPort: 9443 }).preseed.config, { "core.https_address": "10.0.0.1:9443" });
+  assert.deepEqual(autoPreseed(odd, none, { networkAddress: "10.0.0.1", networkPort: 9443 }).preseed.config, { "core.https_address": "10.0.0.1:9443" });
   // --storage-backend other than the implicit pool's is refused by the plan, clearly.
-  assert.throws(() => planPreseed(autoPreseed(odd, { storageBackend: "btrfs" }).preseed, odd), /storage pool "default" \(driver btrfs\): this server has no storage pool API yet/);
+  assert.throws(() => planPreseed(autoPreseed(odd, none, { storageBackend: "btrfs" }).preseed, odd), /storage pool "default" \(driver btrfs\): this server has no storage pool API yet/);
 });
 
 test("server set-up flags go alone, and the --auto ones only with --auto", () => {
@@ -270,9 +284,9 @@ function script(answers: string[]) {
 test("the questions: a new bridge with its addresses, image updates, the preseed shown", async () => {
   const s = script(["", "lt9", "10.20.30.1/24", "none", "no", "yes"]);
   const cur = current();
-  const r = await interview(s.ask, [net("lodgebr0")], cur, s.say);
+  const r = await interview(s.ask, { networks: [net("lodgebr0")], hostInterfaces: ["lodgebr0", "lodgebr1"] }, cur, s.say);
   assert.match(s.asked[0]!, /^Would you like to create a new local network bridge\? \(yes\/no\) \[default=yes\]: $/);
-  assert.match(s.asked[1]!, /What should the new bridge be called\? \[default=lodgebr1\]/, "lodgebr0 exists: the next free name is offered");
+  assert.match(s.asked[1]!, /What should the new bridge be called\? \[default=lodgebr2\]/, "lodgebr0 and lodgebr1 are taken: the next free name is offered");
   assert.deepEqual(r, {
     preseed: {
       storage_pools: [{ name: "default", driver: "dir" }],
@@ -287,7 +301,7 @@ test("the questions: a new bridge with its addresses, image updates, the preseed
 
 test("the questions ask again after a bad answer, and take the defaults when the input ends", async () => {
   const s = script(["maybe", "y", "lodgebr0", "lt1", "10.0.0.300/24", "auto"]);
-  const r = await interview(s.ask, [net("lodgebr0")], current(), s.say);
+  const r = await interview(s.ask, { networks: [net("lodgebr0")], hostInterfaces: [] }, current(), s.say);
   assert.deepEqual(s.said, [
     "Invalid input, try again.\n\n",
     'The requested network bridge "lodgebr0" already exists. Please choose another name.\n\n',
@@ -299,13 +313,13 @@ test("the questions ask again after a bad answer, and take the defaults when the
 
   // No bridge, but an existing host interface: eth0 joins it (bridged for a bridge).
   const host = script(["no", "yes", "nope", "br9"]);
-  const h = await interview(host.ask, [net("br9", { managed: false })], current(), host.say);
+  const h = await interview(host.ask, { networks: [net("br9", { managed: false })], hostInterfaces: ["br9"] }, current(), host.say);
   assert.deepEqual(h.preseed.profiles, [{ name: "default", devices: { eth0: { type: "nic", nictype: "bridged", parent: "br9", name: "eth0" } } }]);
   assert.equal(h.preseed.networks, undefined);
 
   // A question with no default cannot be answered by the end of the input.
   const ended = script(["no", "yes"]);
-  await assert.rejects(interview(ended.ask, [], current(), ended.say), /The input ended before this question had an answer: Name of the existing bridge or host interface:/);
+  await assert.rejects(interview(ended.ask, { networks: [], hostInterfaces: [] }, current(), ended.say), /The input ended before this question had an answer: Name of the existing bridge or host interface:/);
 });
 
 test("same() is deep equality of JSON values, key order aside", () => {
