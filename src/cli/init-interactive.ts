@@ -83,7 +83,9 @@ export async function interview(ask: Ask, facts: AutoFacts, cur: Current, say: (
     const name = await question("Name of the existing bridge or host interface: ", undefined, (v) => (byName.has(v) ? undefined : `The interface "${v}" doesn't exist.`));
     eth0 = nicFor(byName.get(name)!, "eth0");
   }
-  preseed.profiles = [defaultProfile(cur, eth0, notes)];
+  // Asked for in so many words: eth0 moves to the new bridge (a nic of another kind stays).
+  const profile = defaultProfile(cur, eth0, notes, true);
+  if (Object.keys(profile.devices ?? {}).length) preseed.profiles = [profile];
 
   if (!(await yesNo("Would you like stale cached images to be updated automatically?", true))) preseed.config = { "images.auto_update_interval": "0" };
   const print = await yesNo('Would you like a YAML "lodge init" preseed to be printed?', false);
@@ -98,7 +100,10 @@ export function lineAsker(input: NodeJS.ReadableStream, output: NodeJS.WritableS
   return {
     ask: async (prompt) => {
       output.write(prompt);
-      if (ended) return null;
+      if (ended) {
+        output.write("\n");
+        return null;
+      }
       const next = await lines.next();
       if (next.done) {
         ended = true;

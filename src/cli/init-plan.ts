@@ -89,9 +89,18 @@ function networkSteps(want: PreseedNetwork, cur: Current): Step[] {
   if (!have.value.managed) throw new UsageError(`Cannot set up ${what}: an interface of that name exists on the host and is not managed by Lodge`);
   if (want.type && want.type !== have.value.type) throw new UsageError(`The existing ${what} has type "${have.value.type}", not "${want.type}"`);
   const previous = { description: have.value.description ?? "", config: { ...have.value.config } };
-  const body = { description: want.description || previous.description, config: { ...previous.config, ...want.config } };
+  const config = { ...previous.config };
+  for (const [k, v] of Object.entries(want.config ?? {})) {
+    // "auto" asks for a subnet to be picked: one that was picked (or given) satisfies it. Putting
+    // "auto" again would pick another, and a preseed run twice must change nothing.
+    if (v === "auto" && AUTO_ADDRESS_KEYS.includes(k) && config[k] && config[k] !== "none") continue;
+    config[k] = v;
+  }
+  const body = { description: want.description || previous.description, config };
   return same(body, previous) ? [] : [{ kind: "update", what, url, body, previous, etag: have.etag }];
 }
+
+const AUTO_ADDRESS_KEYS = ["ipv4.address", "ipv6.address"];
 
 function profileSteps(want: PreseedProfile, cur: Current): Step[] {
   const what = `profile "${want.name}"`;
@@ -188,14 +197,17 @@ export function defaultPool(cur: Current, backend?: string): PreseedStoragePool 
 
 /**
  * The default profile as init wants it: a root disk on the default pool unless it has one,
- * and `eth0` when given, unless it has an eth0 (then left alone, and `notes` says so).
+ * and `eth0` when given. An eth0 it has already is left alone (and `notes` says so), unless
+ * `move` is set and it is a nic on a managed network: then it moves to the new one (only its
+ * keys change, so nothing of another kind of nic is left mixed in).
  */
-export function defaultProfile(cur: Current, eth0: Strings | undefined, notes: string[]): PreseedProfile {
+export function defaultProfile(cur: Current, eth0: Strings | undefined, notes: string[], move = false): PreseedProfile {
   const devices: Record<string, Strings> = {};
   const have = cur.profiles.get("default")?.value.devices ?? {};
   if (!Object.values(have).some((d) => d.type === "disk" && d.path === "/")) devices.root = { type: "disk", path: "/", pool: "default" };
-  if (eth0 && !have.eth0) devices.eth0 = eth0;
-  else if (eth0 && !same(have.eth0, eth0))
-    notes.push(`The default profile's eth0 is left as it is (${Object.entries(have.eth0!).map(([k, v]) => `${k}=${v}`).join(" ")}); change it with lodge profile device`);
+  const old = have.eth0;
+  if (eth0 && (!old || (move && old.type === "nic" && old.network && !old.nictype && !old.parent && eth0.network))) devices.eth0 = eth0;
+  else if (eth0 && old && !same(old, eth0))
+    notes.push(`The default profile's eth0 is left as it is (${Object.entries(old).map(([k, v]) => `${k}=${v}`).join(" ")}); change it with lodge profile device`);
   return { name: "default", devices };
 }

@@ -105,6 +105,13 @@ networks: [{name: lt1, type: bridge, config: {ipv4.address: 10.9.9.1/24}}]
 profiles: [{name: default, devices: {root: {path: /, pool: default}}}]
 `);
   assert.deepEqual(planPreseed(equal, cur), []);
+  // "auto" is satisfied by the subnet picked when the network was made: a preseed run twice changes nothing.
+  assert.deepEqual(planPreseed({ networks: [{ name: "lt1", config: { "ipv4.address": "auto" } }] }, cur), []);
+  // …but not by "none": then auto is a change.
+  assert.deepEqual(
+    planPreseed({ networks: [{ name: "lt1", config: { "ipv6.address": "auto" } }] }, cur).map((s) => s.kind === "update" && (s.body as { config: object }).config),
+    [{ "ipv4.address": "10.9.9.1/24", "ipv6.address": "auto" }],
+  );
   // Different: an update with If-Match of what was read, keys merged, the old state kept for undo.
   const changed = await parsePreseed(`
 networks: [{name: lt1, description: new, config: {ipv4.nat: "false"}}]
@@ -316,6 +323,24 @@ test("the questions ask again after a bad answer, and take the defaults when the
   const h = await interview(host.ask, { networks: [net("br9", { managed: false })], hostInterfaces: ["br9"] }, current(), host.say);
   assert.deepEqual(h.preseed.profiles, [{ name: "default", devices: { eth0: { type: "nic", nictype: "bridged", parent: "br9", name: "eth0" } } }]);
   assert.equal(h.preseed.networks, undefined);
+
+  // A new bridge asked for takes the default profile's eth0 when that is a nic on a managed
+  // network; another kind of nic stays (a note says so); a profile with nothing to add is left out.
+  const onOld = current({ profiles: [profile("default", { devices: { root: ROOT, eth0: { type: "nic", network: "lodgebr0", name: "eth0" } } })] });
+  const moved = await interview(script(["yes", "lt5"]).ask, { networks: [], hostInterfaces: [] }, onOld, () => {});
+  assert.deepEqual(moved.preseed.profiles, [{ name: "default", devices: { eth0: { type: "nic", network: "lt5", name: "eth0" } } }]);
+  assert.deepEqual(planPreseed(moved.preseed, onOld).at(-1), {
+    kind: "update",
+    what: 'profile "default"',
+    url: "/1.0/profiles/default",
+    body: { description: "", config: {}, devices: { root: ROOT, eth0: { type: "nic", network: "lt5", name: "eth0" } } },
+    previous: { description: "", config: {}, devices: { root: ROOT, eth0: { type: "nic", network: "lodgebr0", name: "eth0" } } },
+    etag: "etag-default",
+  });
+  const bridged = current({ profiles: [profile("default", { devices: { root: ROOT, eth0: { type: "nic", nictype: "bridged", parent: "br9" } } })] });
+  const kept = await interview(script(["yes", "lt5"]).ask, { networks: [], hostInterfaces: [] }, bridged, () => {});
+  assert.equal(kept.preseed.profiles, undefined);
+  assert.match(kept.notes[0]!, /eth0 is left as it is \(type=nic nictype=bridged parent=br9\)/);
 
   // A question with no default cannot be answered by the end of the input.
   const ended = script(["no", "yes"]);
