@@ -8,12 +8,20 @@ import { UsageError } from "./exit.js";
 import { FORMATS } from "./format.js";
 import { VERBS, newProgram } from "./program.js";
 
-/** Values offered after options that take one, when they are known. */
+/**
+ * Values offered after options that take one, when they are known: by flag, or by command and
+ * flag where one flag means different things (`--type` of monitor, console, network create).
+ * Options declared with `.choices()` add theirs from the tree.
+ */
 const VALUES: Record<string, readonly string[]> = {
   "--format": FORMATS,
-  "--type": EVENT_TYPES,
   "--request": ["GET", "PUT", "PATCH", "POST", "DELETE"],
   "-X": ["GET", "PUT", "PATCH", "POST", "DELETE"],
+  "lodge monitor --type": EVENT_TYPES,
+  "lodge console --type": ["console"],
+  "lodge network create --type": ["bridge"],
+  "lodge network create -t": ["bridge"],
+  "lodge init --storage-backend": ["dir"],
 };
 
 export function register(program: Command): void {
@@ -39,6 +47,8 @@ interface Node {
   path: string;
   subcommands: string[];
   flags: string[];
+  /** "path flag" → values, for the options of this command declared with choices. */
+  values: [string, readonly string[]][];
 }
 
 /** Words offered for a command's positional argument, when they are a fixed set. */
@@ -50,6 +60,7 @@ function walk(cmd: Command, path: string, out: Node[]): void {
     path,
     subcommands: [...subs.flatMap((c) => [c.name(), ...c.aliases()]), ...(ARGUMENTS[path] ?? [])],
     flags: [...cmd.options.flatMap(flagsOf), "-h", "--help"],
+    values: cmd.options.flatMap((o) => (o.argChoices ? flagsOf(o).map((f): [string, readonly string[]] => [`${path} ${f}`, o.argChoices!]) : [])),
   });
   for (const c of subs) for (const n of [c.name(), ...c.aliases()]) walk(c, `${path} ${n}`, out);
 }
@@ -77,13 +88,12 @@ export function bashScript(program: Command): string {
     ...nodes.map((n) => `  [${q(n.path)}]=${q(n.flags.join(" "))}`),
     ")",
     `_lodge_global_flags=${q(globals.join(" "))}`,
+    "declare -gA _lodge_values=(",
+    ...[...Object.entries(VALUES), ...nodes.flatMap((n) => n.values)].map(([k, v]) => `  [${q(k)}]=${q(v.join(" "))}`),
+    ")",
     "",
     "_lodge() {",
     '  local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"',
-    "  case \"$prev\" in",
-    ...Object.entries(VALUES).map(([f, v]) => `    ${f}) COMPREPLY=($(compgen -W ${q(v.join(" "))} -- "$cur")); return ;;`),
-    `    ${[...valueFlags].filter((f) => !(f in VALUES)).join("|") || "--__none"}) COMPREPLY=(); return ;;`,
-    "  esac",
     '  local path=lodge w i skip=0',
     "  for ((i = 1; i < COMP_CWORD; i++)); do",
     '    w="${COMP_WORDS[i]}"',
@@ -95,6 +105,11 @@ export function bashScript(program: Command): string {
     '    local next="$path $w"',
     '    [[ -n "${_lodge_subs[$next]+x}" ]] && path="$next"',
     "  done",
+    '  if [[ -n "${_lodge_values[$path $prev]+x}" ]]; then COMPREPLY=($(compgen -W "${_lodge_values[$path $prev]}" -- "$cur")); return; fi',
+    '  if [[ -n "${_lodge_values[$prev]+x}" ]]; then COMPREPLY=($(compgen -W "${_lodge_values[$prev]}" -- "$cur")); return; fi',
+    "  case \"$prev\" in",
+    `    ${[...valueFlags].join("|") || "--__none"}) COMPREPLY=(); return ;;`,
+    "  esac",
     '  if [[ "$cur" == -* ]]; then',
     '    COMPREPLY=($(compgen -W "${_lodge_flags[$path]} $_lodge_global_flags" -- "$cur"))',
     "  else",

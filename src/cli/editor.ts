@@ -60,3 +60,10 @@ export async function parseEditedMap(text: string, what: string, writable: reado
     if (!writable.includes(k)) throw new UsageError(`Invalid ${what} YAML: "${k}" cannot be edited (editable: ${writable.join(", ")})`);
   return doc as Record<string, unknown>;
 }
+
+/** All of stdin as text: what `edit` and `create` take instead of an editor when stdin is not a terminal. */
+export async function readStdinText(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const ch of process.stdin) chunks.push(ch as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}

@@ -23,14 +23,40 @@ interface CreateOpts {
   empty?: boolean;
   vm?: boolean;
   description?: string;
+  // init only: setting up the server (init.ts)
+  auto?: boolean;
+  preseed?: boolean;
+  dump?: boolean;
+  networkAddress?: string;
+  networkPort?: string;
+  storageBackend?: string;
+}
+
+const SERVER_INIT_FLAGS = ["auto", "preseed", "dump", "networkAddress", "networkPort", "storageBackend"] as const;
+
+/** Flags of instance creation given on the command line (refused when init sets up the server). */
+function instanceOnlyFlags(o: CreateOpts): string[] {
+  const out: string[] = [];
+  if (o.config.length) out.push("--config");
+  if (o.device.length) out.push("--device");
+  if (o.profile.length) out.push("--profile");
+  if ((o as { profiles?: boolean }).profiles === false) out.push("--no-profiles");
+  if (o.ephemeral) out.push("--ephemeral");
+  if (o.vm) out.push("--vm");
+  if (o.description !== undefined) out.push("--description");
+  return out;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 function registerCreate(program: Command, verb: "launch" | "init"): void {
-  program
+  const cmd = program
     .command(verb)
-    .description(verb === "launch" ? "Create and start an instance from an image" : "Create an instance from an image (left stopped)")
+    .description(
+      verb === "launch"
+        ? "Create and start an instance from an image"
+        : "Create an instance from an image (left stopped); without an image, set up the server: --auto, --preseed, --dump, or questions",
+    )
     .argument("[image]", "Image: [local:]alias or fingerprint (none with --empty)")
     .argument("[name]", "Instance name (default: a random one)")
     .option("-c, --config <key=value>", "Config key for the new instance (repeatable)", collect, [])
@@ -40,25 +66,41 @@ function registerCreate(program: Command, verb: "launch" | "init"): void {
     .option("-e, --ephemeral", "Ephemeral instance: deleted when it stops")
     .option("--empty", "Create an empty instance (no image)")
     .option("--vm", "Create a virtual machine")
-    .option("--description <text>", "Instance description")
-    .action(async (image: string | undefined, name: string | undefined, opts: CreateOpts, c: Command) => {
-      let img = image;
-      let n = name;
-      if (opts.empty && img !== undefined && n === undefined) [img, n] = [undefined, img];
-      if (opts.empty && img !== undefined) throw new UsageError("--empty takes no image: give only a name");
-      if (!opts.empty && img === undefined) throw new UsageError("No image given: name an image alias or fingerprint (or use --empty)");
-      if (n !== undefined) checkInstanceName(n);
-      const instanceName = n ?? randomName();
-      await withClient(globalsOf(c), async (client) => {
-        const body = await createRequest(client, img, instanceName, opts);
-        process.stdout.write(`Creating ${instanceName}\n`);
-        await waitWithProgress(client, () => client.post<Operation>("/1.0/instances", body), { label: "Retrieving image" });
-        if (verb === "launch") {
-          process.stdout.write(`Starting ${instanceName}\n`);
-          await changeState(client, instanceName, "start");
-        }
-      });
+    .option("--description <text>", "Instance description");
+  if (verb === "init")
+    cmd
+      .option("--auto", "Set up the server with defaults: network lodgebr0, the default storage pool, eth0 and root in the default profile")
+      .option("--preseed", "Set up the server from a YAML preseed on stdin (LXD's shape: config, networks, storage_pools, profiles)")
+      .option("--dump", "Print the server's configuration as a preseed")
+      .option("--network-address <address>", "With --auto: address to serve the API on (core.https_address)")
+      .option("--network-port <port>", "With --auto: port for --network-address (default 8443)")
+      .option("--storage-backend <driver>", "With --auto: driver of the default storage pool (dir)")
+      .addHelpText("after", "\nExamples:\n  lodge init bb c1              create instance c1 from image bb\n  lodge init --auto             set up the server with defaults\n  lodge init --preseed < seed.yaml\n  lodge init --dump > seed.yaml");
+  cmd.action(async (image: string | undefined, name: string | undefined, opts: CreateOpts, c: Command) => {
+    const serverFlags = SERVER_INIT_FLAGS.filter((f) => opts[f] !== undefined);
+    if (verb === "init" && image === undefined && !opts.empty) {
+      const instanceFlags = instanceOnlyFlags(opts);
+      if (instanceFlags.length) throw new UsageError(`${instanceFlags.join(", ")} ${instanceFlags.length > 1 ? "are" : "is"} for creating an instance: name an image`);
+      return (await import("./init.js")).serverInit(opts, globalsOf(c));
+    }
+    if (serverFlags.length) throw new UsageError(`--${serverFlags[0]!.replace(/[A-Z]/g, (l) => "-" + l.toLowerCase())} sets up the server: give no image`);
+    let img = image;
+    let n = name;
+    if (opts.empty && img !== undefined && n === undefined) [img, n] = [undefined, img];
+    if (opts.empty && img !== undefined) throw new UsageError("--empty takes no image: give only a name");
+    if (!opts.empty && img === undefined) throw new UsageError("No image given: name an image alias or fingerprint (or use --empty)");
+    if (n !== undefined) checkInstanceName(n);
+    const instanceName = n ?? randomName();
+    await withClient(globalsOf(c), async (client) => {
+      const body = await createRequest(client, img, instanceName, opts);
+      process.stdout.write(`Creating ${instanceName}\n`);
+      await waitWithProgress(client, () => client.post<Operation>("/1.0/instances", body), { label: "Retrieving image" });
+      if (verb === "launch") {
+        process.stdout.write(`Starting ${instanceName}\n`);
+        await changeState(client, instanceName, "start");
+      }
     });
+  });
 }
 
 /** The POST /1.0/instances body for the command line. */

@@ -1,0 +1,122 @@
+/**
+ * The network wire shapes the client uses, as LXD 5.0.2 has them (reference: Network,
+ * NetworksPost, NetworkPut, NetworkLease, NetworkState, NetworkForward*, StoragePool*).
+ * Written on the client's branch before the daemon's; once src/api/network.ts exists these
+ * should become re-exports of it (one definition of the wire, shared by daemon and client).
+ */
+
+export interface NetworkPut {
+  description?: string;
+  config?: Record<string, string>;
+}
+
+export interface NetworksPost extends NetworkPut {
+  name: string;
+  /** "bridge" (the default when absent). */
+  type?: string;
+}
+
+/** GET /1.0/networks/<name>. Unmanaged host interfaces are listed too, with managed: false. */
+export interface Network {
+  name: string;
+  description: string;
+  type: string;
+  managed: boolean;
+  status: string;
+  config: Record<string, string>;
+  used_by: string[] | null;
+  locations?: string[] | null;
+}
+
+export interface NetworkLease {
+  hostname: string;
+  hwaddr: string;
+  address: string;
+  /** "dynamic", "static" (and in LXD "gateway", "uplink"). */
+  type: string;
+  location?: string;
+}
+
+export interface NetworkStateAddress {
+  family: string;
+  address: string;
+  netmask: string;
+  scope: string;
+}
+
+export interface NetworkStateCounters {
+  bytes_received: number;
+  bytes_sent: number;
+  packets_received: number;
+  packets_sent: number;
+}
+
+export interface NetworkStateBridge {
+  id: string;
+  stp: boolean;
+  forward_delay: number;
+  vlan_default: number;
+  vlan_filtering: boolean;
+  upper_devices: string[] | null;
+}
+
+/** GET /1.0/networks/<name>/state. */
+export interface NetworkState {
+  addresses: NetworkStateAddress[] | null;
+  counters: NetworkStateCounters | null;
+  hwaddr: string;
+  mtu: number;
+  state: string;
+  type: string;
+  bridge?: NetworkStateBridge | null;
+  bond?: unknown;
+  vlan?: { lower_device: string; vid: number } | null;
+  ovn?: unknown;
+}
+
+export interface NetworkForwardPort {
+  description?: string;
+  protocol: string;
+  listen_port: string;
+  target_address: string;
+  target_port?: string;
+}
+
+export interface NetworkForwardPut {
+  description?: string;
+  config?: Record<string, string>;
+  ports?: NetworkForwardPort[];
+}
+
+export interface NetworkForwardsPost extends NetworkForwardPut {
+  listen_address: string;
+}
+
+/** GET /1.0/networks/<name>/forwards/<listen_address>. */
+export interface NetworkForward {
+  listen_address: string;
+  description: string;
+  config: Record<string, string>;
+  ports: NetworkForwardPort[] | null;
+  location?: string;
+}
+
+export interface StoragePoolPut {
+  description?: string;
+  config?: Record<string, string>;
+}
+
+export interface StoragePoolsPost extends StoragePoolPut {
+  name: string;
+  driver: string;
+}
+
+export interface StoragePool {
+  name: string;
+  driver: string;
+  description: string;
+  config: Record<string, string>;
+  status?: string;
+  used_by?: string[] | null;
+  locations?: string[] | null;
+}
