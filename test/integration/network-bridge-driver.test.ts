@@ -303,3 +303,40 @@ test("rename carries the leases to the new name and leaves nothing of the old on
   assert.ok((await m.driver.leases(to.name)).some((l) => l.address === address && l.hwaddr === c.mac));
   assert.equal(await m.driver.healthy(to.name), true);
 });
+
+test("every kind of forward loads into nftables, also from a driver that only has the network's files (a restarted daemon)", async (t) => {
+  const m = await network(t);
+  const { name } = m.net;
+  const restarted = new BridgeDriver({ runDir: m.runDir });
+  await restarted.updateForwards(name, [
+    {
+      listenAddress: m.gateway,
+      defaultTarget: `${m.sub}.9`,
+      ports: [
+        { protocol: "tcp", listenPorts: "80", targetAddress: `${m.sub}.5` },
+        { protocol: "tcp", listenPorts: "8000-8002,9000", targetAddress: `${m.sub}.5`, targetPorts: "18000-18002,19000" },
+        { protocol: "udp", listenPorts: "5000-5010", targetAddress: `${m.sub}.6`, targetPorts: "53" },
+      ],
+    },
+    { listenAddress: `${m.v6prefix}::1`, ports: [{ protocol: "tcp", listenPorts: "443", targetAddress: `${m.v6prefix}::5`, targetPorts: "8443" }] },
+  ]);
+  const { rules } = await nftTable(name);
+  assert.ok(rules.some((r) => r.startsWith(`ip daddr ${m.gateway} dnat ip to tcp dport map {`) && r.includes(`9000 : ${m.sub}.5 . 19000`)), rules.join("\n"));
+  assert.ok(rules.includes(`ip6 daddr ${m.v6prefix}::1 tcp dport 443 dnat ip6 to [${m.v6prefix}::5]:8443`), rules.join("\n"));
+  assert.ok(rules.includes(`ip daddr ${m.gateway} dnat ip to ${m.sub}.9`));
+  // The rest of the table is still the network's.
+  assert.ok(rules.includes(`ip saddr ${m.sub}.0/24 oifname != "${name}" masquerade`));
+  // And apply() with the forwards it was given keeps them.
+  await m.driver.apply({ ...m.net, forwards: [] });
+  assert.equal((await nftTable(name)).chains.has("forwards"), false);
+});
+
+test("a dnsmasq that cannot start fails apply() with dnsmasq's reason, and the next good apply() starts it", async (t) => {
+  const m = await network(t);
+  const { name } = m.net;
+  await assert.rejects(m.driver.apply({ ...m.net, rawDnsmasq: "no-such-option=1" }), new RegExp(`dnsmasq for network "${name}" did not start: bad option at line \\d+ of `));
+  assert.equal(await m.driver.healthy(name), false);
+  assert.deepEqual(await dnsmasqsOf(m.runDir), []);
+  await m.driver.apply(m.net);
+  assert.equal(await m.driver.healthy(name), true);
+});

@@ -13,6 +13,7 @@
  * A zombie has an empty cmdline, and counts as gone.
  */
 import { readFile, rm } from "node:fs/promises";
+import path from "node:path";
 import { run } from "../../../sys/exec.js";
 import { readSmall } from "../../../sys/small-file.js";
 import type { DnsmasqIdentity } from "./dnsmasq-config.js";
@@ -42,7 +43,11 @@ async function isOurs(pid: number, files: NetworkFiles): Promise<boolean> {
 /** Starts dnsmasq on the conf file already written; resolves once it serves, with its pid. */
 export async function startDnsmasq(files: NetworkFiles, signal?: AbortSignal): Promise<number> {
   await rm(files.pid, { force: true });
-  await run(DNSMASQ, [confArg(files)], { signal, timeoutMs: START_TIMEOUT_MS, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
+  const r = await run(DNSMASQ, [confArg(files)], { signal, timeoutMs: START_TIMEOUT_MS, env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, allowFail: true });
+  if (r.code !== 0) {
+    const why = (r.stderr || r.stdout).trim().replace(/^dnsmasq: /, "") || `exit status ${r.code}`;
+    throw new Error(`dnsmasq for network "${path.basename(files.dir)}" did not start: ${why}`);
+  }
   const pid = await dnsmasqPid(files);
   if (pid === undefined) throw new Error(`dnsmasq started but its pid file ${files.pid} names no dnsmasq of this network`);
   return pid;
