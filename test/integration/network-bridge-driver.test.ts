@@ -340,3 +340,14 @@ test("a dnsmasq that cannot start fails apply() with dnsmasq's reason, and the n
   await m.driver.apply(m.net);
   assert.equal(await m.driver.healthy(name), true);
 });
+
+test("a bridge deleted behind the driver's back comes back with apply(), and its dnsmasq serves it again", async (t) => {
+  const m = await network(t);
+  const { name } = m.net;
+  const pid = await dnsmasqPid(m);
+  await runCommand("ip", ["link", "del", name]);
+  await m.driver.apply(m.net);
+  assert.notEqual(await dnsmasqPid(m), pid, "dnsmasq bound to the old bridge was restarted");
+  const c = await namespaceClient(t, name);
+  assert.match(await dhcp(c, m.runDir), new RegExp(`^${m.sub.replace(/\./g, "\\.")}\\.`));
+});

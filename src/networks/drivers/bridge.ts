@@ -148,9 +148,11 @@ export class BridgeDriver implements NetworkDriver {
     const ruleset = nftRuleset(net);
 
     await this.makeDir(files);
-    await ensureBridge({ name, mtu: net.mtu, hwaddr: net.hwaddr ?? stableHwaddr(name), cidrs }, signal);
+    const made = await ensureBridge({ name, mtu: net.mtu, hwaddr: net.hwaddr ?? stableHwaddr(name), cidrs }, signal);
     await configureBridgeIPv6(name, net.ipv6 !== undefined);
-    await syncAddresses(name, cidrs, signal);
+    // A dnsmasq with bound sockets (bind-interfaces) does not follow a bridge that was deleted
+    // and made again, or an address taken away and given back, behind its back.
+    const relinked = (await syncAddresses(name, cidrs, signal)) || made;
     await setUp(name, signal);
     if (cidrs.length) await enableForwarding(net.ipv6 !== undefined);
     if (await loadTable(name, ruleset, files, signal)) log?.debug("Loaded the network's nftables table");
@@ -162,13 +164,13 @@ export class BridgeDriver implements NetworkDriver {
     } else {
       const onDisk = await readFile(files.conf, "utf8").catch(() => undefined);
       const pid = await dnsmasqPid(files);
-      if (onDisk === conf && pid !== undefined) {
+      if (onDisk === conf && pid !== undefined && !relinked) {
         if (hostsChanged) await reloadDnsmasq(files);
       } else {
         await stopDnsmasq(files);
         await writeFileAtomic(files.conf, conf, 0o600);
         const started = await startDnsmasq(files, signal);
-        log?.info(pid === undefined ? "Started dnsmasq" : "Restarted dnsmasq for a changed configuration", { pid: started });
+        log?.info(pid === undefined ? "Started dnsmasq" : "Restarted dnsmasq", { pid: started, reason: onDisk !== conf ? "configuration" : "bridge" });
       }
     }
     await this.record(net, files);
