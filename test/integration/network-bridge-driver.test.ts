@@ -89,7 +89,7 @@ async function nftTable(name: string): Promise<{ chains: Map<string, { hook?: st
  * Runs busybox udhcpc on the client's eth0 until it has a lease (or gives up); returns the
  * address dnsmasq offered, which the script also configures on eth0.
  */
-async function dhcp(c: NamespaceClient, dir: string): Promise<string> {
+async function dhcp(c: NamespaceClient, dir: string, hostname?: string): Promise<string> {
   const script = join(dir, "udhcpc.sh");
   await writeFile(
     script,
@@ -102,7 +102,8 @@ async function dhcp(c: NamespaceClient, dir: string): Promise<string> {
     ].join("\n"),
   );
   await chmod(script, 0o755);
-  const r = await c.exec(["busybox", "udhcpc", "-i", c.iface, "-f", "-q", "-n", "-t", "8", "-T", "1", "-s", script], { timeoutMs: 20_000, allowFail: true });
+  const name = hostname ? ["-x", `hostname:${hostname}`] : [];
+  const r = await c.exec(["busybox", "udhcpc", "-i", c.iface, "-f", "-q", "-n", "-t", "8", "-T", "1", ...name, "-s", script], { timeoutMs: 20_000, allowFail: true });
   const m = /^LEASE (\S+)$/m.exec(r.stdout);
   assert.ok(m, `udhcpc got no lease (exit ${r.code}): ${r.stdout} ${r.stderr}`);
   return m[1]!;
@@ -349,5 +350,51 @@ test("a bridge deleted behind the driver's back comes back with apply(), and its
   await m.driver.apply(m.net);
   assert.notEqual(await dnsmasqPid(m), pid, "dnsmasq bound to the old bridge was restarted");
   const c = await namespaceClient(t, name);
+  assert.match(await dhcp(c, m.runDir), new RegExp(`^${m.sub.replace(/\./g, "\\.")}\\.`));
+});
+
+/** What `busybox nslookup` in the client's namespace makes of `host` at the gateway. */
+async function lookup(c: NamespaceClient, m: Made, host: string): Promise<string> {
+  const r = await c.exec(["busybox", "nslookup", host, m.gateway], { timeoutMs: 10_000, allowFail: true });
+  return r.stdout + r.stderr;
+}
+
+test("dns.mode: managed ignores the name a client gives itself, dynamic puts it under the domain", async (t) => {
+  const managed = await network(t);
+  const a = await namespaceClient(t, managed.net.name);
+  const addressA = await dhcp(a, managed.runDir, "selfnamed");
+  assert.doesNotMatch(await lookup(a, managed, "selfnamed.lodgetest"), new RegExp(addressA.replace(/\./g, "\\.")));
+
+  const dynamic = await network(t, (n) => (n.dnsMode = "dynamic"));
+  const b = await namespaceClient(t, dynamic.net.name);
+  const addressB = await dhcp(b, dynamic.runDir, "selfnamed");
+  assert.match(await lookup(b, dynamic, "selfnamed.lodgetest"), new RegExp(`Address:\\s*${addressB.replace(/\./g, "\\.")}\\b`));
+});
+
+test("stateful DHCPv6 over the whole subnet, with router advertisements, starts and serves", async (t) => {
+  const m = await network(t, (n) => (n.ipv6 = { cidr: `${n.ipv6!.cidr}`, nat: false, dhcp: true, dhcpRanges: [] }));
+  const conf = await readFile(join(m.runDir, m.net.name, "dnsmasq.conf"), "utf8");
+  assert.match(conf, new RegExp(`^dhcp-range=${m.v6prefix}::2,${m.v6prefix}:ffff:ffff:ffff:ffff,64,1h$`, "m"));
+  assert.match(conf, /^enable-ra$/m);
+  assert.equal(await m.driver.healthy(m.net.name), true);
+  // The RAs now say "managed": a client makes no SLAAC address (and has no DHCPv6 client here).
+  const c = await namespaceClient(t, m.net.name);
+  await eventually(async () => (await c.exec(["ip", "-6", "route", "show", "default"])).stdout.includes("via fe80::"), "no default route from the RAs");
+});
+
+test("dnsmasq keeps serving after the process that started it is killed with SIGKILL", async (t) => {
+  const m = await network(t, (n) => (n.ipv6 = undefined));
+  await m.driver.remove(m.net.name);
+  const script = join(m.runDir, "daemon.mts");
+  await writeFile(
+    script,
+    `import { BridgeDriver } from ${JSON.stringify(join(import.meta.dirname, "../../src/networks/drivers/bridge.ts"))};\n` +
+      `await new BridgeDriver({ runDir: process.env.RUN_DIR! }).apply(JSON.parse(process.env.NET!));\n` +
+      `process.kill(process.pid, "SIGKILL");\n`,
+  );
+  const r = await runCommand(process.execPath, ["--import", "tsx", script], { env: { RUN_DIR: m.runDir, NET: JSON.stringify(m.net) }, allowFail: true });
+  assert.equal(r.code, 128, `the "daemon" was killed: ${r.stderr}`);
+  assert.equal(await m.driver.healthy(m.net.name), true);
+  const c = await namespaceClient(t, m.net.name);
   assert.match(await dhcp(c, m.runDir), new RegExp(`^${m.sub.replace(/\./g, "\\.")}\\.`));
 });
