@@ -8,7 +8,8 @@
  * - dnsmasq-config.ts and dnsmasq.ts: dnsmasq's files (pure) and its process;
  * - nft-ruleset.ts and nftables.ts: the table (pure) and loading it;
  * - leases.ts: dnsmasq's lease file and the static hosts (pure);
- * - state.ts: the bridge's state from sysfs.
+ * - state.ts: the bridge's state from sysfs;
+ * - names.ts and atomic-file.ts: where things are, and writing them whole.
  *
  * Everything is found from the network's name (names.ts), and apply() converges: it reads what
  * is there and changes only what differs, so applying the same settings again touches nothing
@@ -25,7 +26,7 @@ import type { Logger } from "../../core/logger.js";
 import type { ForwardRule, Lease, NetworkDriver, NetworkState, ResolvedNetwork, StaticHost } from "../driver.js";
 import { dnsmasqConfig, dnsmasqHosts, needsDnsmasq, type DnsmasqIdentity } from "./bridge/dnsmasq-config.js";
 import { dnsmasqIdentity, dnsmasqPid, reloadDnsmasq, startDnsmasq, stopDnsmasq } from "./bridge/dnsmasq.js";
-import { writeFileAtomic } from "./bridge/files.js";
+import { writeFileAtomic } from "./bridge/atomic-file.js";
 import { mergeLeases, parseLeaseFile } from "./bridge/leases.js";
 import { deleteBridge, ensureBridge, setUp, stableHwaddr, syncAddresses } from "./bridge/link.js";
 import { assertNetworkName, networkFiles, type NetworkFiles } from "./bridge/names.js";
@@ -170,7 +171,8 @@ export class BridgeDriver implements NetworkDriver {
         await stopDnsmasq(files);
         await writeFileAtomic(files.conf, conf, 0o600);
         const started = await startDnsmasq(files, signal);
-        log?.info(pid === undefined ? "Started dnsmasq" : "Restarted dnsmasq", { pid: started, reason: onDisk !== conf ? "configuration" : "bridge" });
+        const reason = onDisk !== conf ? "configuration changed" : pid === undefined ? "not running" : "bridge made again";
+        log?.info(pid === undefined ? "Started dnsmasq" : "Restarted dnsmasq", { pid: started, reason });
       }
     }
     await this.record(net, files);

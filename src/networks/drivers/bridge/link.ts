@@ -97,7 +97,8 @@ export async function syncAddresses(name: string, cidrs: string[], signal?: Abor
   }
   for (const [cidr, family] of wanted) {
     if (have.has(cidr)) continue;
-    await ip([familyFlag(family), "addr", "add", cidr, "dev", name, ...(family === 6 ? ["nodad"] : [])], signal);
+    // IPv4 with its subnet's broadcast address, as `ip` leaves it out unless asked.
+    await ip([familyFlag(family), "addr", "add", cidr, ...(family === 4 ? ["broadcast", "+"] : ["nodad"]), "dev", name], signal);
     changed = true;
   }
   return changed;
