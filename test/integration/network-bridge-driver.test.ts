@@ -343,15 +343,21 @@ test("a dnsmasq that cannot start fails apply() with dnsmasq's reason, and the n
   assert.equal(await m.driver.healthy(name), true);
 });
 
-test("a bridge deleted behind the driver's back comes back with apply(), and its dnsmasq serves it again", async (t) => {
+test("a bridge deleted behind the driver's back comes back with apply(), and its dnsmasq serves DHCP, DNS and RAs on it again", async (t) => {
   const m = await network(t);
   const { name } = m.net;
   const pid = await dnsmasqPid(m);
   await runCommand("ip", ["link", "del", name]);
   await m.driver.apply(m.net);
-  assert.notEqual(await dnsmasqPid(m), pid, "dnsmasq bound to the old bridge was restarted");
+  assert.notEqual(await dnsmasqPid(m), pid, "dnsmasq started on the old bridge was restarted");
   const c = await namespaceClient(t, name);
-  assert.match(await dhcp(c, m.runDir), new RegExp(`^${m.sub.replace(/\./g, "\\.")}\\.`));
+  await m.driver.updateHosts(name, [{ hwaddr: c.mac, name: "again", ipv4: `${m.sub}.60` }]);
+  assert.equal(await dhcp(c, m.runDir), `${m.sub}.60`);
+  assert.match(await lookup(c, m, "again.lodgetest"), new RegExp(`Address:\\s*${m.sub.replace(/\./g, "\\.")}\\.60\\b`));
+  await eventually(async () => {
+    const r = await c.exec(["ip", "-j", "-6", "addr", "show", "dev", "eth0", "scope", "global"]);
+    return ((JSON.parse(r.stdout)[0]?.addr_info ?? []) as { local?: string }[]).some((i) => i.local?.startsWith(`${m.v6prefix}:`));
+  }, "no SLAAC address from the bridge's router advertisements");
 });
 
 /** What `busybox nslookup` in the client's namespace makes of `host` at the gateway. */

@@ -151,8 +151,10 @@ export class BridgeDriver implements NetworkDriver {
     await this.makeDir(files);
     const made = await ensureBridge({ name, mtu: net.mtu, hwaddr: net.hwaddr ?? stableHwaddr(name), cidrs }, signal);
     await configureBridgeIPv6(name, net.ipv6 !== undefined);
-    // A dnsmasq with bound sockets (bind-interfaces) does not follow a bridge that was deleted
-    // and made again, or an address taken away and given back, behind its back.
+    // A bridge made again, or an address given back, under a running dnsmasq: dnsmasq copes
+    // today (its DHCP matches the interface by name, its DNS sockets are bound to addresses that
+    // came back, it follows RA interfaces by netlink), but with bind-interfaces that is an
+    // accident of its internals; a restart, in this rare case, does not depend on them.
     const relinked = (await syncAddresses(name, cidrs, signal)) || made;
     await setUp(name, signal);
     if (cidrs.length) await enableForwarding(net.ipv6 !== undefined);
