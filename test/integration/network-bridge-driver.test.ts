@@ -405,3 +405,23 @@ test("dnsmasq keeps serving after the process that started it is killed with SIG
   const c = await namespaceClient(t, m.net.name);
   assert.match(await dhcp(c, m.runDir), new RegExp(`^${m.sub.replace(/\./g, "\\.")}\\.`));
 });
+
+test("a network that needs no dnsmasq (no DHCP, no RAs, dns.mode none) has none, and is healthy", async (t) => {
+  const m = await network(t);
+  const { name } = m.net;
+  const quiet: ResolvedNetwork = {
+    ...m.net,
+    ipv4: { ...m.net.ipv4!, dhcp: false },
+    ipv6: { ...m.net.ipv6!, routerAdvertisements: false },
+    dnsMode: "none",
+  };
+  await m.driver.apply(quiet);
+  assert.deepEqual(await dnsmasqsOf(m.runDir), [], "the running dnsmasq was stopped");
+  assert.equal(await m.driver.healthy(name), true);
+  const { rules } = await nftTable(name);
+  assert.ok(!rules.some((r) => /dport (67|547|53)\b/.test(r)), rules.join("\n"));
+  assert.ok(rules.includes(`ip saddr ${m.sub}.0/24 oifname != "${name}" masquerade`), "NAT stays");
+  await m.driver.apply(m.net);
+  assert.equal((await dnsmasqsOf(m.runDir)).length, 1);
+  assert.equal(await m.driver.healthy(name), true);
+});
