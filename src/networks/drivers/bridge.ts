@@ -149,14 +149,14 @@ export class BridgeDriver implements NetworkDriver {
     const ruleset = nftRuleset(net);
 
     await this.makeDir(files);
-    const made = await ensureBridge({ name, mtu: net.mtu, hwaddr: net.hwaddr ?? stableHwaddr(name), cidrs }, signal);
+    const link = await ensureBridge({ name, mtu: net.mtu, hwaddr: net.hwaddr ?? stableHwaddr(name), cidrs }, signal);
     await configureBridgeIPv6(name, net.ipv6 !== undefined);
     // A bridge made again, or an address given back, under a running dnsmasq: dnsmasq copes
     // today (its DHCP matches the interface by name, its DNS sockets are bound to addresses that
     // came back, it follows RA interfaces by netlink), but with bind-interfaces that is an
     // accident of its internals; a restart, in this rare case, does not depend on them.
-    const relinked = (await syncAddresses(name, cidrs, signal)) || made;
-    await setUp(name, signal);
+    const relinked = (await syncAddresses(name, cidrs, signal)) || link.made;
+    if (!link.up) await setUp(name, signal);
     if (cidrs.length) await enableForwarding(net.ipv6 !== undefined);
     if (await loadTable(name, ruleset, files, signal)) log?.debug("Loaded the network's nftables table");
 

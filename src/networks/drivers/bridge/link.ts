@@ -60,20 +60,20 @@ export async function showAddresses(name: string, signal?: AbortSignal): Promise
 
 /**
  * Makes the bridge when missing and sets MTU and MAC; refuses an interface of another kind.
- * Returns whether it made the bridge.
+ * Says whether it made the bridge, and whether the bridge is up.
  */
-export async function ensureBridge(w: LinkWanted, signal?: AbortSignal): Promise<boolean> {
+export async function ensureBridge(w: LinkWanted, signal?: AbortSignal): Promise<{ made: boolean; up: boolean }> {
   const link = await showLink(w.name, signal);
   if (!link) {
     await ip(["link", "add", w.name, ...(w.mtu !== undefined ? ["mtu", String(w.mtu)] : []), "address", w.hwaddr, "type", "bridge"], signal);
-    return true;
+    return { made: true, up: false };
   }
   if (link.linkinfo?.info_kind !== "bridge") {
     throw new Error(`Interface "${w.name}" exists on the host and is not a bridge (${link.linkinfo?.info_kind ?? "physical"})`);
   }
   if (w.mtu !== undefined && link.mtu !== w.mtu) await ip(["link", "set", "dev", w.name, "mtu", String(w.mtu)], signal);
   if (link.address?.toLowerCase() !== w.hwaddr.toLowerCase()) await ip(["link", "set", "dev", w.name, "address", w.hwaddr], signal);
-  return false;
+  return { made: false, up: link.flags?.includes("UP") ?? false };
 }
 
 /**
@@ -109,8 +109,7 @@ function familyFlag(f: Family): string {
 }
 
 export async function setUp(name: string, signal?: AbortSignal): Promise<void> {
-  const link = await showLink(name, signal);
-  if (!link?.flags?.includes("UP")) await ip(["link", "set", "dev", name, "up"], signal);
+  await ip(["link", "set", "dev", name, "up"], signal);
 }
 
 /** Deletes the bridge; quiet when it is gone, and never touches an interface of another kind. */
