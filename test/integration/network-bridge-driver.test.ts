@@ -89,7 +89,7 @@ async function nftTable(name: string): Promise<{ chains: Map<string, { hook?: st
  * Runs busybox udhcpc on the client's eth0 until it has a lease (or gives up); returns the
  * address dnsmasq offered, which the script also configures on eth0.
  */
-async function dhcp(c: NamespaceClient, dir: string): Promise<string> {
+async function dhcp(c: NamespaceClient, dir: string, hostname?: string): Promise<string> {
   const script = join(dir, "udhcpc.sh");
   await writeFile(
     script,
@@ -102,7 +102,8 @@ async function dhcp(c: NamespaceClient, dir: string): Promise<string> {
     ].join("\n"),
   );
   await chmod(script, 0o755);
-  const r = await c.exec(["busybox", "udhcpc", "-i", c.iface, "-f", "-q", "-n", "-t", "8", "-T", "1", "-s", script], { timeoutMs: 20_000, allowFail: true });
+  const name = hostname ? ["-x", `hostname:${hostname}`] : [];
+  const r = await c.exec(["busybox", "udhcpc", "-i", c.iface, "-f", "-q", "-n", "-t", "8", "-T", "1", ...name, "-s", script], { timeoutMs: 20_000, allowFail: true });
   const m = /^LEASE (\S+)$/m.exec(r.stdout);
   assert.ok(m, `udhcpc got no lease (exit ${r.code}): ${r.stdout} ${r.stderr}`);
   return m[1]!;
@@ -133,7 +134,8 @@ test("apply makes the bridge, its addresses, the table and a dnsmasq of its own;
   assert.ok(link.flags.includes("UP"));
   assert.match(link.address, /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
   assert.equal(parseInt(link.address.slice(0, 2), 16) & 0x03, 0x02, "a locally administered unicast MAC");
-  const addrs = JSON.parse((await runCommand("ip", ["-j", "addr", "show", "dev", name])).stdout)[0].addr_info as { local: string; prefixlen: number; scope: string }[];
+  const addrs = JSON.parse((await runCommand("ip", ["-j", "addr", "show", "dev", name])).stdout)[0].addr_info as { local: string; prefixlen: number; scope: string; broadcast?: string }[];
+  assert.equal(addrs.find((a) => a.local === m.gateway)?.broadcast, `${m.sub}.255`);
   const global = addrs.filter((a) => a.scope === "global").map((a) => `${a.local}/${a.prefixlen}`);
   assert.deepEqual(global.sort(), [`${m.sub}.1/24`, `${m.v6prefix}::1/64`].sort(), JSON.stringify(addrs));
   assert.equal((await readFile(`/proc/sys/net/ipv6/conf/${name}/accept_ra`, "utf8")).trim(), "0");
@@ -338,5 +340,88 @@ test("a dnsmasq that cannot start fails apply() with dnsmasq's reason, and the n
   assert.equal(await m.driver.healthy(name), false);
   assert.deepEqual(await dnsmasqsOf(m.runDir), []);
   await m.driver.apply(m.net);
+  assert.equal(await m.driver.healthy(name), true);
+});
+
+test("a bridge deleted behind the driver's back comes back with apply(), and its dnsmasq serves DHCP, DNS and RAs on it again", async (t) => {
+  const m = await network(t);
+  const { name } = m.net;
+  const pid = await dnsmasqPid(m);
+  await runCommand("ip", ["link", "del", name]);
+  await m.driver.apply(m.net);
+  assert.notEqual(await dnsmasqPid(m), pid, "dnsmasq started on the old bridge was restarted");
+  const c = await namespaceClient(t, name);
+  await m.driver.updateHosts(name, [{ hwaddr: c.mac, name: "again", ipv4: `${m.sub}.60` }]);
+  assert.equal(await dhcp(c, m.runDir), `${m.sub}.60`);
+  assert.match(await lookup(c, m, "again.lodgetest"), new RegExp(`Address:\\s*${m.sub.replace(/\./g, "\\.")}\\.60\\b`));
+  await eventually(async () => {
+    const r = await c.exec(["ip", "-j", "-6", "addr", "show", "dev", "eth0", "scope", "global"]);
+    return ((JSON.parse(r.stdout)[0]?.addr_info ?? []) as { local?: string }[]).some((i) => i.local?.startsWith(`${m.v6prefix}:`));
+  }, "no SLAAC address from the bridge's router advertisements");
+});
+
+/** What `busybox nslookup` in the client's namespace makes of `host` at the gateway. */
+async function lookup(c: NamespaceClient, m: Made, host: string): Promise<string> {
+  const r = await c.exec(["busybox", "nslookup", host, m.gateway], { timeoutMs: 10_000, allowFail: true });
+  return r.stdout + r.stderr;
+}
+
+test("dns.mode: managed ignores the name a client gives itself, dynamic puts it under the domain", async (t) => {
+  const managed = await network(t);
+  const a = await namespaceClient(t, managed.net.name);
+  const addressA = await dhcp(a, managed.runDir, "selfnamed");
+  assert.doesNotMatch(await lookup(a, managed, "selfnamed.lodgetest"), new RegExp(addressA.replace(/\./g, "\\.")));
+
+  const dynamic = await network(t, (n) => (n.dnsMode = "dynamic"));
+  const b = await namespaceClient(t, dynamic.net.name);
+  const addressB = await dhcp(b, dynamic.runDir, "selfnamed");
+  assert.match(await lookup(b, dynamic, "selfnamed.lodgetest"), new RegExp(`Address:\\s*${addressB.replace(/\./g, "\\.")}\\b`));
+});
+
+test("stateful DHCPv6 over the whole subnet, with router advertisements, starts and serves", async (t) => {
+  const m = await network(t, (n) => (n.ipv6 = { cidr: `${n.ipv6!.cidr}`, nat: false, dhcp: true, dhcpRanges: [] }));
+  const conf = await readFile(join(m.runDir, m.net.name, "dnsmasq.conf"), "utf8");
+  assert.match(conf, new RegExp(`^dhcp-range=${m.v6prefix}::2,${m.v6prefix}:ffff:ffff:ffff:ffff,64,1h$`, "m"));
+  assert.match(conf, /^enable-ra$/m);
+  assert.equal(await m.driver.healthy(m.net.name), true);
+  // The RAs now say "managed": a client makes no SLAAC address (and has no DHCPv6 client here).
+  const c = await namespaceClient(t, m.net.name);
+  await eventually(async () => (await c.exec(["ip", "-6", "route", "show", "default"])).stdout.includes("via fe80::"), "no default route from the RAs");
+});
+
+test("dnsmasq keeps serving after the process that started it is killed with SIGKILL", async (t) => {
+  const m = await network(t, (n) => (n.ipv6 = undefined));
+  await m.driver.remove(m.net.name);
+  const script = join(m.runDir, "daemon.mts");
+  await writeFile(
+    script,
+    `import { BridgeDriver } from ${JSON.stringify(join(import.meta.dirname, "../../src/networks/drivers/bridge.ts"))};\n` +
+      `await new BridgeDriver({ runDir: process.env.RUN_DIR! }).apply(JSON.parse(process.env.NET!));\n` +
+      `process.kill(process.pid, "SIGKILL");\n`,
+  );
+  const r = await runCommand(process.execPath, ["--import", "tsx", script], { env: { RUN_DIR: m.runDir, NET: JSON.stringify(m.net) }, allowFail: true });
+  assert.equal(r.code, 128, `the "daemon" was killed: ${r.stderr}`);
+  assert.equal(await m.driver.healthy(m.net.name), true);
+  const c = await namespaceClient(t, m.net.name);
+  assert.match(await dhcp(c, m.runDir), new RegExp(`^${m.sub.replace(/\./g, "\\.")}\\.`));
+});
+
+test("a network that needs no dnsmasq (no DHCP, no RAs, dns.mode none) has none, and is healthy", async (t) => {
+  const m = await network(t);
+  const { name } = m.net;
+  const quiet: ResolvedNetwork = {
+    ...m.net,
+    ipv4: { ...m.net.ipv4!, dhcp: false },
+    ipv6: { ...m.net.ipv6!, routerAdvertisements: false },
+    dnsMode: "none",
+  };
+  await m.driver.apply(quiet);
+  assert.deepEqual(await dnsmasqsOf(m.runDir), [], "the running dnsmasq was stopped");
+  assert.equal(await m.driver.healthy(name), true);
+  const { rules } = await nftTable(name);
+  assert.ok(!rules.some((r) => /dport (67|547|53)\b/.test(r)), rules.join("\n"));
+  assert.ok(rules.includes(`ip saddr ${m.sub}.0/24 oifname != "${name}" masquerade`), "NAT stays");
+  await m.driver.apply(m.net);
+  assert.equal((await dnsmasqsOf(m.runDir)).length, 1);
   assert.equal(await m.driver.healthy(name), true);
 });

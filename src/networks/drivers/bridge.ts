@@ -8,7 +8,8 @@
  * - dnsmasq-config.ts and dnsmasq.ts: dnsmasq's files (pure) and its process;
  * - nft-ruleset.ts and nftables.ts: the table (pure) and loading it;
  * - leases.ts: dnsmasq's lease file and the static hosts (pure);
- * - state.ts: the bridge's state from sysfs.
+ * - state.ts: the bridge's state from sysfs;
+ * - names.ts and atomic-file.ts: where things are, and writing them whole.
  *
  * Everything is found from the network's name (names.ts), and apply() converges: it reads what
  * is there and changes only what differs, so applying the same settings again touches nothing
@@ -25,7 +26,7 @@ import type { Logger } from "../../core/logger.js";
 import type { ForwardRule, Lease, NetworkDriver, NetworkState, ResolvedNetwork, StaticHost } from "../driver.js";
 import { dnsmasqConfig, dnsmasqHosts, needsDnsmasq, type DnsmasqIdentity } from "./bridge/dnsmasq-config.js";
 import { dnsmasqIdentity, dnsmasqPid, reloadDnsmasq, startDnsmasq, stopDnsmasq } from "./bridge/dnsmasq.js";
-import { writeFileAtomic } from "./bridge/files.js";
+import { writeFileAtomic } from "./bridge/atomic-file.js";
 import { mergeLeases, parseLeaseFile } from "./bridge/leases.js";
 import { deleteBridge, ensureBridge, setUp, stableHwaddr, syncAddresses } from "./bridge/link.js";
 import { assertNetworkName, networkFiles, type NetworkFiles } from "./bridge/names.js";
@@ -148,10 +149,14 @@ export class BridgeDriver implements NetworkDriver {
     const ruleset = nftRuleset(net);
 
     await this.makeDir(files);
-    await ensureBridge({ name, mtu: net.mtu, hwaddr: net.hwaddr ?? stableHwaddr(name), cidrs }, signal);
+    const link = await ensureBridge({ name, mtu: net.mtu, hwaddr: net.hwaddr ?? stableHwaddr(name), cidrs }, signal);
     await configureBridgeIPv6(name, net.ipv6 !== undefined);
-    await syncAddresses(name, cidrs, signal);
-    await setUp(name, signal);
+    // A bridge made again, or an address given back, under a running dnsmasq: dnsmasq copes
+    // today (its DHCP matches the interface by name, its DNS sockets are bound to addresses that
+    // came back, it follows RA interfaces by netlink), but with bind-interfaces that is an
+    // accident of its internals; a restart, in this rare case, does not depend on them.
+    const relinked = (await syncAddresses(name, cidrs, signal)) || link.made;
+    if (!link.up) await setUp(name, signal);
     if (cidrs.length) await enableForwarding(net.ipv6 !== undefined);
     if (await loadTable(name, ruleset, files, signal)) log?.debug("Loaded the network's nftables table");
 
@@ -162,13 +167,14 @@ export class BridgeDriver implements NetworkDriver {
     } else {
       const onDisk = await readFile(files.conf, "utf8").catch(() => undefined);
       const pid = await dnsmasqPid(files);
-      if (onDisk === conf && pid !== undefined) {
+      if (onDisk === conf && pid !== undefined && !relinked) {
         if (hostsChanged) await reloadDnsmasq(files);
       } else {
         await stopDnsmasq(files);
         await writeFileAtomic(files.conf, conf, 0o600);
         const started = await startDnsmasq(files, signal);
-        log?.info(pid === undefined ? "Started dnsmasq" : "Restarted dnsmasq for a changed configuration", { pid: started });
+        const reason = onDisk !== conf ? "configuration changed" : pid === undefined ? "not running" : "bridge made again";
+        log?.info(pid === undefined ? "Started dnsmasq" : "Restarted dnsmasq", { pid: started, reason });
       }
     }
     await this.record(net, files);

@@ -27,10 +27,13 @@ const confArg = (files: NetworkFiles) => `--conf-file=${files.conf}`;
 
 /** The pid of the network's running dnsmasq, or undefined when none of ours runs. */
 export async function dnsmasqPid(files: NetworkFiles): Promise<number | undefined> {
-  const text = await readSmall(files.pid);
-  const pid = Number(text?.trim());
-  if (!Number.isInteger(pid) || pid <= 1) return undefined;
-  return (await isOurs(pid, files)) ? pid : undefined;
+  const pid = await pidFromFile(files);
+  return pid !== undefined && (await isOurs(pid, files)) ? pid : undefined;
+}
+
+async function pidFromFile(files: NetworkFiles): Promise<number | undefined> {
+  const pid = Number((await readSmall(files.pid))?.trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
 }
 
 async function isOurs(pid: number, files: NetworkFiles): Promise<boolean> {
@@ -55,13 +58,17 @@ export async function startDnsmasq(files: NetworkFiles, signal?: AbortSignal): P
 
 /** SIGTERM, then SIGKILL after a while; resolves once it is gone. Quiet when none runs. */
 export async function stopDnsmasq(files: NetworkFiles): Promise<void> {
-  const pid = await dnsmasqPid(files);
-  if (pid !== undefined) {
+  const pid = await pidFromFile(files);
+  if (pid !== undefined && (await isOurs(pid, files))) {
     signalPid(pid, "SIGTERM");
-    if (!(await gone(pid, files, STOP_WAIT_MS))) {
+    if (!(await gone(pid, STOP_WAIT_MS))) {
       signalPid(pid, "SIGKILL");
-      if (!(await gone(pid, files, STOP_WAIT_MS))) throw new Error(`dnsmasq (pid ${pid}) did not exit after SIGKILL`);
+      if (!(await gone(pid, STOP_WAIT_MS))) throw new Error(`dnsmasq (pid ${pid}) did not exit after SIGKILL`);
     }
+  } else if (pid !== undefined && (await readSmall(`/proc/${pid}/comm`))?.trim() === "dnsmasq") {
+    // Killed and on its way out (its cmdline already gone, its sockets maybe not): waited for,
+    // not signalled, so a new one can bind them.
+    await gone(pid, STOP_WAIT_MS);
   }
   await rm(files.pid, { force: true });
 }
@@ -82,14 +89,26 @@ function signalPid(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-/** Polls (with backoff) until `pid` is no longer our dnsmasq, for at most `ms`. */
-async function gone(pid: number, files: NetworkFiles, ms: number): Promise<boolean> {
+/**
+ * Polls (with backoff), for at most `ms`, until `pid` has exited: no process, or a zombie. Not
+ * until its cmdline reads empty: the kernel drops a process's memory (and with it the cmdline)
+ * before its files, so for a moment it would still hold the sockets its successor must bind.
+ */
+async function gone(pid: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
-  for (let delay = 2; await isOurs(pid, files); delay = Math.min(delay * 2, 100)) {
+  for (let delay = 2; await running(pid); delay = Math.min(delay * 2, 100)) {
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, delay));
   }
   return true;
+}
+
+/** Whether `pid` is a process that has not finished exiting (state in /proc/<pid>/stat). */
+async function running(pid: number): Promise<boolean> {
+  const stat = await readSmall(`/proc/${pid}/stat`);
+  if (!stat) return false;
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state !== "Z" && state !== "X";
 }
 
 /**

@@ -58,37 +58,50 @@ export async function showAddresses(name: string, signal?: AbortSignal): Promise
   return (JSON.parse(r.stdout) as { addr_info?: IpAddrInfo[] }[])[0]?.addr_info ?? [];
 }
 
-/** Makes the bridge when missing and sets MTU and MAC; refuses an interface of another kind. */
-export async function ensureBridge(w: LinkWanted, signal?: AbortSignal): Promise<void> {
+/**
+ * Makes the bridge when missing and sets MTU and MAC; refuses an interface of another kind.
+ * Says whether it made the bridge, and whether the bridge is up.
+ */
+export async function ensureBridge(w: LinkWanted, signal?: AbortSignal): Promise<{ made: boolean; up: boolean }> {
   const link = await showLink(w.name, signal);
   if (!link) {
     await ip(["link", "add", w.name, ...(w.mtu !== undefined ? ["mtu", String(w.mtu)] : []), "address", w.hwaddr, "type", "bridge"], signal);
-    return;
+    return { made: true, up: false };
   }
   if (link.linkinfo?.info_kind !== "bridge") {
     throw new Error(`Interface "${w.name}" exists on the host and is not a bridge (${link.linkinfo?.info_kind ?? "physical"})`);
   }
   if (w.mtu !== undefined && link.mtu !== w.mtu) await ip(["link", "set", "dev", w.name, "mtu", String(w.mtu)], signal);
   if (link.address?.toLowerCase() !== w.hwaddr.toLowerCase()) await ip(["link", "set", "dev", w.name, "address", w.hwaddr], signal);
+  return { made: false, up: link.flags?.includes("UP") ?? false };
 }
 
 /**
  * Brings the bridge's global addresses to `cidrs`: adds the missing (IPv6 with nodad: the
  * subnet is ours, and waiting for DAD would delay dnsmasq's bind), removes every other global
  * one (an address family turned off, an address changed). Link-local addresses are the kernel's.
+ * Returns whether it changed anything.
  */
-export async function syncAddresses(name: string, cidrs: string[], signal?: AbortSignal): Promise<void> {
+export async function syncAddresses(name: string, cidrs: string[], signal?: AbortSignal): Promise<boolean> {
   const wanted = new Map(cidrs.map((c) => parseCidr(c)).map((c) => [`${c.address}/${c.prefix}`, c.family]));
   const present = (await showAddresses(name, signal)).filter((a) => a.scope === "global");
   const have = new Set<string>();
+  let changed = false;
   for (const a of present) {
     const key = `${parseCidr(`${a.local}/${a.prefixlen}`).address}/${a.prefixlen}`;
     if (wanted.has(key)) have.add(key);
-    else await ip(["addr", "del", `${a.local}/${a.prefixlen}`, "dev", name], signal);
+    else {
+      await ip(["addr", "del", `${a.local}/${a.prefixlen}`, "dev", name], signal);
+      changed = true;
+    }
   }
   for (const [cidr, family] of wanted) {
-    if (!have.has(cidr)) await ip([familyFlag(family), "addr", "add", cidr, "dev", name, ...(family === 6 ? ["nodad"] : [])], signal);
+    if (have.has(cidr)) continue;
+    // IPv4 with its subnet's broadcast address, as `ip` leaves it out unless asked.
+    await ip([familyFlag(family), "addr", "add", cidr, ...(family === 4 ? ["broadcast", "+"] : ["nodad"]), "dev", name], signal);
+    changed = true;
   }
+  return changed;
 }
 
 function familyFlag(f: Family): string {
@@ -96,8 +109,7 @@ function familyFlag(f: Family): string {
 }
 
 export async function setUp(name: string, signal?: AbortSignal): Promise<void> {
-  const link = await showLink(name, signal);
-  if (!link?.flags?.includes("UP")) await ip(["link", "set", "dev", name, "up"], signal);
+  await ip(["link", "set", "dev", name, "up"], signal);
 }
 
 /** Deletes the bridge; quiet when it is gone, and never touches an interface of another kind. */

@@ -4,7 +4,7 @@
  */
 import { readFile, rm } from "node:fs/promises";
 import { run } from "../../../sys/exec.js";
-import { writeFileAtomic } from "./files.js";
+import { writeFileAtomic } from "./atomic-file.js";
 import { tableName, type NetworkFiles } from "./names.js";
 import { nftDeleteScript } from "./nft-ruleset.js";
 
