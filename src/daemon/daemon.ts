@@ -8,6 +8,10 @@ import { DEFAULT_POOL, StorageService } from "../storage/service.js";
 import { ProfileStore } from "../profiles/store.js";
 import { ProfileService } from "../profiles/service.js";
 import { profileRoutes } from "./routes/profiles.js";
+import { networkRoutes } from "./routes/networks.js";
+import { NetworkService } from "../networks/service.js";
+import { NetworkForwards } from "../networks/forwards.js";
+import { BridgeDriver } from "../networks/drivers/bridge.js";
 import type { DocumentStore } from "../state/store.js";
 import { hostFacts } from "../sys/host.js";
 import { LODGE_VERSION } from "../version.js";
@@ -122,7 +126,18 @@ export class Daemon {
       const profiles = new ProfileStore(store);
       await profiles.ensureDefault("default", DEFAULT_POOL);
       const specs = new ContainerSpecs(profiles);
-      const instances = new InstanceService({
+      const netDriver = new BridgeDriver({ runDir: join(dir, "networks"), log: log.child({ module: "networks" }) });
+      const networks: NetworkService = new NetworkService({
+        store,
+        driver: netDriver,
+        // Read lazily: the instance service is made just below.
+        users: { records: (p) => instances.records(p), layers: (r) => instances.layers(r), profiles: (p) => profiles.list(p) },
+        events,
+        log: log.child({ module: "networks" }),
+      });
+      const forwards = new NetworkForwards({ store, driver: netDriver, networks });
+      const instances: InstanceService = new InstanceService({
+        networks,
         profiles,
         store,
         storage,
@@ -134,13 +149,18 @@ export class Daemon {
         logsDir: join(dir, "logs"),
       });
       const reaper = new EphemeralReaper({ instances, driver, events, log: log.child({ module: "instances" }), stopped: (r): Promise<void> => lifecycle.noteStopped(r) });
-      const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }), stops: reaper });
+      const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }), stops: reaper, beforeStart: (r) => networks.syncHosts(r.project) });
       await instances.recover();
+      // Bridges, dnsmasq and NAT come back (after a host reboot, or a daemon that was killed)
+      // before any instance starts on them.
+      await networks.start();
+      undo.add(() => networks.close());
       const profileService = new ProfileService({
         store,
         profiles,
         instances,
         events,
+        networks,
         live: (before, after, layers) => lifecycle.applyLive(before, after, layers),
         running: async (r) => (await lifecycle.status(r)).status !== "Stopped",
         log: log.child({ module: "profiles" }),
@@ -174,6 +194,7 @@ export class Daemon {
           ...warningRoutes({ warnings }),
           ...instanceRoutes({ instances, lifecycle, operations }),
           ...profileRoutes({ profiles: profileService }),
+          ...networkRoutes({ networks, forwards }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
           ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, "container") }),
           ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),

@@ -68,4 +68,12 @@ export const API_EXTENSIONS: readonly string[] = [
   // /1.0/profiles: used_by on profiles, with ?project= on entries outside the default project.
   "profile_usedby",
   "usedby_consistency",
+  // /1.0/networks: managed bridges (dnsmasq, nftables), host interfaces listed unmanaged;
+  // leases, state, forwards.
+  "network",
+  "network_leases",
+  "network_state",
+  "network_forward",
+  // NICs name a managed network (`network=`) rather than its bridge; `lxc launch --network` uses it.
+  "instance_nic_network",
 ];

@@ -60,18 +60,16 @@ export const BRIDGE_KEYS: KeyTable = {
   "ipv4.nat": bool("Masquerade IPv4 traffic leaving the network"),
   "ipv4.dhcp": bool("Serve DHCP on the network"),
   "ipv4.dhcp.ranges": str("Comma-separated IPv4 ranges given out by DHCP", ranges(4)),
-  "ipv4.firewall": bool("Add the rules that let DHCP, DNS and forwarding through"),
   "ipv6.address": str("IPv6 address of the bridge with its prefix (CIDR), auto or none", cidrOf(6)),
   "ipv6.nat": bool("Masquerade IPv6 traffic leaving the network"),
   "ipv6.dhcp": bool("Send router advertisements and answer DHCPv6"),
   "ipv6.dhcp.stateful": bool("Give out IPv6 addresses with DHCPv6 (stateful) rather than SLAAC"),
   "ipv6.dhcp.ranges": str("Comma-separated IPv6 ranges for stateful DHCPv6", ranges(6)),
-  "ipv6.firewall": bool("Add the rules that let DHCPv6, DNS and forwarding through"),
   "raw.dnsmasq": str("Extra dnsmasq configuration"),
 };
 
 /** LXD keys Lodge knows but does not implement: named as such, rather than "unknown". */
-const NOT_YET = /^(bridge\.(driver|external_interfaces|mode)|fan\.|tunnel\.|maas\.|ipv[46]\.(routing|nat\.(address|order)|dhcp\.(expiry|gateway)|ovn\.)|security\.acls|dns\.search|dns\.zone)/;
+const NOT_YET = /^(bridge\.(driver|external_interfaces|mode)|fan\.|tunnel\.|maas\.|ipv[46]\.(routing|nat\.(address|order)|dhcp\.(expiry|gateway)|ovn\.)|security\.acls|dns\.search|dns\.zone|ipv[46]\.firewall)/;
 
 /** Validates a bridge network's config (400 naming the first bad key); cross-key checks included. */
 export function validateBridgeConfig(config: unknown): Record<string, string> {

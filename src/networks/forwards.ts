@@ -55,6 +55,7 @@ export class NetworkForwards {
       const before = await this.get(project, network, listen);
       if (ifMatch && ifMatch !== this.etag(before)) throw preconditionFailed(`Network forward "${listen}" changed since it was read (ETag mismatch)`);
       const merged = mode === "put" ? req : { description: req.description ?? before.description, config: { ...before.config, ...(req.config ?? {}) }, ports: req.ports ?? before.ports };
+      if (merged.ports === null) merged.ports = [];
       return { ...before, ...this.body(net, merged) };
     });
   }
@@ -71,7 +72,8 @@ export class NetworkForwards {
     const config = validateConfig(FORWARD_KEYS, (req.config ?? {}) as Record<string, unknown>, ["user."], "network forward");
     for (const [k, v] of Object.entries(config)) if (v === "") delete config[k];
     if (config.target_address) checkTarget(config.target_address, cidrs);
-    if (req.ports !== undefined && !Array.isArray(req.ports)) throw badRequest("ports must be a list");
+    // Go clients send a nil list as null.
+    if (req.ports !== undefined && req.ports !== null && !Array.isArray(req.ports)) throw badRequest("ports must be a list");
     if (typeof (req.description ?? "") !== "string") throw badRequest("description must be a string");
     return { description: req.description ?? "", config, ports: (req.ports ?? []).map((p) => checkForwardPort(p, cidrs)) };
   }

@@ -105,7 +105,7 @@ export class NetworkService implements ManagedNetworks {
   async create(project: string, req: NetworksPost): Promise<NetworkRecord> {
     if (!req || typeof req !== "object" || Array.isArray(req)) throw badRequest("The request body must be a network object");
     const name = checkNetworkName(req.name);
-    const type = req.type ?? "bridge";
+    const type = req.type || "bridge";
     if (type !== "bridge") throw badRequest(`Network type "${type}" is not supported (supported: bridge)`);
     if (typeof (req.description ?? "") !== "string") throw badRequest("description must be a string");
     const given = validateBridgeConfig(req.config);

@@ -1,6 +1,6 @@
 /**
  * Who uses a network: instances (through their own devices or their profiles) and profiles
- * whose NICs name it. The same walk gives each network its static DHCP hosts: one per
+ * whose NICs name it or sit on its bridge. The same walk gives each network its static DHCP hosts: one per
  * instance NIC, with the instance's name for DNS and the NIC's MAC and static addresses.
  */
 import { expandDevices } from "../instances/expand.js";
@@ -36,13 +36,22 @@ export async function nicUses(src: NetworkUserSource, project: string): Promise<
     if (r.phase === "deleting") continue;
     const devices = expandDevices(r, await src.layers(r));
     for (const [device, d] of Object.entries(devices))
-      if (d.type === "nic" && d.network)
-        out.push({ network: d.network, project, url: instanceUrl(project, r.name), instance: r.name, device, nic: d, hwaddr: d.hwaddr || r.config[`volatile.${device}.hwaddr`] });
+      if (networkOf(d))
+        out.push({ network: networkOf(d)!, project, url: instanceUrl(project, r.name), instance: r.name, device, nic: d, hwaddr: d.hwaddr || r.config[`volatile.${device}.hwaddr`] });
   }
   for (const p of profiles)
     for (const [device, d] of Object.entries(p.devices))
-      if (d.type === "nic" && d.network) out.push({ network: d.network, project, url: profileUrl(project, p.name), device, nic: d });
+      if (networkOf(d)) out.push({ network: networkOf(d)!, project, url: profileUrl(project, p.name), device, nic: d });
   return out;
+}
+
+/**
+ * The network a NIC is on: the managed network it names, or the bridge it is a port of (a
+ * bridged NIC whose parent is a managed network's bridge uses that network, as in LXD).
+ */
+function networkOf(d: Record<string, string>): string | undefined {
+  if (d.type !== "nic") return undefined;
+  return d.network || (d.nictype === "bridged" ? d.parent : undefined) || undefined;
 }
 
 /** The used_by list of one network: unique URLs, sorted. */

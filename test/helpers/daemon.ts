@@ -6,6 +6,9 @@ import type { TestContext } from "node:test";
 import { LodgeClient } from "../../src/client/client.js";
 import { socketPath } from "../../src/api/paths.js";
 
+import { BridgeDriver } from "../../src/networks/drivers/bridge.js";
+import { removeNicPolicies } from "../../src/sys/nic-policy.js";
+
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const LODGED = join(ROOT, "dist/lodged.js");
 export const LODGE = join(ROOT, "dist/lodge.js");
@@ -146,6 +149,7 @@ export class TestDaemon {
     await this.signal("SIGKILL").catch(() => {});
     this.client?.close();
     await stopContainers(this.dir);
+    await removeNetworks(this.dir);
     await rm(this.dir, { recursive: true, force: true });
   }
 
@@ -221,6 +225,18 @@ export async function stopContainers(dir: string): Promise<void> {
   const lxcpath = join(dir, "containers");
   const names = await readdir(lxcpath).catch(() => [] as string[]);
   await Promise.all(
-    names.map((n) => runCommand("lxc-stop", ["--kill", "-n", n, "-P", lxcpath], { allowFail: true, timeoutMs: 20_000 })),
+    names.map(async (n) => {
+      await runCommand("lxc-stop", ["--kill", "-n", n, "-P", lxcpath], { allowFail: true, timeoutMs: 20_000 });
+      // NIC filters (sys/nic-policy.ts) stay in nftables until the daemon's stop removes them.
+      await removeNicPolicies(n);
+    }),
   );
+}
+
+/** What a daemon killed outright leaves of its networks on the host: bridges, dnsmasq, nft tables. */
+export async function removeNetworks(dir: string): Promise<void> {
+  const runDir = join(dir, "networks");
+  const names = await readdir(runDir).catch(() => [] as string[]);
+  const driver = new BridgeDriver({ runDir });
+  for (const n of names) await driver.remove(n).catch(() => {});
 }

@@ -39,7 +39,7 @@ import { diffRunConfigs, type NicSpec, type ResourceLimits, type RunConfig } fro
 import { renderLxcConfig, SECCOMP_POLICY, type LxcHostFacts } from "./config.js";
 import { DeviceNodes, hotplugHelperPath } from "./devnodes.js";
 import { applyHotplug } from "./hotplug.js";
-import { applyNicPolicies, removeNicPolicies, type NicPolicy } from "../../../sys/nic-policy.js";
+import { applyNicPolicies, enableHairpin, removeNicPolicies, type NicPolicy } from "../../../sys/nic-policy.js";
 import { spawnAttach } from "./exec.js";
 import { ExecAgents } from "./exec-agents.js";
 import { atomicWrite, checkRootfsPath, checkSubmounts, restrictEntries, withoutShadowHelpers } from "./host-checks.js";
@@ -262,6 +262,7 @@ export class LxcDriver implements ContainerDriver {
    * a filter table exists, so a start or stop without any spawns nothing.
    */
   private async applyNicPolicies(name: string, nics: readonly NicSpec[]): Promise<void> {
+    await Promise.all(nics.filter((n) => n.type === "bridged" && n.hostName).map((n) => enableHairpin(n.hostName!)));
     const policies: NicPolicy[] = nics.filter((n) => n.hostName && (n.filter || n.rates)).map((n) => ({ hostName: n.hostName!, ...n.filter, ...n.rates }));
     const mark = path.join(this.dir(name), "nic-policy");
     if (policies.length === 0) return this.removeNicPolicies(name);
