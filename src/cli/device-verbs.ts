@@ -1,5 +1,5 @@
 /**
- * The `device add|remove|list|show|set|unset` verbs, shared by the two things that hold devices:
+ * The `device add|remove|list|show|get|set|unset` verbs, shared by the two things that hold devices:
  * an instance (`lodge config device`) and a profile (`lodge profile device`). The holder says how
  * its devices are read and changed; an instance also shows the devices its profiles give it,
  * and a change to one of those is made on the instance (an override), as lxc does.
@@ -27,7 +27,7 @@ export interface DeviceHolder {
 }
 
 export function registerDeviceVerbs(parent: Command, h: DeviceHolder): void {
-  const device = parent.command("device").description(`Manage a${h.noun === "instance" ? "n" : ""} ${h.noun}'s devices: add, remove, list, show, set, unset`);
+  const device = parent.command("device").description(`Manage a${h.noun === "instance" ? "n" : ""} ${h.noun}'s devices: add, remove, list, show, get, set, unset`);
   const missing = (dev: string, name: string) => new UsageError(`Device "${dev}" does not exist ${h.on} "${name}"`);
 
   device
@@ -85,6 +85,20 @@ export function registerDeviceVerbs(parent: Command, h: DeviceHolder): void {
       const g = globalsOf(cmd);
       const { own } = await withClient(g, (c) => h.read(c, name));
       await printObject(own, g.format === "json" ? "json" : "yaml");
+    });
+
+  device
+    .command("get")
+    .description(`Print the value of a device key: ${h.usage} get ${h.noun.toUpperCase()} DEVICE KEY`)
+    .argument(`<${h.noun}>`, `${capital(h.noun)} name`)
+    .argument("<device>", "Device name")
+    .argument("<key>", "Key")
+    .action(async (name: string, dev: string, key: string, _opts, cmd: Command) => {
+      const { expanded } = await withClient(globalsOf(cmd), (c) => h.read(c, name));
+      const d = expanded[dev];
+      if (!d) throw missing(dev, name);
+      // As lxc: an unset key prints an empty line.
+      process.stdout.write(`${d[key] ?? ""}\n`);
     });
 
   device

@@ -91,11 +91,14 @@ test("profile create, set, get, unset, show, edit, copy, rename, delete, list in
   assert.match(def.stderr, /"default" profile cannot be deleted/);
 });
 
-test("profile device add, set, unset, list, show, remove", async (t) => {
+test("profile device add, set, get, unset, list, show, remove", async (t) => {
   cleanUp(t);
   await ok(["profile", "create", "px"]);
   assert.equal((await ok(["profile", "device", "add", "px", "tmp", "disk", "source=/tmp", "path=/mnt/tmp"])).stdout, "Device tmp added to px\n");
   await ok(["profile", "device", "set", "px", "tmp", "readonly=true"]);
+  assert.equal((await ok(["profile", "device", "get", "px", "tmp", "readonly"])).stdout, "true\n");
+  assert.equal((await ok(["profile", "device", "get", "px", "tmp", "shift"])).stdout, "\n", "an unset key prints an empty line, as lxc does");
+  assert.match((await lodge(["profile", "device", "get", "px", "nope", "path"])).stderr, /Device "nope" does not exist in profile "px"/);
   assert.deepEqual(parseYaml((await ok(["profile", "device", "show", "px"])).stdout), { tmp: { type: "disk", source: "/tmp", path: "/mnt/tmp", readonly: "true" } });
   await ok(["profile", "device", "unset", "px", "tmp", "readonly"]);
   assert.deepEqual((await profile("px")).devices, { tmp: { type: "disk", source: "/tmp", path: "/mnt/tmp" } });
