@@ -87,6 +87,11 @@ export interface NetworkState {
   mtu: number;
   state: "up" | "down";
   type: string;
+  /** Bridge details when the interface is a bridge; null otherwise (bond, vlan and ovn: always null here). */
+  bridge: { id: string; stp: boolean; forward_delay: number; vlan_default: number; vlan_filtering: boolean; upper_devices: string[] } | null;
+  bond: null;
+  vlan: null;
+  ovn: null;
 }
 
 export interface NetworkDriver {

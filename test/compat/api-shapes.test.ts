@@ -95,3 +95,28 @@ test("every running operation is listed in /1.0/operations, by status, until it 
   assert.ok(!after.running?.includes(`/1.0/operations/${execId}`), "the exec is no longer running once it ended");
   assert.ok(after.success?.includes(`/1.0/operations/${execId}`), "it is listed under success");
 });
+
+test("networks, their leases, state and forwards have LXD 5.0.2's shapes", async (t) => {
+  const d = await daemonWithImage(t);
+  const name = `lt${Math.random().toString(16).slice(2, 8)}`;
+  t.after(() => d.client.delete(`/1.0/networks/${name}`).catch(() => {}));
+  await d.lxc(["network", "create", name, "ipv4.address=10.248.3.1/24", "ipv6.address=none"]);
+  await d.lxc(["launch", "bb", "c", "--network", name]);
+  await d.lxc(["network", "forward", "create", name, "10.248.3.1"]);
+  await d.lxc(["network", "forward", "port", "add", name, "10.248.3.1", "tcp", "8080", "10.248.3.50", "80"]);
+
+  await assertShape("Network", await d.client.get(`/1.0/networks/${name}`), "managed network");
+  await assertShape("Network", await d.client.get("/1.0/networks/lo"), "unmanaged network");
+  for (const n of await d.client.get<unknown[]>("/1.0/networks?recursion=1")) await assertShape("Network", n, "listed network");
+  await assertShape("NetworkState", await d.client.get(`/1.0/networks/${name}/state`), "network state");
+  await assertShape("NetworkForward", await d.client.get(`/1.0/networks/${name}/forwards/10.248.3.1`), "forward");
+  // A lease comes when the container's DHCP client asks.
+  const deadline = Date.now() + 20_000;
+  let leases: unknown[] = [];
+  while (leases.length === 0 && Date.now() < deadline) {
+    leases = await d.client.get<unknown[]>(`/1.0/networks/${name}/leases`);
+    if (leases.length === 0) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(leases.length > 0, "a lease");
+  for (const l of leases) await assertShape("NetworkLease", l, "lease");
+});

@@ -3,6 +3,7 @@
  * counters from /sys/class/net/<name>/ (file reads), addresses from `ip -j addr` (sysfs has no
  * IPv4 addresses).
  */
+import { readdir } from "node:fs/promises";
 import type { NetworkState } from "../../driver.js";
 import { readSmall } from "../../../sys/small-file.js";
 import { showAddresses } from "./link.js";
@@ -40,5 +41,32 @@ export async function readState(name: string, sysDir = "/sys/class/net"): Promis
     mtu,
     state: flags & IFF_UP ? "up" : "down",
     type: flags & IFF_LOOPBACK ? "loopback" : flags & IFF_POINTOPOINT ? "point-to-point" : flags & IFF_BROADCAST ? "broadcast" : "unknown",
+    bridge: await bridgeState(dir),
+    bond: null,
+    vlan: null,
+    ovn: null,
+  };
+}
+
+/** A bridge's id, STP, forward delay, VLAN settings and ports, from its sysfs directory. */
+async function bridgeState(dir: string): Promise<NetworkState["bridge"]> {
+  const read = async (f: string) => (await readSmall(`${dir}/bridge/${f}`))?.trim();
+  const id = await read("bridge_id");
+  if (id === undefined) return null;
+  const [stp, delay, vlanDefault, vlanFiltering, ports] = await Promise.all([
+    read("stp_state"),
+    read("forward_delay"),
+    read("default_pvid"),
+    read("vlan_filtering"),
+    readdir(`${dir}/brif`).catch(() => [] as string[]),
+  ]);
+  return {
+    id,
+    stp: stp !== undefined && stp !== "0",
+    // sysfs has it in hundredths of a second (USER_HZ); LXD shows the same number.
+    forward_delay: Number(delay ?? 0) || 0,
+    vlan_default: Number(vlanDefault ?? 0) || 0,
+    vlan_filtering: vlanFiltering === "1",
+    upper_devices: ports.sort(),
   };
 }
