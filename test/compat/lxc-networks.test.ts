@@ -162,3 +162,39 @@ test("a static ipv4.address is honoured, and one outside the subnet or taken is 
   const outside = await d.lxc(["config", "device", "set", "c2", "eth0", "ipv4.address=10.9.9.9"], { allowFail: true });
   assert.match(outside.stderr, /10\.9\.9\.9 is outside network/);
 });
+
+test("auto IPv6: a random ULA /64 with router advertisements; a container takes its address by SLAAC", async (t) => {
+  const d = await daemonWithImage(t);
+  const name = await network(t, d, ["ipv4.address=none"]);
+  const prefix = (await show(d, name)).config["ipv6.address"]!;
+  assert.match(prefix, /^fd42:[0-9a-f:]+::1\/64$/);
+  await d.lxc(["launch", "bb", "c1", "--network", name]);
+  const base = prefix.split("::")[0]!;
+  const v6 = await eventually(async () => {
+    const r = await d.lxc(["list", "c1", "--format", "csv", "-c", "6"]);
+    return new RegExp(`(${base}:[0-9a-f:]+) \\(eth0\\)`).exec(r.stdout)?.[1];
+  }, "c1's SLAAC address", 30_000);
+  assert.ok(v6.startsWith(`${base}:`), v6);
+  // The address may still be tentative (duplicate address detection) when it first shows.
+  await eventually(async () => ((await d.lxc(["exec", "c1", "--", "ping", "-c1", "-W1", prefix.split("/")[0]!], { allowFail: true })).code === 0 ? true : undefined), "c1 reaching the host over IPv6", 10_000);
+});
+
+test("after a host restart (bridge, dnsmasq and nft table all gone while lodged was down), lodged brings the network back", async (t) => {
+  const d = await daemonWithImage(t);
+  const name = await network(t, d, ["ipv4.address=10.247.5.1/24", "ipv4.nat=true", "ipv6.address=none"]);
+  await d.stop();
+  // What a reboot takes away: the bridge, the dnsmasq, the nft table.
+  const pid = Number((await runCommand("cat", [`${d.dir}/networks/${name}/dnsmasq.pid`], { allowFail: true })).stdout.trim());
+  if (pid > 0) process.kill(pid, "SIGKILL");
+  await runCommand("ip", ["link", "del", name], { allowFail: true });
+  await runCommand("nft", ["delete", "table", "inet", `lodge-${name}`], { allowFail: true });
+  assert.ok((await hostTraces(name)).length === 0 || (await hostTraces(name)).every((x) => x.startsWith("dnsmasq")), "the host has lost the network");
+  await d.launch();
+  const traces = await eventually(async () => {
+    const tr = await hostTraces(name);
+    return tr.length === 3 ? tr : undefined;
+  }, "bridge, table and dnsmasq back");
+  assert.deepEqual(traces.sort(), [`bridge ${name}`, `dnsmasq for ${name}`, `nft table for ${name}`]);
+  await d.lxc(["launch", "bb", "c1", "--network", name]);
+  assert.match(await eventually(() => listedIPv4(d, "c1"), "c1's lease"), /^10\.247\.5\./);
+});
