@@ -1,8 +1,9 @@
 /**
- * The network wire shapes the client uses, as LXD 5.0.2 has them (reference: Network,
- * NetworksPost, NetworkPut, NetworkLease, NetworkState, NetworkForward*, StoragePool*).
- * Written on the client's branch before the daemon's; once src/api/network.ts exists these
- * should become re-exports of it (one definition of the wire, shared by daemon and client).
+ * The network wire shapes as the client reads them (LXD 5.0.2's Network, NetworkLease,
+ * NetworkState, NetworkForward*, StoragePool*). They are kept apart from the daemon's own
+ * (src/api/network.ts) on purpose: the client talks to any LXD-API server, so lists Go leaves
+ * nil arrive as null and fields a real LXD omits are optional here, where the daemon's types
+ * say exactly what lodged sends.
  */
 
 export interface NetworkPut {

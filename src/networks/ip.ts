@@ -14,7 +14,7 @@ export interface Prefix {
   length: number;
 }
 
-const BITS: Record<Family, number> = { 4: 32, 6: 128 };
+export const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
 export function familyOf(addr: string): Family | undefined {
   return isIPv4(addr) ? 4 : isIPv6(addr) ? 6 : undefined;
@@ -58,7 +58,8 @@ export function fromBigInt(n: bigint, family: Family): string {
   return `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
 }
 
-function mask(family: Family, length: number): bigint {
+/** The netmask of a prefix length as an integer. */
+export function mask(family: Family, length: number): bigint {
   const bits = BITS[family];
   return ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - length)) - 1n);
 }

@@ -2,6 +2,7 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { busyboxImage } from "../helpers/busybox-image.js";
+import { eventually } from "../helpers/eventually.js";
 import { TestDaemon, runCommand } from "../helpers/daemon.js";
 
 // Managed networks through the real `lxc` client (5.0.2): create with auto subnets, show, set,
@@ -44,17 +45,6 @@ async function hostTraces(name: string): Promise<string[]> {
   const ps = (await runCommand("ps", ["-eo", "args"], { allowFail: true })).stdout;
   if (ps.split("\n").some((l) => l.includes("dnsmasq") && l.includes(`/${name}/`))) out.push(`dnsmasq for ${name}`);
   return out;
-}
-
-/** Waits until `fn` returns a value (polls: a lease comes when the client asks for it). */
-async function eventually<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** The IPv4 address `lxc list` shows for the container's eth0. */

@@ -3,21 +3,12 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { busyboxImage } from "../helpers/busybox-image.js";
+import { eventually } from "../helpers/eventually.js";
 import { TestDaemon, runCommand } from "../helpers/daemon.js";
 
 // NIC security and limits as LXD has them, each shown by the attack or the load it stops:
 // a container that forges its MAC or its IPv4 source is cut off; a rate limit slows a real
 // transfer. All traffic stays on the test's own bridge.
-
-async function eventually<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function setup(t: test.TestContext) {
   const d = await TestDaemon.start(t);

@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import net from "node:net";
 import { join } from "node:path";
 import { busyboxImage } from "../helpers/busybox-image.js";
+import { eventually } from "../helpers/eventually.js";
 import { TestDaemon, runCommand } from "../helpers/daemon.js";
 
 // What a network owns on the host comes back by itself: a killed dnsmasq is restarted, and
@@ -13,16 +14,6 @@ import { TestDaemon, runCommand } from "../helpers/daemon.js";
 // back to the container's subnet, so a reply reaches the container only through masquerade.
 
 const id = () => randomBytes(3).toString("hex");
-
-async function eventually<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** A network namespace joined to the host by a veth pair on 198.51.100.0/30 (TEST-NET-2). */
 async function outside(t: test.TestContext): Promise<{ ns: string; address: string }> {

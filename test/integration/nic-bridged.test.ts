@@ -1,12 +1,14 @@
 import test, { type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { access, readdir, readFile, readlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { InstanceFull, InstanceState, InstanceStateNetwork } from "../../src/api/instance.js";
 import type { Operation } from "../../src/api/operation.js";
 import { busyboxImage } from "../helpers/busybox-image.js";
 import { runCommand, TestDaemon } from "../helpers/daemon.js";
+import { eventually as waitFor } from "../helpers/eventually.js";
+import { freeSubnet } from "../helpers/host-net.js";
 
 // Bridged NICs on a real Linux bridge that each test makes for itself (a name and a 10.x.y.0/24
 // unique to the run), and the network part of the state that lodged reads from files: addresses,
@@ -14,27 +16,6 @@ import { runCommand, TestDaemon } from "../helpers/daemon.js";
 
 const ip = (args: string[]) => runCommand("ip", args);
 const exists = (p: string) => access(p).then(() => true, () => false);
-
-/** A fresh /24 in 10.0.0.0/8 that no route of the host (any table) overlaps. */
-async function freeSubnet(): Promise<string> {
-  const routes = JSON.parse((await ip(["-j", "-4", "route", "show", "table", "all"])).stdout) as { dst: string }[];
-  const addrs = JSON.parse((await ip(["-j", "-4", "addr"])).stdout) as { addr_info: { local: string; prefixlen: number }[] }[];
-  const taken = [
-    ...routes.filter((r) => r.dst !== "default").map((r) => (r.dst.includes("/") ? r.dst : `${r.dst}/32`)),
-    ...addrs.flatMap((a) => a.addr_info.map((i) => `${i.local}/${i.prefixlen}`)),
-  ].map((cidr) => {
-    const [a, len] = cidr.split("/");
-    const n = a!.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
-    const size = 2 ** (32 - Number(len));
-    return { start: n - (n % size), size };
-  });
-  for (let i = 0; i < 200; i++) {
-    const [x, y] = [randomInt(1, 255), randomInt(0, 255)];
-    const start = 10 * 2 ** 24 + x * 2 ** 16 + y * 256;
-    if (!taken.some((t) => start < t.start + t.size && t.start < start + 256)) return `10.${x}.${y}`;
-  }
-  throw new Error("no free 10.x.y.0/24 on this host");
-}
 
 /** A bridge with .1 of a free /24, removed when the test ends (also when it fails). */
 async function makeBridge(t: TestContext): Promise<{ name: string; net: string }> {
@@ -58,13 +39,7 @@ async function daemonWithImage(t: TestContext): Promise<TestDaemon> {
  * Polls until `check` holds (10 s at most). A veth goes when the container's network namespace
  * is freed, which the kernel does in a work queue a moment after the last process exits.
  */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (let delay = 5; !(await check()); delay = Math.min(delay * 2, 200)) {
-    if (Date.now() > deadline) assert.fail(what);
-    await new Promise((r) => setTimeout(r, delay));
-  }
-}
+const eventually = (check: () => Promise<boolean>, what: string) => waitFor(check, what, 10_000, 20);
 
 const randomMac = () => `00:16:3e:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, "0")).join(":")}`;
 

@@ -2,9 +2,9 @@
  * Address arithmetic for the bridge driver: an address as a bigint, a CIDR's subnet, and the
  * DHCP range a subnet gets when none is given. Pure; IPv4 and IPv6 alike.
  */
-import { isIPv4, isIPv6 } from "node:net";
+import { BITS, familyOf, fromBigInt, mask, toBigInt, type Family } from "../../ip.js";
 
-export type Family = 4 | 6;
+export { familyOf, toBigInt, fromBigInt, type Family };
 
 export interface Cidr {
   family: Family;
@@ -15,11 +15,6 @@ export interface Cidr {
   subnet: string;
 }
 
-const BITS: Record<Family, number> = { 4: 32, 6: 128 };
-
-export function familyOf(address: string): Family | undefined {
-  return isIPv4(address) ? 4 : isIPv6(address) ? 6 : undefined;
-}
 
 /** "10.1.2.1/24" → its parts; throws on anything else (a hostile or broken value never reaches a config file). */
 export function parseCidr(cidr: string): Cidr {
@@ -37,48 +32,6 @@ export function canonicalAddress(address: string): string {
   const family = familyOf(address);
   if (!family) throw new Error(`Invalid IP address "${address}"`);
   return fromBigInt(toBigInt(address), family);
-}
-
-function mask(family: Family, prefix: number): bigint {
-  const bits = BITS[family];
-  return ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - prefix)) - 1n);
-}
-
-export function toBigInt(address: string): bigint {
-  if (isIPv4(address)) return address.split(".").reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-  if (!isIPv6(address)) throw new Error(`Invalid IP address "${address}"`);
-  let text = address;
-  // An embedded IPv4 tail ("::ffff:1.2.3.4") as two groups.
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const n = toBigInt(v4[1]!);
-    text = text.slice(0, -v4[1]!.length) + `${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
-  }
-  const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
-  const left = head ? head.split(":") : [];
-  const right = tail ? tail.split(":") : [];
-  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill("0"), ...right];
-  return groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-}
-
-export function fromBigInt(n: bigint, family: Family): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => ((n >> s) & 0xffn).toString()).join(".");
-  const groups = [...Array(8).keys()].map((i) => Number((n >> BigInt(112 - 16 * i)) & 0xffffn));
-  // RFC 5952: the longest run (first of equals) of two or more zero groups becomes "::".
-  let best = { at: -1, len: 1 };
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > best.len) best = { at: i, len: j - i };
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best.at < 0) return hex.join(":");
-  return `${hex.slice(0, best.at).join(":")}::${hex.slice(best.at + best.len).join(":")}`;
 }
 
 /**
