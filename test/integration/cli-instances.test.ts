@@ -323,7 +323,7 @@ test("help and completion cover the instance verbs", async () => {
     assert.match(help, new RegExp(`^  ${v}\\b`, "m"), v);
   assert.match((await ok(["exec", "--help"])).stdout, /--force-interactive/);
   const bash = (await ok(["completion", "bash"])).stdout;
-  assert.match(bash, /\['lodge config device'\]='add remove rm list ls show set unset'/);
+  assert.match(bash, /\['lodge config device'\]='add remove rm list ls show get set unset'/);
   assert.match(bash, /\['lodge file'\]='push pull delete rm edit'/);
   assert.match(bash, /\['lodge list'\]='[^']*'/);
   assert.match(bash, /\['lodge stop'\]='[^']*'/);

@@ -1,4 +1,4 @@
-import test, { after, before, type TestContext } from "node:test";
+import test, { type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { parse as parseYaml } from "yaml";
@@ -6,28 +6,14 @@ import type { Instance } from "../../src/api/instance.js";
 import type { Operation } from "../../src/api/operation.js";
 import type { Profile } from "../../src/api/profile.js";
 import type { Network, NetworkForward, NetworkState } from "../../src/cli/network-types.js";
-import { busyboxImage } from "../helpers/busybox-image.js";
-import { runCommand, TestDaemon, type RunResult } from "../helpers/daemon.js";
+import { runCommand } from "../helpers/daemon.js";
+import { cliDaemonForFile } from "../helpers/cli-daemon.js";
 
 // `lodge network …` and `lodge network forward …` against a real lodged, with real bridges and
 // dnsmasq. Bridges are host-global: every network is named `lt` + 4 random hex characters and
 // removed when its test ends, with what uses it. One daemon for the file.
-let d: TestDaemon;
-before(async () => {
-  d = await TestDaemon.start(undefined);
-  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
-});
-after(async () => {
-  await d?.destroy();
-});
-
-const lodge = (args: string[], opts: { input?: string } = {}): Promise<RunResult> => d.lodge(args, { allowFail: true, input: opts.input });
-
-async function ok(args: string[], opts?: { input?: string }): Promise<RunResult> {
-  const r = await lodge(args, opts);
-  assert.equal(r.code, 0, `lodge ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
+const cli = cliDaemonForFile();
+const { lodge, ok } = cli;
 
 /** A network name unique to this run, removed (with the instances and nics using it) when the test ends. */
 function netName(t: TestContext): string {
@@ -37,19 +23,19 @@ function netName(t: TestContext): string {
 }
 
 async function removeNetwork(name: string): Promise<void> {
-  for (const u of await d.client.get<string[]>("/1.0/instances").catch(() => [] as string[])) {
+  for (const u of await cli.d.client.get<string[]>("/1.0/instances").catch(() => [] as string[])) {
     const n = u.split("/").pop()!.split("?")[0]!;
-    await d.client.wait(await d.client.put<Operation>(`/1.0/instances/${n}/state`, { action: "stop", force: true })).catch(() => {});
-    await d.client.wait(await d.client.delete<Operation>(`/1.0/instances/${n}`)).catch(() => {});
+    await cli.d.client.wait(await cli.d.client.put<Operation>(`/1.0/instances/${n}/state`, { action: "stop", force: true })).catch(() => {});
+    await cli.d.client.wait(await cli.d.client.delete<Operation>(`/1.0/instances/${n}`)).catch(() => {});
   }
-  for (const p of await d.client.get<Profile[]>("/1.0/profiles?recursion=1").catch(() => [] as Profile[])) {
+  for (const p of await cli.d.client.get<Profile[]>("/1.0/profiles?recursion=1").catch(() => [] as Profile[])) {
     const devices = Object.fromEntries(Object.entries(p.devices).filter(([, dev]) => dev.network !== name && dev.parent !== name));
-    if (Object.keys(devices).length !== Object.keys(p.devices).length) await d.client.put(`/1.0/profiles/${p.name}`, { description: p.description, config: p.config, devices });
+    if (Object.keys(devices).length !== Object.keys(p.devices).length) await cli.d.client.put(`/1.0/profiles/${p.name}`, { description: p.description, config: p.config, devices });
   }
-  for (const n of [name, `${name}x`]) await d.client.delete(`/1.0/networks/${n}`).catch(() => {});
+  for (const n of [name, `${name}x`]) await cli.d.client.delete(`/1.0/networks/${n}`).catch(() => {});
 }
 
-const network = (name: string) => d.client.get<Network>(`/1.0/networks/${name}`);
+const network = (name: string) => cli.d.client.get<Network>(`/1.0/networks/${name}`);
 
 async function hostHas(iface: string): Promise<boolean> {
   return (await runCommand("ip", ["link", "show", iface], { allowFail: true })).code === 0;
@@ -118,7 +104,7 @@ test("attach and detach: a nic on the network for an instance and for a profile"
   await ok(["init", "bb", "c1"]);
 
   assert.equal((await ok(["network", "attach", name, "c1", "eth1", "eth1"])).stdout, "Device eth1 added to c1\n");
-  assert.deepEqual((await d.client.get<Instance>("/1.0/instances/c1")).devices.eth1, { type: "nic", network: name, name: "eth1" });
+  assert.deepEqual((await cli.d.client.get<Instance>("/1.0/instances/c1")).devices.eth1, { type: "nic", network: name, name: "eth1" });
   const twice = await lodge(["network", "attach", name, "c1", "eth1"]);
   assert.equal(twice.code, 2);
   assert.match(twice.stderr, /Device "eth1" already exists on instance "c1"/);
@@ -129,28 +115,28 @@ test("attach and detach: a nic on the network for an instance and for a profile"
 
   // Without a device name the device is named after the network.
   await ok(["network", "attach", name, "c1"]);
-  assert.deepEqual((await d.client.get<Instance>("/1.0/instances/c1")).devices[name], { type: "nic", network: name });
+  assert.deepEqual((await cli.d.client.get<Instance>("/1.0/instances/c1")).devices[name], { type: "nic", network: name });
   const which = await lodge(["network", "detach", name, "c1"]);
   assert.equal(which.code, 2);
   assert.match(which.stderr, /More than one device on instance "c1" uses network ".*" \(eth1, lt.*\): name the device/);
   assert.equal((await ok(["network", "detach", name, "c1", "eth1"])).stdout, "Device eth1 removed from c1\n");
   assert.equal((await ok(["network", "detach", name, "c1"])).stdout, `Device ${name} removed from c1\n`);
-  assert.deepEqual(Object.keys((await d.client.get<Instance>("/1.0/instances/c1")).devices), []);
+  assert.deepEqual(Object.keys((await cli.d.client.get<Instance>("/1.0/instances/c1")).devices), []);
   const none = await lodge(["network", "detach", name, "c1"]);
   assert.equal(none.code, 2);
   assert.match(none.stderr, new RegExp(`No device on instance "c1" uses network "${name}"`));
 
   await ok(["profile", "create", "nets"]);
-  t.after(() => d.client.delete("/1.0/profiles/nets").catch(() => {}));
+  t.after(() => cli.d.client.delete("/1.0/profiles/nets").catch(() => {}));
   assert.equal((await ok(["network", "attach-profile", name, "nets", "eth0", "eth0"])).stdout, "Device eth0 added to nets\n");
-  assert.deepEqual((await d.client.get<Profile>("/1.0/profiles/nets")).devices, { eth0: { type: "nic", network: name, name: "eth0" } });
+  assert.deepEqual((await cli.d.client.get<Profile>("/1.0/profiles/nets")).devices, { eth0: { type: "nic", network: name, name: "eth0" } });
   await ok(["profile", "add", "c1", "nets"]);
   const fromProfile = await lodge(["network", "detach", name, "c1"]);
   assert.equal(fromProfile.code, 2);
   assert.match(fromProfile.stderr, /Device "eth0" comes from a profile/);
   await ok(["profile", "remove", "c1", "nets"]);
   assert.equal((await ok(["network", "detach-profile", name, "nets"])).stdout, "Device eth0 removed from nets\n");
-  assert.deepEqual((await d.client.get<Profile>("/1.0/profiles/nets")).devices, {});
+  assert.deepEqual((await cli.d.client.get<Profile>("/1.0/profiles/nets")).devices, {});
 
   const unknown = await lodge(["network", "attach", "nosuchnet", "c1"]);
   assert.equal(unknown.code, 1);
@@ -172,7 +158,7 @@ test("an instance on the network gets a lease: lodge list, list-leases and info 
   assert.match(ipv4, /^(\d+\.){3}\d+ \(eth0\)$/, "lodge list shows the instance's address, marked with its interface");
   const address = ipv4.split(" ")[0]!;
 
-  const mac = (await d.client.get<Instance>("/1.0/instances/c2")).config["volatile.eth0.hwaddr"]!;
+  const mac = (await cli.d.client.get<Instance>("/1.0/instances/c2")).config["volatile.eth0.hwaddr"]!;
   const leases = (await ok(["network", "list-leases", name, "--format", "csv"])).stdout;
   assert.ok(leases.split("\n").includes(`c2,${mac},${address},DYNAMIC`), `list-leases shows c2's lease:\n${leases}`);
   assert.match((await ok(["network", "list-leases", name])).stdout, /\| HOSTNAME +\| MAC ADDRESS +\| IP ADDRESS +\| TYPE +\|/);
@@ -193,7 +179,7 @@ test("forwards: create, set, get, unset, port add and remove, show, edit, list, 
   const gateway = (await network(name)).config["ipv4.address"]!.split("/")[0]!;
   const target = gateway.replace(/\.\d+$/, ".20");
   const listen = `192.0.2.${2 + (randomBytes(1)[0]! % 250)}`;
-  const fwd = () => d.client.get<NetworkForward>(`/1.0/networks/${name}/forwards/${listen}`);
+  const fwd = () => cli.d.client.get<NetworkForward>(`/1.0/networks/${name}/forwards/${listen}`);
 
   assert.equal((await ok(["network", "forward", "create", name, listen, "--description", "web"])).stdout, `Network forward ${listen} created\n`);
   await ok(["network", "forward", "set", name, listen, `target_address=${target}`, "user.k=v"]);

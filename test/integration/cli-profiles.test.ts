@@ -1,42 +1,28 @@
-import test, { after, before, type TestContext } from "node:test";
+import test, { type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { parse as parseYaml } from "yaml";
 import type { Operation } from "../../src/api/operation.js";
 import type { Profile } from "../../src/api/profile.js";
-import { busyboxImage } from "../helpers/busybox-image.js";
-import { runCommand, TestDaemon, type RunResult } from "../helpers/daemon.js";
+import { runCommand } from "../helpers/daemon.js";
+import { cliDaemonForFile } from "../helpers/cli-daemon.js";
 
 // `lodge profile …` and `lodge launch/init -p/--no-profiles` against a real lodged. One daemon
 // for the file; every test removes what it made.
-let d: TestDaemon;
-before(async () => {
-  d = await TestDaemon.start(undefined);
-  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
-});
-after(async () => {
-  await d?.destroy();
-});
+const cli = cliDaemonForFile();
+const { lodge, ok } = cli;
 
-const lodge = (args: string[], opts: { input?: string } = {}): Promise<RunResult> => d.lodge(args, { allowFail: true, input: opts.input });
-
-async function ok(args: string[], opts?: { input?: string }): Promise<RunResult> {
-  const r = await lodge(args, opts);
-  assert.equal(r.code, 0, `lodge ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
-  return r;
-}
-
-const profile = (name: string) => d.client.get<Profile>(`/1.0/profiles/${name}`);
-const profileNames = async () => (await d.client.get<string[]>("/1.0/profiles")).map((u) => u.split("/").pop()!).sort();
+const profile = (name: string) => cli.d.client.get<Profile>(`/1.0/profiles/${name}`);
+const profileNames = async () => (await cli.d.client.get<string[]>("/1.0/profiles")).map((u) => u.split("/").pop()!).sort();
 
 /** Removes instances and profiles other than default when the test ends, through the API. */
 function cleanUp(t: TestContext): void {
   t.after(async () => {
-    for (const u of await d.client.get<string[]>("/1.0/instances")) {
+    for (const u of await cli.d.client.get<string[]>("/1.0/instances")) {
       const n = u.split("/").pop()!;
-      await d.client.wait(await d.client.put<Operation>(`/1.0/instances/${n}/state`, { action: "stop", force: true })).catch(() => {});
-      await d.client.wait(await d.client.delete<Operation>(`/1.0/instances/${n}`));
+      await cli.d.client.wait(await cli.d.client.put<Operation>(`/1.0/instances/${n}/state`, { action: "stop", force: true })).catch(() => {});
+      await cli.d.client.wait(await cli.d.client.delete<Operation>(`/1.0/instances/${n}`));
     }
-    for (const n of await profileNames()) if (n !== "default") await d.client.delete(`/1.0/profiles/${n}`);
+    for (const n of await profileNames()) if (n !== "default") await cli.d.client.delete(`/1.0/profiles/${n}`);
   });
 }
 
@@ -120,7 +106,7 @@ test("launch/init -p and --no-profiles; profile add, remove and assign on an ins
   await ok(["profile", "create", "b"]);
   await ok(["profile", "set", "b", "user.y=b"]);
   await ok(["init", "bb", "i1", "-p", "default", "-p", "a", "-p", "b"]);
-  const i1 = await d.client.get<{ profiles: string[]; expanded_config: Record<string, string> }>("/1.0/instances/i1");
+  const i1 = await cli.d.client.get<{ profiles: string[]; expanded_config: Record<string, string> }>("/1.0/instances/i1");
   assert.deepEqual(i1.profiles, ["default", "a", "b"]);
   assert.equal(i1.expanded_config["user.x"], "a");
   assert.equal(i1.expanded_config["user.y"], "b");
@@ -135,18 +121,18 @@ test("launch/init -p and --no-profiles; profile add, remove and assign on an ins
 
   await ok(["init", "bb", "i3"]);
   assert.equal((await ok(["profile", "add", "i3", "a,b"])).stdout, "Profile a,b added to i3\n");
-  assert.deepEqual((await d.client.get<{ profiles: string[] }>("/1.0/instances/i3")).profiles, ["default", "a", "b"]);
+  assert.deepEqual((await cli.d.client.get<{ profiles: string[] }>("/1.0/instances/i3")).profiles, ["default", "a", "b"]);
   await ok(["profile", "remove", "i3", "a"]);
-  assert.deepEqual((await d.client.get<{ profiles: string[] }>("/1.0/instances/i3")).profiles, ["default", "b"]);
+  assert.deepEqual((await cli.d.client.get<{ profiles: string[] }>("/1.0/instances/i3")).profiles, ["default", "b"]);
   assert.equal((await ok(["profile", "assign", "i3", "default,a"])).stdout, "Profiles default,a applied to i3\n");
-  assert.deepEqual((await d.client.get<{ profiles: string[] }>("/1.0/instances/i3")).profiles, ["default", "a"]);
+  assert.deepEqual((await cli.d.client.get<{ profiles: string[] }>("/1.0/instances/i3")).profiles, ["default", "a"]);
   const rootless = await lodge(["profile", "assign", "i3", "a"]);
   assert.equal(rootless.code, 1);
   assert.match(rootless.stderr, /no root device/);
   const twice = await lodge(["profile", "add", "i3", "a"]);
   assert.equal(twice.code, 2);
   assert.match(twice.stderr, /already applied/);
-  assert.deepEqual((await d.client.get<{ profiles: string[] }>("/1.0/instances/i3")).profiles, ["default", "a"]);
+  assert.deepEqual((await cli.d.client.get<{ profiles: string[] }>("/1.0/instances/i3")).profiles, ["default", "a"]);
   assert.deepEqual((await profile("a")).used_by, ["/1.0/instances/i1", "/1.0/instances/i3"]);
   const inUse = await lodge(["profile", "delete", "a"]);
   assert.equal(inUse.code, 1);
@@ -157,14 +143,14 @@ test("help on every profile verb, and completion knows them", async () => {
   const verbs = ["list", "show", "create", "copy", "edit", "get", "set", "unset", "rename", "delete", "device", "add", "remove", "assign"];
   const help = (await ok(["profile", "--help"])).stdout;
   for (const v of verbs) assert.match(help, new RegExp(`^  ${v}\\b`, "m"), v);
-  for (const v of [...verbs.map((v) => [v]), ...["add", "remove", "list", "show", "set", "unset"].map((v) => ["device", v])]) {
+  for (const v of [...verbs.map((v) => [v]), ...["add", "remove", "list", "show", "get", "set", "unset"].map((v) => ["device", v])]) {
     const r = await ok(["profile", ...v, "--help"]);
     assert.match(r.stdout, new RegExp(`^Usage: lodge profile ${v.join(" ")}\\b`));
   }
   assert.match((await ok(["launch", "--help"])).stdout, /--no-profiles/);
   const bash = (await ok(["completion", "bash"])).stdout;
   assert.match(bash, /\['lodge profile'\]='list ls show create copy cp edit get set unset rename mv delete rm device add remove assign apply'/);
-  assert.match(bash, /\['lodge profile device'\]='add remove rm list ls show set unset'/);
+  assert.match(bash, /\['lodge profile device'\]='add remove rm list ls show get set unset'/);
   const check = await runCommand("bash", ["-c", 'eval "$(cat)"; COMP_WORDS=(lodge profile de); COMP_CWORD=2; _lodge; echo "${COMPREPLY[*]}"'], { input: bash });
   assert.equal(check.stdout.trim(), "delete device");
 });
