@@ -50,18 +50,28 @@ export class StorageService {
    */
   async init(): Promise<number> {
     const existing = await this.opts.store.get<PoolRecord>(POOLS + DEFAULT_POOL);
-    const pool: PoolRecord = existing?.value ?? {
-      name: DEFAULT_POOL,
-      driver: "dir",
-      config: {},
-      description: "Default storage pool",
-      status: "Created",
-    };
-    await this.driver(pool).createPool(pool);
-    if (!existing) await this.opts.store.put(POOLS + DEFAULT_POOL, pool, { revision: 0 });
+    if (!existing) {
+      const pool: PoolRecord = { name: DEFAULT_POOL, driver: "dir", config: {}, description: "Default storage pool", status: "Created" };
+      await this.driver(pool).createPool(pool);
+      await this.opts.store.put(POOLS + DEFAULT_POOL, pool, { revision: 0 });
+    }
     let opened = 0;
-    for (const p of await this.pools()) opened += await this.driver(p).restrictAccess(p);
+    for (const p of await this.pools()) {
+      // A pool whose driver is missing or whose mount fails stays listed (status Errored
+      // would be a later refinement); its instances fail to start with the driver's words.
+      try {
+        await this.driver(p).mountPool(p);
+        opened += await this.driver(p).restrictAccess(p);
+      } catch {
+        /* reported when the pool is used */
+      }
+    }
     return opened;
+  }
+
+  /** The driver of a pool, for the pool and volume services beside this one. */
+  driverOf(pool: PoolSpec): StorageDriver {
+    return this.driver(pool);
   }
 
   async supportedDrivers(): Promise<StorageDriverInfo[]> {
@@ -123,8 +133,13 @@ export class StorageService {
       throw conflict(`A ${type} volume "${name}" already exists in pool "${poolName}"`);
     }
     try {
-      const tree = image ? await this.opts.images.ensureUnpacked(image, signal) : undefined;
-      await driver.createVolume(ref, tree ? { tree } : undefined, signal);
+      if (image && driver.capabilities.imageVolumes) {
+        // Unpacked once per pool into an image volume; instances are cheap copies of it.
+        await driver.copyVolume(await this.imageVolume(pool, image, signal), ref, signal);
+      } else {
+        const tree = image ? await this.opts.images.ensureUnpacked(image, signal) : undefined;
+        await driver.createVolume(ref, tree ? { tree } : undefined, signal);
+      }
       return { path: driver.mountPath(ref), ref };
     } catch (e) {
       await driver.deleteVolume(ref).catch(() => {});
@@ -165,6 +180,110 @@ export class StorageService {
   async instancePath(poolName: string, project: string, name: string, type: "container" | "virtual-machine") {
     const pool = await this.pool(poolName);
     return this.driver(pool).mountPath(this.ref(pool, type, project, name));
+  }
+
+  private readonly imageVolumes = new Map<string, Promise<VolumeRef>>();
+
+  /**
+   * The image volume of `fp` in `pool` (drivers with imageVolumes), made from the unpacked
+   * image the first time; concurrent creates of instances from one image share the making.
+   */
+  private imageVolume(pool: PoolRecord, fp: string, signal?: AbortSignal): Promise<VolumeRef> {
+    const id = `${pool.name}/${fp}`;
+    let p = this.imageVolumes.get(id);
+    if (!p) {
+      p = (async () => {
+        const ref: VolumeRef = { pool, type: "image", name: fp };
+        const key = this.key(pool.name, "default", "image", fp);
+        if (await this.opts.store.get(key)) return ref;
+        const driver = this.driver(pool);
+        await driver.deleteVolume(ref).catch(() => {}); // a half one a crash left
+        await driver.createVolume(ref, { tree: await this.opts.images.ensureUnpacked(fp, signal) }, signal);
+        await this.opts.store.put(key, { pool: pool.name, project: "default", type: "image", name: fp, created_at: new Date().toISOString(), image: fp } satisfies VolumeRecord);
+        return ref;
+      })();
+      this.imageVolumes.set(id, p);
+      p.finally(() => this.imageVolumes.delete(id)).catch(() => {});
+    }
+    return p;
+  }
+
+  /** Removes the image volumes of `fp` from every pool (the image was deleted). */
+  async deleteImageVolumes(fp: string): Promise<void> {
+    for (const v of (await this.volumes()).filter((v) => v.type === "image" && v.name === fp)) {
+      const pool = await this.pool(v.pool);
+      await this.driver(pool).deleteVolume({ pool, type: "image", name: fp });
+      await this.opts.store.delete(this.key(v.pool, v.project, "image", fp));
+    }
+  }
+
+  /** The driver's reference to an instance's volume. */
+  async instanceVolume(poolName: string, project: string, name: string, type: "container" | "virtual-machine"): Promise<VolumeRef> {
+    return this.ref(await this.pool(poolName), type, project, name);
+  }
+
+  /** Takes a snapshot of an instance volume (the caller keeps the snapshot's record). */
+  async snapshotInstanceVolume(ref: VolumeRef, snapshot: string, signal?: AbortSignal): Promise<void> {
+    await this.driver(ref.pool).createSnapshot(ref, snapshot, signal);
+  }
+
+  async deleteVolumeSnapshot(ref: VolumeRef, snapshot: string): Promise<void> {
+    await this.driver(ref.pool).deleteSnapshot(ref, snapshot);
+  }
+
+  async renameVolumeSnapshot(ref: VolumeRef, snapshot: string, newName: string): Promise<void> {
+    await this.driver(ref.pool).renameSnapshot(ref, snapshot, newName);
+  }
+
+  async restoreVolumeSnapshot(ref: VolumeRef, snapshot: string, signal?: AbortSignal): Promise<void> {
+    await this.driver(ref.pool).restoreSnapshot(ref, snapshot, signal);
+  }
+
+  snapshotPath(ref: VolumeRef, snapshot: string): string {
+    return this.driver(ref.pool).snapshotPath(ref, snapshot);
+  }
+
+  /**
+   * Makes a new instance volume as an independent copy of another instance's volume (or of
+   * one of its snapshots), in the same pool or another: the same-pool copy is the driver's
+   * (a snapshot or reflink where it has them), across pools the tree is copied. Record first
+   * (so two copies to one name cannot both win), removed with the data on failure.
+   */
+  async copyInstanceVolume(opts: {
+    from: VolumeRef;
+    fromSnapshot?: string;
+    toPool: string;
+    project: string;
+    name: string;
+    type: "container" | "virtual-machine";
+    image?: string;
+    signal?: AbortSignal;
+  }): Promise<{ path: string; ref: VolumeRef }> {
+    const pool = await this.pool(opts.toPool);
+    const driver = this.driver(pool);
+    const ref = this.ref(pool, opts.type, opts.project, opts.name);
+    const key = this.key(opts.toPool, opts.project, opts.type, opts.name);
+    const record: VolumeRecord = { pool: opts.toPool, project: opts.project, type: opts.type, name: opts.name, created_at: new Date().toISOString(), image: opts.image };
+    try {
+      await this.opts.store.put(key, record, { revision: 0 });
+    } catch {
+      throw conflict(`A ${opts.type} volume "${opts.name}" already exists in pool "${opts.toPool}"`);
+    }
+    try {
+      const src = this.driver(opts.from.pool);
+      if (opts.from.pool.name === pool.name) {
+        if (opts.fromSnapshot) await driver.copyFromSnapshot(opts.from, opts.fromSnapshot, ref, opts.signal);
+        else await driver.copyVolume(opts.from, ref, opts.signal);
+      } else {
+        const tree = opts.fromSnapshot ? src.snapshotPath(opts.from, opts.fromSnapshot) : src.mountPath(opts.from);
+        await driver.createVolume(ref, { tree }, opts.signal);
+      }
+      return { path: driver.mountPath(ref), ref };
+    } catch (e) {
+      await driver.deleteVolume(ref).catch(() => {});
+      await this.opts.store.delete(key);
+      throw e;
+    }
   }
 
   async volumes(poolName?: string): Promise<VolumeRecord[]> {

@@ -1,7 +1,7 @@
-import { chmod, lstat, mkdir, readdir, rename, rm, rmdir } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, lstat, mkdir, readdir, rename, rm, rmdir, statfs } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { run } from "../../sys/exec.js";
-import type { DriverCapabilities, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
+import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
 
 /** Sub-directory of a pool per volume type, as LXD lays out a dir pool. */
 const TYPE_DIRS: Record<VolumeRef["type"], string> = {
@@ -11,16 +11,27 @@ const TYPE_DIRS: Record<VolumeRef["type"], string> = {
   custom: "custom",
 };
 
+/** Where a type's snapshots go: containers-snapshots/<volume>/<snapshot>, as LXD. */
+const SNAPSHOT_DIRS: Record<VolumeRef["type"], string> = {
+  container: "containers-snapshots",
+  "virtual-machine": "virtual-machines-snapshots",
+  image: "images-snapshots",
+  custom: "custom-snapshots",
+};
+
 /**
  * The "dir" driver: volumes are plain directories under the pool's source directory. Copies
- * use `cp --reflink=auto`, which shares blocks on filesystems that can (XFS, btrfs) and falls
- * back to a real copy elsewhere.
+ * (instances from images, snapshots, copies of instances) use `cp --reflink=auto`, which
+ * shares blocks on filesystems that can (XFS, btrfs) and copies elsewhere; each copy goes to a
+ * scratch name first and is renamed into place, so a failure or a crash never leaves a half
+ * volume under the real name.
  *
  * Access: the pool and its type directories are 0711 (an unprivileged container's root must
  * pass through them to its rootfs); each volume directory is 0700, root's alone. A volume
  * holds files that are host root's on disk (an idmapped rootfs stores container root as uid
  * 0, set-uid bits included), so no host user may reach below it; the instance driver opens
- * an instance's directory to that instance's root only (mode 0100), as LXD does.
+ * an instance's directory to that instance's root only (mode 0100), as LXD does. Snapshot
+ * directories are 0700 too.
  */
 export class DirDriver implements StorageDriver {
   readonly name = "dir";
@@ -29,6 +40,11 @@ export class DirDriver implements StorageDriver {
     cheapCopy: false,
     quotas: false,
     blockVolumes: false,
+    imageVolumes: false,
+    optimizedBackups: false,
+  };
+  readonly poolKeys = {
+    source: { type: "string" as const, description: "Directory the pool lives in (default: under LODGE_DIR)" },
   };
 
   constructor(private readonly defaultRoot: string) {}
@@ -42,13 +58,27 @@ export class DirDriver implements StorageDriver {
     return pool.config.source || join(this.defaultRoot, pool.name);
   }
 
-  async createPool(pool: PoolSpec): Promise<void> {
+  async createPool(pool: PoolSpec): Promise<Record<string, string>> {
     const root = this.poolPath(pool);
-    for (const dir of [root, ...Object.values(TYPE_DIRS).map((d) => join(root, d))]) {
+    if (pool.config.source) {
+      const st = await lstat(root).catch(() => undefined);
+      if (st && !st.isDirectory()) throw new Error(`source "${root}" is not a directory`);
+      if (st && (await readdir(root)).some((e) => !Object.values(TYPE_DIRS).includes(e) && !Object.values(SNAPSHOT_DIRS).includes(e)))
+        throw new Error(`source "${root}" is not empty`);
+    }
+    await this.mountPool(pool);
+    return { ...pool.config, source: root };
+  }
+
+  async mountPool(pool: PoolSpec): Promise<void> {
+    const root = this.poolPath(pool);
+    for (const dir of [root, ...Object.values(TYPE_DIRS).map((d) => join(root, d)), ...Object.values(SNAPSHOT_DIRS).map((d) => join(root, d))]) {
       await mkdir(dir, { recursive: true, mode: 0o711 });
       await chmod(dir, 0o711); // also a directory that existed (a pool "source")
     }
   }
+
+  async unmountPool(): Promise<void> {}
 
   async restrictAccess(pool: PoolSpec): Promise<number> {
     let changed = 0;
@@ -67,12 +97,28 @@ export class DirDriver implements StorageDriver {
 
   async deletePool(pool: PoolSpec): Promise<void> {
     const root = this.poolPath(pool);
-    for (const d of Object.values(TYPE_DIRS)) await rmdir(join(root, d)).catch(() => {});
-    if (!pool.config.source) await rmdir(root).catch(() => {});
+    for (const d of [...Object.values(TYPE_DIRS), ...Object.values(SNAPSHOT_DIRS)]) await rmdir(join(root, d)).catch(() => {});
+    if (!pool.config.source || pool.config.source === join(this.defaultRoot, pool.name)) await rmdir(root).catch(() => {});
+  }
+
+  async poolResources(pool: PoolSpec): Promise<PoolResources> {
+    const s = await statfs(this.poolPath(pool));
+    return {
+      space: { total: s.blocks * s.bsize, used: (s.blocks - s.bfree) * s.bsize },
+      inodes: { total: s.files, used: s.files - s.ffree },
+    };
   }
 
   mountPath(vol: VolumeRef): string {
     return join(this.poolPath(vol.pool), TYPE_DIRS[vol.type], vol.name);
+  }
+
+  snapshotPath(vol: VolumeRef, snapshot: string): string {
+    return join(this.snapshotsDir(vol), snapshot);
+  }
+
+  private snapshotsDir(vol: VolumeRef): string {
+    return join(this.poolPath(vol.pool), SNAPSHOT_DIRS[vol.type], vol.name);
   }
 
   async createVolume(vol: VolumeRef, from?: { tree: string }, signal?: AbortSignal): Promise<void> {
@@ -81,28 +127,25 @@ export class DirDriver implements StorageDriver {
       await mkdir(target, { mode: 0o700 });
       return;
     }
-    // Copy into a scratch name, then rename: a crash never leaves a half-copied volume
-    // under the real name.
-    const scratch = `${target}.creating`;
-    await rm(scratch, { recursive: true, force: true });
-    try {
-      await run("cp", ["-a", "--reflink=auto", "--", from.tree, scratch], { signal });
-      await chmod(scratch, 0o700);
-      await rename(scratch, target);
-    } catch (e) {
-      await rm(scratch, { recursive: true, force: true });
-      throw e;
-    }
+    await copyInto(from.tree, target, signal);
+  }
+
+  async copyVolume(from: VolumeRef, to: VolumeRef, signal?: AbortSignal): Promise<void> {
+    await copyInto(this.mountPath(from), this.mountPath(to), signal);
   }
 
   async deleteVolume(vol: VolumeRef): Promise<void> {
     // Also a copy that a crash interrupted.
     await rm(`${this.mountPath(vol)}.creating`, { recursive: true, force: true });
     await rm(this.mountPath(vol), { recursive: true, force: true });
+    await rm(this.snapshotsDir(vol), { recursive: true, force: true });
   }
 
   async renameVolume(vol: VolumeRef, newName: string): Promise<void> {
-    await rename(this.mountPath(vol), this.mountPath({ ...vol, name: newName }));
+    const to = { ...vol, name: newName };
+    await rename(this.mountPath(vol), this.mountPath(to));
+    const snaps = await lstat(this.snapshotsDir(vol)).catch(() => undefined);
+    if (snaps) await rename(this.snapshotsDir(vol), this.snapshotsDir(to));
   }
 
   async mount(): Promise<void> {}
@@ -111,5 +154,63 @@ export class DirDriver implements StorageDriver {
   /** A dir pool has no cheap way to measure a tree (that would be a full walk per call). */
   async usage(): Promise<number | undefined> {
     return undefined;
+  }
+
+  async setQuota(_vol: VolumeRef, bytes: number | undefined): Promise<void> {
+    if (bytes !== undefined) throw new Error('the "dir" driver has no quotas');
+  }
+
+  async createSnapshot(vol: VolumeRef, snapshot: string, signal?: AbortSignal): Promise<void> {
+    await mkdir(this.snapshotsDir(vol), { recursive: true, mode: 0o700 });
+    await copyInto(this.mountPath(vol), this.snapshotPath(vol, snapshot), signal);
+  }
+
+  async deleteSnapshot(vol: VolumeRef, snapshot: string): Promise<void> {
+    await rm(`${this.snapshotPath(vol, snapshot)}.creating`, { recursive: true, force: true });
+    await rm(this.snapshotPath(vol, snapshot), { recursive: true, force: true });
+    await rmdir(this.snapshotsDir(vol)).catch(() => {});
+  }
+
+  async renameSnapshot(vol: VolumeRef, snapshot: string, newName: string): Promise<void> {
+    await rename(this.snapshotPath(vol, snapshot), this.snapshotPath(vol, newName));
+  }
+
+  /**
+   * The snapshot's copy is made beside the volume, then swapped in: the old content goes only
+   * once the new one is whole.
+   */
+  async restoreSnapshot(vol: VolumeRef, snapshot: string, signal?: AbortSignal): Promise<void> {
+    const target = this.mountPath(vol);
+    const fresh = `${target}.restoring`;
+    await rm(fresh, { recursive: true, force: true });
+    await copyInto(this.snapshotPath(vol, snapshot), fresh, signal);
+    const old = `${target}.old`;
+    await rm(old, { recursive: true, force: true });
+    await rename(target, old);
+    await rename(fresh, target);
+    await rm(old, { recursive: true, force: true });
+  }
+
+  async copyFromSnapshot(from: VolumeRef, snapshot: string, to: VolumeRef, signal?: AbortSignal): Promise<void> {
+    await copyInto(this.snapshotPath(from, snapshot), this.mountPath(to), signal);
+  }
+}
+
+/**
+ * Copies the tree `src` to `dest` (which must not exist) through a scratch name, with
+ * ownership, modes, xattrs and hard links kept, sharing blocks where the filesystem can.
+ */
+async function copyInto(src: string, dest: string, signal?: AbortSignal): Promise<void> {
+  if (await lstat(dest).catch(() => undefined)) throw new Error(`${dest} already exists`);
+  const scratch = `${dest}.creating`;
+  await rm(scratch, { recursive: true, force: true });
+  await mkdir(dirname(dest), { recursive: true, mode: 0o711 });
+  try {
+    await run("cp", ["-a", "--reflink=auto", "--", src, scratch], { signal });
+    await chmod(scratch, 0o700);
+    await rename(scratch, dest);
+  } catch (e) {
+    await rm(scratch, { recursive: true, force: true });
+    throw e;
   }
 }
