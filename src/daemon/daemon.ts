@@ -9,6 +9,10 @@ import { ProfileStore } from "../profiles/store.js";
 import { ProfileService } from "../profiles/service.js";
 import { profileRoutes } from "./routes/profiles.js";
 import { networkRoutes } from "./routes/networks.js";
+import { storageRoutes } from "./routes/storage.js";
+import { PoolService } from "../storage/pools.js";
+import { CustomVolumes } from "../storage/custom-volumes.js";
+import type { InstanceRecord } from "../instances/record.js";
 import { NetworkService } from "../networks/service.js";
 import { NetworkForwards } from "../networks/forwards.js";
 import { BridgeDriver } from "../networks/drivers/bridge.js";
@@ -125,7 +129,12 @@ export class Daemon {
       if (closed) log.warn("closed instance directories that host users could reach", { count: closed });
       const profiles = new ProfileStore(store);
       await profiles.ensureDefault("default", DEFAULT_POOL);
-      const specs = new ContainerSpecs(profiles);
+      // Read lazily: the instance service is made below.
+      const storageUsers = { records: (p?: string) => instances.records(p), layers: (r: InstanceRecord) => instances.layers(r), profiles: (p: string) => profiles.list(p) };
+      const pools = new PoolService({ store, storage, users: storageUsers, events, log: log.child({ module: "storage" }) });
+      const volumes = new CustomVolumes({ store, storage, users: storageUsers, events });
+      await volumes.recover();
+      const specs = new ContainerSpecs(profiles, volumes);
       const netDriver = new BridgeDriver({ runDir: join(dir, "networks"), log: log.child({ module: "networks" }) });
       const networks: NetworkService = new NetworkService({
         store,
@@ -138,6 +147,7 @@ export class Daemon {
       const forwards = new NetworkForwards({ store, driver: netDriver, networks });
       const instances: InstanceService = new InstanceService({
         networks,
+        volumes,
         profiles,
         store,
         storage,
@@ -161,6 +171,7 @@ export class Daemon {
         instances,
         events,
         networks,
+        volumes,
         live: (before, after, layers) => lifecycle.applyLive(before, after, layers),
         running: async (r) => (await lifecycle.status(r)).status !== "Stopped",
         log: log.child({ module: "profiles" }),
@@ -195,6 +206,7 @@ export class Daemon {
           ...instanceRoutes({ instances, lifecycle, operations }),
           ...profileRoutes({ profiles: profileService }),
           ...networkRoutes({ networks, forwards }),
+          ...storageRoutes({ pools, volumes, operations }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
           ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, "container") }),
           ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),

@@ -76,4 +76,10 @@ export const API_EXTENSIONS: readonly string[] = [
   "network_forward",
   // NICs name a managed network (`network=`) rather than its bridge; `lxc launch --network` uses it.
   "instance_nic_network",
+  // /1.0/storage-pools (dir, btrfs) with resources; custom volumes: create, copy, rename,
+  // move between pools, snapshots, attached as disks (pool=, source=).
+  "storage",
+  "storage_api_volume_rename",
+  "storage_api_volume_snapshots",
+  "storage_api_local_volume_handling",
 ];
