@@ -203,12 +203,12 @@ test("init asks lxd init's questions, also with answers piped in", async (t) => 
   assert.equal((await d.client.get<Server>("/1.0")).config["images.auto_update_interval"], "0");
 });
 
-test("init --auto --storage-backend other than dir is refused while there is only the implicit pool", async (t) => {
+test("init --auto --storage-backend other than the default pool's driver is refused before anything changes", async (t) => {
   const d = await freshDaemon(t);
   const before = await snapshot(d, ["/1.0", "/1.0/networks", "/1.0/profiles/default"]);
   const r = await d.lodge(["init", "--auto", "--storage-backend", "btrfs"], { allowFail: true });
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /storage pool "default" \(driver btrfs\): this server has no storage pool API yet, only its implicit pool "default" \(driver dir\)/);
+  assert.match(r.stderr, /The existing storage pool "default" has driver "dir", not "btrfs"/);
   assert.deepEqual(await snapshot(d, ["/1.0", "/1.0/networks", "/1.0/profiles/default"]), before);
 });
 
