@@ -363,6 +363,7 @@ const IPV4_ETH0 = /(\d+\.\d+\.\d+\.\d+) \(eth0\)/;
 
 /** Network create, timed; the caller deletes. */
 async function createNet(server, name, address) {
+  (server.netsAsked ??= new Set()).add(name); // for the clean-up, should it come while this is in flight
   return must(await lxc(server, ["network", "create", name, `ipv4.address=${address}`, "ipv4.nat=true", "ipv6.address=none"]), `${server.label}: network create ${name} ${address}`).ms;
 }
 
@@ -426,6 +427,12 @@ async function listOurs(server, what) {
   return (r.json?.metadata ?? []).map(nameOf).filter((n) => n.startsWith(`${PREFIX}-`));
 }
 
+/** Our managed networks (the other server's bridges show up here too, as unmanaged interfaces). */
+async function listOurNetworks(server) {
+  const r = await http(server.socket, "GET", "/1.0/networks?recursion=1", undefined, 10000);
+  return (r.json?.metadata ?? []).filter((n) => n.managed && n.name?.startsWith(`${PREFIX}-`)).map((n) => n.name);
+}
+
 async function deleteOurs(server) {
   for (let attempt = 0; attempt < 5; attempt++) {
     let ours;
@@ -439,17 +446,49 @@ async function deleteOurs(server) {
     await Promise.all(ours.map((n) => run("lxc", ["delete", "--force", n], { env: server.env, timeoutMs: 120000 })));
     await sleep(500 * attempt);
   }
-  for (let attempt = 0; attempt < 3; attempt++) {
+  // A create whose client was killed may still be under way on the server: wait until every
+  // network the bench asked for is either there (then delete it) or plainly not found.
+  const asked = server.netsAsked ?? new Set();
+  for (let attempt = 0; attempt < 5; attempt++) {
     let ours;
     try {
-      ours = await listOurs(server, "networks");
+      ours = await listOurNetworks(server);
     } catch {
       return;
     }
-    if (ours.length === 0) return;
-    log(`cleaning up: deleting network(s) ${ours.join(", ")} on ${server.label}`);
-    for (const n of ours) await run("lxc", ["network", "delete", n], { env: server.env, timeoutMs: 60000 });
-    await sleep(500 * attempt);
+    if (ours.length > 0) {
+      log(`cleaning up: deleting network(s) ${ours.join(", ")} on ${server.label}`);
+      for (const n of ours) await run("lxc", ["network", "delete", n], { env: server.env, timeoutMs: 60000 });
+    }
+    const left = [];
+    for (const n of asked) {
+      const r = await http(server.socket, "GET", `/1.0/networks/${n}`, undefined, 10000).catch(() => null);
+      if (r?.status !== 404) left.push(n);
+    }
+    if (left.length === 0) return;
+    await sleep(500 * (attempt + 1));
+  }
+}
+
+/** What the bench's own lodged may leave of its networks once stopped: dnsmasq, nft table, bridge. */
+async function sweepLodgeNetworks(lodgeDir) {
+  const runDir = join(lodgeDir, "networks");
+  let names = [];
+  try {
+    names = readdirSync(runDir).filter((n) => n.startsWith(`${PREFIX}-`));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    log(`cleaning up: removing what lodged left of network ${n} on the host`);
+    try {
+      const pid = Number(readFileSync(join(runDir, n, "dnsmasq.pid"), "utf8").trim());
+      if (pid > 1 && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(join(runDir, n, "dnsmasq.conf"))) process.kill(pid, "SIGTERM");
+    } catch {
+      /* no dnsmasq of this network runs */
+    }
+    await run("nft", ["delete", "table", "inet", `lodge-${n}`]);
+    await run("ip", ["link", "delete", n, "type", "bridge"]);
   }
 }
 
@@ -486,6 +525,7 @@ async function doCleanup() {
       log(`cleaning up: lxc-stop -k ${n} (left by lodged)`);
       await run("lxc-stop", ["-k", "-P", lxcpath, "-n", n], { timeoutMs: 30000 });
     }
+    await sweepLodgeNetworks(st.lodgeDir);
   }
   if (st.lxdChild) {
     const lxd = st.servers.find((s) => s.key === "lxd");
@@ -601,6 +641,7 @@ async function main() {
   // Can LXD make networks here? One untimed try, so that a failure is reported once, clearly.
   if (lxd) {
     const probe = newName("t");
+    (lxd.netsAsked ??= new Set()).add(probe);
     const r = await lxc(lxd, ["network", "create", probe, `ipv4.address=${await nextSubnet()}`, "ipv4.nat=true", "ipv6.address=none"]);
     if (r.code !== 0) {
       st.lxdMissing = `LXD cannot create a bridge network here: ${(r.stderr || r.stdout).trim()}`;
