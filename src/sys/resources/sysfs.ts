@@ -82,10 +82,16 @@ export function linkTarget(path: string): string | undefined {
   }
 }
 
-/** The last path element of where a symlink leads: a driver's or subsystem's name. */
+/**
+ * The last path element of where a symlink leads: a driver's or subsystem's name. One
+ * readlink, where a realpath would readlink every element of a deep sysfs path.
+ */
 export function linkName(path: string): string | undefined {
-  const target = real(path) ?? linkTarget(path);
-  return target === undefined ? undefined : basename(target);
+  try {
+    return basename(readlinkSync(path)) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The NUMA node a device or CPU directory links to (nodeN holding numastat), else 0. */
