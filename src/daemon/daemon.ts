@@ -47,6 +47,7 @@ import { operationRoutes } from "./routes/operations.js";
 import { rootRoutes } from "./routes/root.js";
 import { serverRoutes } from "./routes/server.js";
 import { warningRoutes } from "./routes/warnings.js";
+import { resourceRoutes } from "./routes/resources.js";
 import { internalRoutes } from "./routes/internal.js";
 import { socketAnswers } from "./socket-probe.js";
 import { ServerInfo } from "./server-info.js";
@@ -203,6 +204,7 @@ export class Daemon {
           ...serverRoutes({ config, info }),
           ...ops.routes,
           ...warningRoutes({ warnings }),
+          ...resourceRoutes(),
           ...instanceRoutes({ instances, lifecycle, operations }),
           ...profileRoutes({ profiles: profileService }),
           ...networkRoutes({ networks, forwards }),
