@@ -8,7 +8,8 @@
 import type { Profile } from "../api/profile.js";
 import { UsageError } from "./exit.js";
 import { IMPLICIT_POOL, type Preseed, type PreseedNetwork, type PreseedProfile, type PreseedStoragePool } from "./init-preseed.js";
-import type { Network, StoragePool } from "./network-types.js";
+import type { Network } from "./network-types.js";
+import type { StoragePool } from "./storage-types.js";
 
 type Strings = Record<string, string>;
 

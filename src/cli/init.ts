@@ -16,7 +16,8 @@ import { applyPlan, hasStoragePools, namesOf, readCurrent } from "./init-apply.j
 import { interview, lineAsker } from "./init-interactive.js";
 import { AUTO_NAMES, autoPreseed, planPreseed } from "./init-plan.js";
 import { dumpPreseed, parsePreseed, type Preseed } from "./init-preseed.js";
-import type { Network, StoragePool } from "./network-types.js";
+import type { Network } from "./network-types.js";
+import type { StoragePool } from "./storage-types.js";
 import { printObject, renderYaml } from "./output.js";
 
 export interface ServerInitOptions {
