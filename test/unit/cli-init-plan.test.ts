@@ -6,7 +6,8 @@ import { applyPlan, InitStepError, namesOf, type InitApi } from "../../src/cli/i
 import { interview } from "../../src/cli/init-interactive.js";
 import { autoPreseed, planPreseed, same, type Current, type Step } from "../../src/cli/init-plan.js";
 import { dumpPreseed, parsePreseed } from "../../src/cli/init-preseed.js";
-import type { Network, StoragePool } from "../../src/cli/network-types.js";
+import type { Network } from "../../src/cli/network-types.js";
+import type { StoragePool } from "../../src/cli/storage-types.js";
 
 const ROOT = { type: "disk", path: "/", pool: "default" };
 
