@@ -111,7 +111,7 @@ export function poolInfo(pool: StoragePool, res: StoragePoolResources, bytes: bo
   return { info: sortedInfo, "used by": usedByGroups(pool.used_by ?? []) };
 }
 
-/** `/1.0/instances/c1?project=p` → instances: [`c1 (project "p")`]; volumes by their name. */
+/** `/1.0/instances/c1?project=p` → instances: [`c1 (project "p")`]; volumes by their name (snapshots as VOLUME/SNAP). */
 export function usedByGroups(urls: readonly string[]): Record<string, string[]> {
   const groups: Record<string, string[]> = {};
   for (const u of urls) {
@@ -125,8 +125,9 @@ export function usedByGroups(urls: readonly string[]): Record<string, string[]> 
     let kind = fields[0] ?? "";
     let name = fields[1] ?? "";
     if (kind === "storage-pools") {
+      // …/volumes/<type>/<name>[/snapshots/<snap>]: a snapshot as volume/snap, as volume list names it.
       kind = "volumes";
-      name = fields.slice(4).join("/");
+      name = fields[5] === "snapshots" ? `${fields[4]}/${fields[6] ?? ""}` : (fields[4] ?? "");
     }
     const extra = [parsed.searchParams.get("project"), parsed.searchParams.get("target")]
       .map((v, i) => (v ? `${i === 0 ? "project" : "target"} "${v}"` : ""))

@@ -131,6 +131,18 @@ const strings = (m: unknown, what: string): Record<string, string> => {
 
 const description = (v: unknown) => (v === null ? "" : String(v));
 
+/**
+ * The description and config of edited YAML. A field left out stays as it is: a pool's source
+ * and size are fixed, so YAML that only changes the description must not drop them (an empty
+ * `config: {}` does clear the keys that may be cleared).
+ */
+function editedPut(doc: Record<string, unknown>, what: string): StoragePoolPut {
+  const out: StoragePoolPut = {};
+  if (doc.description !== undefined) out.description = description(doc.description);
+  if (doc.config !== undefined) out.config = strings(doc.config, `${what} config`);
+  return out;
+}
+
 /** The fields `storage edit` takes; what `storage show` prints besides them is ignored. */
 export const POOL_WRITABLE = ["description", "config"] as const;
 const POOL_READONLY = ["name", "driver", "status", "used_by", "locations"];
@@ -138,9 +150,7 @@ const POOL_READONLY = ["name", "driver", "status", "used_by", "locations"];
 /** Edited YAML as a pool PUT body; read-only fields are ignored, unknown ones refused by name. */
 export async function parsePoolPut(text: string): Promise<StoragePoolPut> {
   const doc = await parseEditedMap(text, "storage pool", [...POOL_WRITABLE, ...POOL_READONLY]);
-  const out: StoragePoolPut = { config: strings(doc.config, "storage pool config") };
-  if (doc.description !== undefined) out.description = description(doc.description);
-  return out;
+  return editedPut(doc, "storage pool");
 }
 
 export const VOLUME_WRITABLE = ["description", "config"] as const;
@@ -149,9 +159,7 @@ const VOLUME_READONLY = ["name", "type", "content_type", "created_at", "location
 /** Edited YAML as a volume PUT body. */
 export async function parseVolumePut(text: string): Promise<StorageVolumePut> {
   const doc = await parseEditedMap(text, "storage volume", [...VOLUME_WRITABLE, ...VOLUME_READONLY]);
-  const out: StorageVolumePut = { config: strings(doc.config, "storage volume config") };
-  if (doc.description !== undefined) out.description = description(doc.description);
-  return out;
+  return editedPut(doc, "storage volume");
 }
 
 /** Edited YAML as a volume snapshot PUT body: only its description and expiry change. */

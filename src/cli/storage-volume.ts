@@ -5,6 +5,7 @@
  * (storage-volume-copy.ts) are registered from here.
  */
 import { Option, type Command } from "commander";
+import { ApiError } from "../api/errors.js";
 import type { LodgeClient } from "../client/client.js";
 import { readStdinText, runEditorLoop } from "./editor.js";
 import { UsageError } from "./exit.js";
@@ -66,6 +67,20 @@ async function fetchShown(c: LodgeClient, v: VolumeRef): Promise<StorageVolume |
   return { ...volume, used_by: [...(volume.used_by ?? [])].sort() };
 }
 
+/**
+ * A volume's state, or undefined where the server cannot tell (LXD's dir driver answers "Not
+ * supported" on a filesystem without project quotas): the usage is then left out, where lxc
+ * fails the whole command.
+ */
+async function volumeState(c: LodgeClient, v: VolumeRef): Promise<StorageVolumeState | undefined> {
+  try {
+    return await c.get<StorageVolumeState>(volumeUrl(v, "/state"));
+  } catch (e) {
+    if (e instanceof ApiError && e.status !== 404 && e.name !== "ConnectionError") return undefined;
+    throw e;
+  }
+}
+
 async function listRows(c: LodgeClient, pool: string, filters: [string, string][], needsState: boolean): Promise<VolumeRow[]> {
   const all = (await c.get<StorageVolume[] | null>(`${volumesUrl(pool)}?recursion=1`)) ?? [];
   const rows: VolumeRow[] = all.filter((v) => matchVolume(v, filters)).map((volume) => ({ volume }));
@@ -75,7 +90,7 @@ async function listRows(c: LodgeClient, pool: string, filters: [string, string][
       rows
         .filter((r) => !r.volume.name.includes("/") && r.volume.type !== "image")
         .map(async (r) => {
-          r.state = await c.get<StorageVolumeState>(volumeUrl({ pool, type: r.volume.type, name: r.volume.name }, "/state"));
+          r.state = await volumeState(c, { pool, type: r.volume.type, name: r.volume.name });
         }),
     );
   }
@@ -229,8 +244,8 @@ export function registerStorageVolume(storage: Command): void {
       if (v.snapshot !== undefined || v.type === "image") throw new UsageError("Only instance or custom volumes are supported");
       await withClient(g, async (c) => {
         const { volume: vol } = await fetchVolume(c, v);
-        const state = await c.get<StorageVolumeState>(volumeUrl(v, "/state"));
-        if (g.format === "json" || g.format === "yaml") return printObject(state, g.format);
+        const state = await volumeState(c, v);
+        if (g.format === "json" || g.format === "yaml") return printObject(state ?? { usage: null }, g.format);
         const snapshots = (await c.get<StorageVolumeSnapshot[] | null>(`${volumeUrl(v, "/snapshots")}?recursion=1`)) ?? [];
         process.stdout.write(volumeInfo(vol, state, snapshots));
       });

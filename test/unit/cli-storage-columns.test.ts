@@ -87,6 +87,7 @@ test("storage info: lxc's info and used-by maps, with inodes when the server cou
   assert.equal(poolInfo(p, res, true).info["space used"], String(1.5 * 1024 ** 3));
   assert.deepEqual(Object.keys(poolInfo(pool("d"), { space: { used: 0, total: 10 } }, true).info), ["description", "driver", "name", "space used", "total space"]);
   assert.deepEqual(usedByGroups([]), {});
+  assert.deepEqual(usedByGroups(["/1.0/storage-pools/p/volumes/custom/c1/snapshots/first", "/1.0/storage-pools/p/volumes/custom/c%201"]), { volumes: ["c1/first", "c 1"] });
 });
 
 test("storage volume info: name, type, content type, usage, and the snapshots table", () => {

@@ -118,6 +118,9 @@ config:
 `;
   assert.deepEqual(await parsePoolPut(shown), { description: "Mine", config: { source: "/srv/p", "volume.size": "10" } });
   await assert.rejects(parsePoolPut("drivers: x\n"), /Invalid storage pool YAML: "drivers" cannot be edited/);
+  // What is left out stays as it is (a pool's source cannot change); an empty config clears.
+  assert.deepEqual(await parsePoolPut("description: Only this\n"), { description: "Only this" });
+  assert.deepEqual(await parsePoolPut("config: {}\n"), { config: {} });
   assert.deepEqual(await parseVolumePut("name: data\ntype: custom\ncontent_type: filesystem\nused_by: null\nconfig: {size: 1GiB}\n"), { config: { size: "1GiB" } });
   await assert.rejects(parseVolumePut("pool: x\n"), /"pool" cannot be edited/);
   assert.deepEqual(await parseSnapshotPut("name: s0\ndescription: before the upgrade\nexpires_at: 2030-01-01T00:00:00Z\n"), { description: "before the upgrade", expires_at: "2030-01-01T00:00:00Z" });
