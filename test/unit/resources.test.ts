@@ -46,6 +46,7 @@ const GPU = `${PCI}/0000:00:02.0`;
 const SATA = `${PCI}/0000:00:17.0`;
 const SCSI = `${SATA}/ata1/host0/target0:0:0/0:0:0:0`;
 const XHCI = `${PCI}/0000:00:14.0`;
+const VIRTIO = `${PCI}/0000:00:03.0`;
 
 const cpuinfoBlock = (n: number, model: string) =>
   `processor\t: ${n}\nvendor_id\t: GenuineIntel\nmodel name\t: ${model}\nflags\t\t: fpu vme de pse\n`;
@@ -87,7 +88,7 @@ async function buildTree(): Promise<void> {
   }
 
   // PCI: the bus, drivers and IOMMU groups.
-  for (const dev of [NIC, GPU, SATA, XHCI]) {
+  for (const dev of [NIC, GPU, SATA, XHCI, VIRTIO]) {
     await link(`sys/bus/pci/devices/${dev.split("/").pop()}`, dev);
     await link(`${dev}/subsystem`, "sys/bus/pci");
   }
@@ -95,6 +96,7 @@ async function buildTree(): Promise<void> {
   await files(GPU, { vendor: "0x8086", device: "0x3e92", class: "0x030000", numa_node: "-1" });
   await files(SATA, { vendor: "0x8086", device: "0xa352", class: "0x010601", numa_node: "-1" });
   await files(XHCI, { vendor: "0x8086", device: "0xa36d", class: "0x0c0330", numa_node: "-1" });
+  await files(VIRTIO, { vendor: "0x1af4", device: "0x1041", class: "0x020000", numa_node: "-1" });
   await link(`${NIC}/driver`, "sys/bus/pci/drivers/e1000e");
   await file("sys/bus/pci/drivers/e1000e/module/version", "3.8.7-NAPI\n");
   await link(`${GPU}/driver`, "sys/bus/pci/drivers/i915");
@@ -113,6 +115,13 @@ async function buildTree(): Promise<void> {
   await files(`${NIC}/net/eno1`, { address: "00:11:22:33:44:55", type: "1", dev_port: "0", carrier: "1", speed: "1000", duplex: "full" });
   await link(`${NIC}/net/eno1/device`, NIC);
   await link("sys/class/net/eno1", `${NIC}/net/eno1`);
+  // A virtio NIC, down: its interface hangs off the virtio device, whose parent is on PCI.
+  await files(`${VIRTIO}/virtio0`, { vendor: "0x1af4", device: "0x0001" });
+  await link(`${VIRTIO}/virtio0/subsystem`, "sys/bus/virtio");
+  await link(`${VIRTIO}/virtio0/driver`, "sys/bus/virtio/drivers/virtio_net");
+  await files(`${VIRTIO}/virtio0/net/eth1`, { address: "52:54:00:00:00:01", type: "1", speed: "-1", duplex: "unknown" });
+  await link(`${VIRTIO}/virtio0/net/eth1/device`, `${VIRTIO}/virtio0`);
+  await link("sys/class/net/eth1", `${VIRTIO}/virtio0/net/eth1`);
   await files("sys/devices/virtual/net/lo", { address: "00:00:00:00:00:00", type: "772" });
   await link("sys/class/net/lo", "sys/devices/virtual/net/lo");
 
@@ -274,9 +283,9 @@ test("storage: a disk with its partitions, details from sysfs, udev and /dev/dis
   ]);
 });
 
-test("network: a physical NIC with its PCI ids, names, driver and port; lo is left out", () => {
+test("network: physical NICs with PCI ids, names, driver and ports; lo is left out", () => {
   const n = networkResources(root);
-  assert.equal(n.total, 1);
+  assert.equal(n.total, 2);
   assert.deepEqual(n.cards, [
     {
       numa_node: 0,
@@ -300,12 +309,24 @@ test("network: a physical NIC with its PCI ids, names, driver and port; lo is le
         },
       ],
     },
+    {
+      // A virtio NIC is placed at its parent's PCI address; its ids are the virtio device's.
+      driver: "virtio_net",
+      driver_version: release(),
+      ports: [{ id: "eth1", address: "52:54:00:00:00:01", port: 0, protocol: "ethernet", auto_negotiation: false, link_detected: false }],
+      numa_node: 0,
+      pci_address: "0000:00:03.0",
+      vendor_id: "1af4",
+      product_id: "0001",
+    },
   ]);
+  // Keys come in the order LXD's structs serialise in.
+  assert.deepEqual(Object.keys(n.cards[0]!), ["driver", "driver_version", "ports", "numa_node", "pci_address", "vendor", "vendor_id", "product", "product_id"]);
 });
 
 test("pci: every device, named from pci.ids, with driver, IOMMU group and VPD", () => {
   const p = pciResources(root);
-  assert.equal(p.total, 4);
+  assert.equal(p.total, 5);
   const nic = p.devices.find((d) => d.pci_address === "0000:00:1f.6");
   assert.deepEqual(nic, {
     driver: "e1000e",
