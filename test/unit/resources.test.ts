@@ -25,18 +25,18 @@ import { parseCpuset } from "../../src/sys/resources/sysfs.js";
 
 let root = "";
 
-async function file(path: string, content: string | Buffer): Promise<void> {
-  await mkdir(dirname(join(root, path)), { recursive: true });
-  await writeFile(join(root, path), content);
+async function file(path: string, content: string | Buffer, base = root): Promise<void> {
+  await mkdir(dirname(join(base, path)), { recursive: true });
+  await writeFile(join(base, path), content);
 }
 /** A relative symlink, as sysfs makes them, so that the tree resolves inside itself. */
-async function link(path: string, target: string): Promise<void> {
-  const at = join(root, path);
+async function link(path: string, target: string, base = root): Promise<void> {
+  const at = join(base, path);
   await mkdir(dirname(at), { recursive: true });
-  await symlink(relative(dirname(at), join(root, target)), at);
+  await symlink(relative(dirname(at), join(base, target)), at);
 }
-async function files(dir: string, entries: Record<string, string>): Promise<void> {
-  for (const [name, content] of Object.entries(entries)) await file(join(dir, name), content + "\n");
+async function files(dir: string, entries: Record<string, string>, base = root): Promise<void> {
+  for (const [name, content] of Object.entries(entries)) await file(join(dir, name), content + "\n", base);
 }
 
 const CPU = "sys/devices/system/cpu";
@@ -416,6 +416,39 @@ test("an empty tree gives empty values, never an error, still in the reference s
     assert.deepEqual(await shapeProblems("Resources", r), []);
   } finally {
     await rm(empty, { recursive: true, force: true });
+  }
+});
+
+test("SR-IOV: virtual functions nest under their parent card and count in the total", async () => {
+  const base = await mkdtemp(join(tmpdir(), "lodge-resources-sriov-"));
+  try {
+    const pf = `${PCI}/0000:01:00.0`;
+    const vf = `${PCI}/0000:01:10.0`;
+    for (const [dev, ifname] of [
+      [pf, "enp1s0f0"],
+      [vf, "enp1s0f0v0"],
+    ] as const) {
+      await files(dev, { vendor: "0x8086", device: dev === pf ? "0x1521" : "0x1520", class: "0x020000" }, base);
+      await link(`${dev}/subsystem`, "sys/bus/pci", base);
+      await link(`sys/bus/pci/devices/${dev.split("/").pop()}`, dev, base);
+      await files(`${dev}/net/${ifname}`, { address: "02:00:00:00:00:0" + (dev === pf ? "1" : "2"), type: "1", carrier: "1", speed: "1000", duplex: "full" }, base);
+      await link(`${dev}/net/${ifname}/device`, dev, base);
+      await link(`sys/class/net/${ifname}`, `${dev}/net/${ifname}`, base);
+    }
+    await files(pf, { sriov_numvfs: "1", sriov_totalvfs: "7" }, base);
+    await link(`${vf}/physfn`, pf, base);
+    const n = networkResources(base);
+    assert.equal(n.total, 2);
+    assert.equal(n.cards.length, 1);
+    const card = n.cards[0]!;
+    assert.deepEqual([card.pci_address, card.sriov?.current_vfs, card.sriov?.maximum_vfs], ["0000:01:00.0", 1, 7]);
+    assert.deepEqual(
+      card.sriov?.vfs.map((v) => [v.pci_address, v.product_id, v.ports?.[0]?.id]),
+      [["0000:01:10.0", "1520", "enp1s0f0v0"]],
+    );
+    assert.deepEqual(await shapeProblems("Resources", { ...hostResources(base), network: n }), []);
+  } finally {
+    await rm(base, { recursive: true, force: true });
   }
 });
 
