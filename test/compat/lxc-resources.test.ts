@@ -1,6 +1,8 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { Resources } from "../../src/api/resources.js";
 import { shapeProblems } from "../helpers/api-shape.js";
 import { TestDaemon } from "../helpers/daemon.js";
@@ -27,8 +29,12 @@ test("GET /1.0/resources: the reference shape, the host's CPUs and memory, and t
   const memTotal = /^MemTotal:\s+(\d+) kB$/m.exec(await readFile("/proc/meminfo", "utf8"))![1]!;
   assert.equal(r.memory.total, Number(memTotal) * 1024);
   assert.ok(r.memory.used > 0 && r.memory.used < r.memory.total);
-  // Every disk /sys/block shows with a device of its own is listed (loop and zram have none).
-  assert.equal(r.storage.disks.length, r.storage.total - r.storage.disks.reduce((n, x) => n + x.partitions.length, 0));
+  // Every block device and interface with a device of its own is listed (loop, zram, lo,
+  // bridges and veths have none).
+  const withDevice = async (dir: string) => (await readdir(dir)).filter((n) => existsSync(join(dir, n, "device"))).sort();
+  assert.deepEqual(r.storage.disks.map((x) => x.id).sort(), await withDevice("/sys/class/block"));
+  assert.equal(r.storage.total, r.storage.disks.reduce((n, x) => n + 1 + x.partitions.length, 0));
+  assert.deepEqual(r.network.cards.flatMap((c) => (c.ports ?? []).map((p) => p.id)).sort(), await withDevice("/sys/class/net"));
 
   const server = await d.client.get<{ api_extensions: string[] }>("/1.0");
   for (const ext of ["resources", "resources_v2", "resources_system", "resources_usb_pci"]) assert.ok(server.api_extensions.includes(ext), ext);

@@ -25,18 +25,18 @@ import { parseCpuset } from "../../src/sys/resources/sysfs.js";
 
 let root = "";
 
-async function file(path: string, content: string | Buffer): Promise<void> {
-  await mkdir(dirname(join(root, path)), { recursive: true });
-  await writeFile(join(root, path), content);
+async function file(path: string, content: string | Buffer, base = root): Promise<void> {
+  await mkdir(dirname(join(base, path)), { recursive: true });
+  await writeFile(join(base, path), content);
 }
 /** A relative symlink, as sysfs makes them, so that the tree resolves inside itself. */
-async function link(path: string, target: string): Promise<void> {
-  const at = join(root, path);
+async function link(path: string, target: string, base = root): Promise<void> {
+  const at = join(base, path);
   await mkdir(dirname(at), { recursive: true });
-  await symlink(relative(dirname(at), join(root, target)), at);
+  await symlink(relative(dirname(at), join(base, target)), at);
 }
-async function files(dir: string, entries: Record<string, string>): Promise<void> {
-  for (const [name, content] of Object.entries(entries)) await file(join(dir, name), content + "\n");
+async function files(dir: string, entries: Record<string, string>, base = root): Promise<void> {
+  for (const [name, content] of Object.entries(entries)) await file(join(dir, name), content + "\n", base);
 }
 
 const CPU = "sys/devices/system/cpu";
@@ -46,6 +46,7 @@ const GPU = `${PCI}/0000:00:02.0`;
 const SATA = `${PCI}/0000:00:17.0`;
 const SCSI = `${SATA}/ata1/host0/target0:0:0/0:0:0:0`;
 const XHCI = `${PCI}/0000:00:14.0`;
+const VIRTIO = `${PCI}/0000:00:03.0`;
 
 const cpuinfoBlock = (n: number, model: string) =>
   `processor\t: ${n}\nvendor_id\t: GenuineIntel\nmodel name\t: ${model}\nflags\t\t: fpu vme de pse\n`;
@@ -87,7 +88,7 @@ async function buildTree(): Promise<void> {
   }
 
   // PCI: the bus, drivers and IOMMU groups.
-  for (const dev of [NIC, GPU, SATA, XHCI]) {
+  for (const dev of [NIC, GPU, SATA, XHCI, VIRTIO]) {
     await link(`sys/bus/pci/devices/${dev.split("/").pop()}`, dev);
     await link(`${dev}/subsystem`, "sys/bus/pci");
   }
@@ -95,6 +96,7 @@ async function buildTree(): Promise<void> {
   await files(GPU, { vendor: "0x8086", device: "0x3e92", class: "0x030000", numa_node: "-1" });
   await files(SATA, { vendor: "0x8086", device: "0xa352", class: "0x010601", numa_node: "-1" });
   await files(XHCI, { vendor: "0x8086", device: "0xa36d", class: "0x0c0330", numa_node: "-1" });
+  await files(VIRTIO, { vendor: "0x1af4", device: "0x1041", class: "0x020000", numa_node: "-1" });
   await link(`${NIC}/driver`, "sys/bus/pci/drivers/e1000e");
   await file("sys/bus/pci/drivers/e1000e/module/version", "3.8.7-NAPI\n");
   await link(`${GPU}/driver`, "sys/bus/pci/drivers/i915");
@@ -113,6 +115,13 @@ async function buildTree(): Promise<void> {
   await files(`${NIC}/net/eno1`, { address: "00:11:22:33:44:55", type: "1", dev_port: "0", carrier: "1", speed: "1000", duplex: "full" });
   await link(`${NIC}/net/eno1/device`, NIC);
   await link("sys/class/net/eno1", `${NIC}/net/eno1`);
+  // A virtio NIC, down: its interface hangs off the virtio device, whose parent is on PCI.
+  await files(`${VIRTIO}/virtio0`, { vendor: "0x1af4", device: "0x0001" });
+  await link(`${VIRTIO}/virtio0/subsystem`, "sys/bus/virtio");
+  await link(`${VIRTIO}/virtio0/driver`, "sys/bus/virtio/drivers/virtio_net");
+  await files(`${VIRTIO}/virtio0/net/eth1`, { address: "52:54:00:00:00:01", type: "1", speed: "-1", duplex: "unknown" });
+  await link(`${VIRTIO}/virtio0/net/eth1/device`, `${VIRTIO}/virtio0`);
+  await link("sys/class/net/eth1", `${VIRTIO}/virtio0/net/eth1`);
   await files("sys/devices/virtual/net/lo", { address: "00:00:00:00:00:00", type: "772" });
   await link("sys/class/net/lo", "sys/devices/virtual/net/lo");
 
@@ -274,9 +283,9 @@ test("storage: a disk with its partitions, details from sysfs, udev and /dev/dis
   ]);
 });
 
-test("network: a physical NIC with its PCI ids, names, driver and port; lo is left out", () => {
+test("network: physical NICs with PCI ids, names, driver and ports; lo is left out", () => {
   const n = networkResources(root);
-  assert.equal(n.total, 1);
+  assert.equal(n.total, 2);
   assert.deepEqual(n.cards, [
     {
       numa_node: 0,
@@ -300,12 +309,24 @@ test("network: a physical NIC with its PCI ids, names, driver and port; lo is le
         },
       ],
     },
+    {
+      // A virtio NIC is placed at its parent's PCI address; its ids are the virtio device's.
+      driver: "virtio_net",
+      driver_version: release(),
+      ports: [{ id: "eth1", address: "52:54:00:00:00:01", port: 0, protocol: "ethernet", auto_negotiation: false, link_detected: false }],
+      numa_node: 0,
+      pci_address: "0000:00:03.0",
+      vendor_id: "1af4",
+      product_id: "0001",
+    },
   ]);
+  // Keys come in the order LXD's structs serialise in.
+  assert.deepEqual(Object.keys(n.cards[0]!), ["driver", "driver_version", "ports", "numa_node", "pci_address", "vendor", "vendor_id", "product", "product_id"]);
 });
 
 test("pci: every device, named from pci.ids, with driver, IOMMU group and VPD", () => {
   const p = pciResources(root);
-  assert.equal(p.total, 4);
+  assert.equal(p.total, 5);
   const nic = p.devices.find((d) => d.pci_address === "0000:00:1f.6");
   assert.deepEqual(nic, {
     driver: "e1000e",
@@ -395,6 +416,39 @@ test("an empty tree gives empty values, never an error, still in the reference s
     assert.deepEqual(await shapeProblems("Resources", r), []);
   } finally {
     await rm(empty, { recursive: true, force: true });
+  }
+});
+
+test("SR-IOV: virtual functions nest under their parent card and count in the total", async () => {
+  const base = await mkdtemp(join(tmpdir(), "lodge-resources-sriov-"));
+  try {
+    const pf = `${PCI}/0000:01:00.0`;
+    const vf = `${PCI}/0000:01:10.0`;
+    for (const [dev, ifname] of [
+      [pf, "enp1s0f0"],
+      [vf, "enp1s0f0v0"],
+    ] as const) {
+      await files(dev, { vendor: "0x8086", device: dev === pf ? "0x1521" : "0x1520", class: "0x020000" }, base);
+      await link(`${dev}/subsystem`, "sys/bus/pci", base);
+      await link(`sys/bus/pci/devices/${dev.split("/").pop()}`, dev, base);
+      await files(`${dev}/net/${ifname}`, { address: "02:00:00:00:00:0" + (dev === pf ? "1" : "2"), type: "1", carrier: "1", speed: "1000", duplex: "full" }, base);
+      await link(`${dev}/net/${ifname}/device`, dev, base);
+      await link(`sys/class/net/${ifname}`, `${dev}/net/${ifname}`, base);
+    }
+    await files(pf, { sriov_numvfs: "1", sriov_totalvfs: "7" }, base);
+    await link(`${vf}/physfn`, pf, base);
+    const n = networkResources(base);
+    assert.equal(n.total, 2);
+    assert.equal(n.cards.length, 1);
+    const card = n.cards[0]!;
+    assert.deepEqual([card.pci_address, card.sriov?.current_vfs, card.sriov?.maximum_vfs], ["0000:01:00.0", 1, 7]);
+    assert.deepEqual(
+      card.sriov?.vfs.map((v) => [v.pci_address, v.product_id, v.ports?.[0]?.id]),
+      [["0000:01:10.0", "1520", "enp1s0f0v0"]],
+    );
+    assert.deepEqual(await shapeProblems("Resources", { ...hostResources(base), network: n }), []);
+  } finally {
+    await rm(base, { recursive: true, force: true });
   }
 });
 

@@ -7,7 +7,7 @@ import { basename, join } from "node:path";
 import type { ResourcesGPU, ResourcesGPUCard, ResourcesGPUCardDRM, ResourcesGPUCardMdev, ResourcesGPUCardNvidia } from "../../api/resources.js";
 import { idNames, type IdsDatabase } from "./ids.js";
 import { PCI_DEVICES, pciIds } from "./pci.js";
-import { deviceNumaNode, driverOf, exists, hexId, int, isDir, list, naturalSort, omitEmpty, pciAddressOf, real, text, usbAddressOf } from "./sysfs.js";
+import { deviceNumaNode, driverOf, exists, hexId, inOrder, int, isDir, list, naturalSort, omitEmpty, pciAddressOf, real, text, usbAddressOf } from "./sysfs.js";
 
 /** NVIDIA cards by PCI address, from /proc/driver/nvidia/gpus/<address>/information. */
 function nvidiaCards(root: string): Map<string, ResourcesGPUCardNvidia> {
@@ -105,6 +105,21 @@ function addDeviceInfo(root: string, devicePath: string, db: IdsDatabase, nvidia
 }
 
 const OMIT: (keyof ResourcesGPUCard)[] = ["driver", "driver_version", "mdev", "pci_address", "vendor", "vendor_id", "product", "product_id", "usb_address"];
+const ORDER: (keyof ResourcesGPUCard)[] = [
+  "driver",
+  "driver_version",
+  "drm",
+  "sriov",
+  "nvidia",
+  "mdev",
+  "numa_node",
+  "pci_address",
+  "vendor",
+  "vendor_id",
+  "product",
+  "product_id",
+  "usb_address",
+];
 
 export function gpuResources(root = "/"): ResourcesGPU {
   const db = pciIds(root);
@@ -115,7 +130,7 @@ export function gpuResources(root = "/"): ResourcesGPU {
 
   const add = (devicePath: string, card: ResourcesGPUCard) => {
     addDeviceInfo(root, devicePath, db, nvidia, card);
-    omitEmpty(card, OMIT);
+    card = inOrder(omitEmpty(card, OMIT), ORDER);
     const parent = real(join(devicePath, "physfn"));
     if (parent) vfs.set(basename(parent), [...(vfs.get(basename(parent)) ?? []), card]);
     else cards.push(card);

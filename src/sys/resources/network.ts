@@ -12,7 +12,7 @@ import { basename, join } from "node:path";
 import type { ResourcesNetwork, ResourcesNetworkCard, ResourcesNetworkCardPort, ResourcesNetworkCardPortInfiniband } from "../../api/resources.js";
 import { idNames, type IdsDatabase } from "./ids.js";
 import { PCI_DEVICES, pciIds } from "./pci.js";
-import { deviceDir, deviceNumaNode, driverOf, exists, hexId, int, list, naturalSort, omitEmpty, pciAddressOf, real, text, usbAddressOf } from "./sysfs.js";
+import { deviceDir, deviceNumaNode, driverOf, exists, hexId, inOrder, int, list, naturalSort, omitEmpty, pciAddressOf, real, text, usbAddressOf } from "./sysfs.js";
 
 /** ARPHRD_* link types (include/uapi/linux/if_arp.h) LXD names. */
 const PROTOCOLS: Record<number, string> = { 1: "ethernet", 19: "ATM", 32: "infiniband" };
@@ -96,6 +96,21 @@ const OMIT: (keyof ResourcesNetworkCard)[] = [
   "usb_address",
 ];
 
+const ORDER: (keyof ResourcesNetworkCard)[] = [
+  "driver",
+  "driver_version",
+  "ports",
+  "sriov",
+  "numa_node",
+  "pci_address",
+  "vendor",
+  "vendor_id",
+  "product",
+  "product_id",
+  "firmware_version",
+  "usb_address",
+];
+
 export function networkResources(root = "/"): ResourcesNetwork {
   const db = pciIds(root);
   const known = new Set<string>();
@@ -104,7 +119,7 @@ export function networkResources(root = "/"): ResourcesNetwork {
 
   const add = (devicePath: string, card: ResourcesNetworkCard) => {
     addDeviceInfo(root, devicePath, db, card);
-    omitEmpty(card, OMIT);
+    card = inOrder(omitEmpty(card, OMIT), ORDER);
     const parent = real(join(devicePath, "physfn"));
     if (parent) vfs.set(basename(parent), [...(vfs.get(basename(parent)) ?? []), card]);
     else cards.push(card);

@@ -193,3 +193,10 @@ export function omitEmpty<T extends object>(obj: T, keys: readonly (keyof T)[]):
   }
   return obj;
 }
+
+/** The same object with its keys in `order` (the order LXD's structs serialise in). */
+export function inOrder<T extends object>(obj: T, order: readonly (keyof T)[]): T {
+  const out = {} as T;
+  for (const k of order) if (obj[k] !== undefined) out[k] = obj[k];
+  return out;
+}
