@@ -84,7 +84,15 @@ export class CustomVolumes implements ManagedVolumes {
   async list(pool: string, project: string, type?: string): Promise<StorageVolume[]> {
     await this.d.storage.pool(pool);
     const all = (await this.d.storage.volumes(pool)).filter((v) => !v.phase && (v.type === "image" || v.project === project) && (!type || v.type === type));
-    return Promise.all(all.map((v) => this.view(v)));
+    const out: StorageVolume[] = [];
+    for (const v of all) {
+      out.push(await this.view(v));
+      // As LXD: a custom volume's snapshots are listed with it, named VOLUME/SNAPSHOT.
+      if (v.type === "custom")
+        for (const s of await this.snapshots(pool, project, v.name))
+          out.push({ name: `${v.name}/${s.name}`, type: "custom", description: s.description, config: s.config, content_type: "filesystem", created_at: s.created_at, location: "none", project, used_by: [] });
+    }
+    return out;
   }
 
   async record(pool: string, project: string, name: string): Promise<VolumeRecord> {

@@ -59,7 +59,7 @@ export class StorageService {
     const existing = await this.opts.store.get<PoolRecord>(POOLS + DEFAULT_POOL);
     if (!existing) {
       const pool: PoolRecord = { name: DEFAULT_POOL, driver: "dir", config: {}, description: "Default storage pool", status: "Created" };
-      await this.driver(pool).createPool(pool);
+      pool.config = await this.driver(pool).createPool(pool);
       await this.opts.store.put(POOLS + DEFAULT_POOL, pool, { revision: 0 });
     }
     let opened = 0;

@@ -77,7 +77,7 @@ test("storage create, list, show, get, set, unset, edit, info and delete of a di
 
   const csv = (await ok(["storage", "list", "--format", "csv"])).stdout;
   assert.ok(csv.split("\n").includes(`${name},dir,${source},,0,CREATED`), csv);
-  assert.match((await ok(["storage", "list"])).stdout, /\| NAME +\| DRIVER \| SOURCE +\| DESCRIPTION \| USED BY \| STATE +\|/);
+  assert.match((await ok(["storage", "list"])).stdout, /\| NAME +\| DRIVER \| SOURCE +\| DESCRIPTION +\| USED BY \| STATE +\|/);
   assert.deepEqual(JSON.parse((await ok(["storage", "list", "-f", "json"])).stdout).find((p: StoragePool) => p.name === name).config, made.config);
 
   const shown = parseYaml((await ok(["storage", "show", name])).stdout) as StoragePool;
