@@ -30,6 +30,8 @@ import { LxcDriver } from "../instances/drivers/lxc/driver.js";
 import { InstanceLifecycle } from "../instances/lifecycle.js";
 import { InstanceService } from "../instances/service.js";
 import { EphemeralReaper } from "../instances/ephemeral.js";
+import { SnapshotService } from "../instances/snapshots/service.js";
+import { instanceSnapshotRoutes } from "./routes/instance-snapshots.js";
 import { ContainerSpecs } from "../instances/spec.js";
 import { instanceRoutes } from "./routes/instances.js";
 import { instanceStateRoutes } from "./routes/instance-state.js";
@@ -151,6 +153,8 @@ export class Daemon {
       const reaper = new EphemeralReaper({ instances, driver, events, log: log.child({ module: "instances" }), stopped: (r): Promise<void> => lifecycle.noteStopped(r) });
       const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }), stops: reaper, beforeStart: (r) => networks.syncHosts(r.project) });
       await instances.recover();
+      const snapshots = new SnapshotService({ store, storage, instances, driver, events, log: log.child({ module: "snapshots" }) });
+      await snapshots.recover();
       // Bridges, dnsmasq and NAT come back (after a host reboot, or a daemon that was killed)
       // before any instance starts on them.
       await networks.start();
@@ -192,7 +196,8 @@ export class Daemon {
           ...serverRoutes({ config, info }),
           ...ops.routes,
           ...warningRoutes({ warnings }),
-          ...instanceRoutes({ instances, lifecycle, operations }),
+          ...instanceRoutes({ instances, lifecycle, operations, snapshots }),
+          ...instanceSnapshotRoutes({ instances, snapshots, operations }),
           ...profileRoutes({ profiles: profileService }),
           ...networkRoutes({ networks, forwards }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),

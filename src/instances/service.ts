@@ -26,6 +26,7 @@ import { checkNicParents, type ManagedNetworks } from "./nic-parents.js";
 import { withNicVolatile } from "./devices/nic.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
+import { renameSnapshotRecords, snapshotPrefix } from "./snapshots/record.js";
 import { pullInstanceImage, remoteImageRef, type PullContext, type RemoteImageRef } from "./image-source.js";
 
 export interface InstanceServiceDeps {
@@ -327,9 +328,11 @@ export class InstanceService {
         undo.add(() => this.d.storage.renameInstanceVolume(r.pool, project, target, name, "container"));
         const renamed: InstanceRecord = { ...r, name: target, config: { ...r.config, "volatile.apply_template": "rename" } };
         await this.d.driver.create(await this.d.specs.build(renamed, path));
-        await this.d.store.txn((tx) => {
+        // Its snapshots go with it: their data moved with the volume, their records here.
+        await this.d.store.txn(async (tx) => {
           tx.delete(instanceKey(project, name));
           tx.put(instanceKey(project, target), renamed);
+          await renameSnapshotRecords(tx, project, name, target);
         });
         undo.commit();
         this.d.events.lifecycle("instance-renamed", instanceUrl(project, target), { old_name: name }, project);
@@ -369,7 +372,14 @@ export class InstanceService {
     await this.d.driver.delete(hostName(r.project, r.name), { force: true });
     await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
     await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, "container");
+    await this.deleteSnapshotRecords(r.project, r.name);
     await this.d.store.delete(instanceKey(r.project, r.name));
+  }
+
+  /** The records of an instance's snapshots (their data went with its volume). */
+  private async deleteSnapshotRecords(project: string, name: string): Promise<void> {
+    const docs = await this.d.store.list(snapshotPrefix(project, name));
+    if (docs.length) await this.d.store.txn((tx) => docs.forEach((d) => tx.delete(d.key)));
   }
 
   /** At start-up: undo creates and finish deletes that a crash interrupted (records "creating", "deleting"). */
@@ -381,6 +391,7 @@ export class InstanceService {
       await this.d.driver.delete(hostName(r.project, r.name), { force: true }).catch(() => {});
       await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, "container").catch(() => {});
       await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
+      await this.deleteSnapshotRecords(r.project, r.name);
       await this.d.store.delete(doc.key);
       undone.push(`${r.project}/${r.name}`);
       const what = r.phase === "deleting" ? "deletion" : "creation";

@@ -10,11 +10,14 @@ import type { OperationManager } from "../../core/operations.js";
 import { flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
 import { instanceTask } from "./instance-operation.js";
 import type { OperationContext } from "../../core/operations.js";
+import type { SnapshotService } from "../../instances/snapshots/service.js";
+import { snapshotToApi, type SnapshotRecord } from "../../instances/snapshots/record.js";
 
 export interface InstanceRouteDeps {
   instances: InstanceService;
   lifecycle: InstanceLifecycle;
   operations: OperationManager;
+  snapshots: SnapshotService;
 }
 
 /** Instances whose views are gathered between two turns of the event loop. */
@@ -22,14 +25,15 @@ const LIST_BATCH = 16;
 
 /** /1.0/instances and /1.0/instances/<name>: LXD 5.0's shapes (containers for now). */
 export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
-  const { instances, lifecycle, operations } = deps;
+  const { instances, lifecycle, operations, snapshots } = deps;
   const name = (req: Request) => req.params.name!;
 
-  async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[]) {
+  async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[], snaps?: SnapshotRecord[]) {
     layers ??= await instances.layers(r);
     if (!full) return toApi(r, statusOf((await lifecycle.status(r)).status), layers);
     const state = await lifecycle.wireState(r);
-    return { ...toApi(r, state, layers), state, snapshots: [], backups: [] };
+    snaps ??= await snapshots.list(r.project, r.name);
+    return { ...toApi(r, state, layers), state, snapshots: snaps.map((s) => snapshotToApi(s, layers)), backups: [] };
   }
 
   async function list(req: Request) {
@@ -41,10 +45,12 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     // with the event loop free between them, so a long list never holds other requests up long.
     // Profiles are read once per project for the whole list, not once per instance.
     const layersOf = await instances.layerResolver(records);
+    // Snapshots of the whole list in one read, as profiles.
+    const snaps = depth > 1 ? await snapshots.byInstance(flag(req.query["all-projects"]) ? undefined : req.project) : undefined;
     let views: Awaited<ReturnType<typeof view>>[] = [];
     for (let i = 0; i < records.length; i += LIST_BATCH) {
       if (i > 0) await new Promise((r) => setImmediate(r));
-      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1, layersOf(r))))));
+      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1, layersOf(r), snaps?.get(`${r.project}/${r.name}`) ?? [])))));
     }
     if (filter) views = views.filter((v) => matchFilter(v, filter));
     return sync(depth === 0 ? views.map((v) => instanceUrl(v.project, v.name)) : views);
@@ -112,9 +118,26 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     },
   ];
 
+  /**
+   * PUT {"restore": "snap0"}: a running instance is stopped, restored and started again, as
+   * LXD does; a stopped one is restored and stays stopped.
+   */
+  async function restore(req: Request, snap: string) {
+    const r = await instances.record(req.project, name(req));
+    await snapshots.get(req.project, r.name, snap);
+    return async_(req, "Restoring snapshot", r.name, async (signal) => {
+      const running = (await lifecycle.status(r)).status !== "Stopped";
+      // Stopping an ephemeral instance deletes it; there would be nothing left to restore.
+      if (running && r.ephemeral) throw badRequest(`Instance "${r.name}" is ephemeral and running: a stop would delete it; unset ephemeral first`);
+      if (running) await lifecycle.change(req.project, r.name, "stop", { force: true });
+      await snapshots.restore(req.project, r.name, snap, signal);
+      if (running) await lifecycle.change(req.project, r.name, "start", {});
+    });
+  }
+
   async function update(req: Request, mode: "put" | "patch") {
     const body = (req.body ?? {}) as Partial<InstancePut> & { restore?: string };
-    if (body.restore) throw badRequest("Restoring snapshots is not supported yet");
+    if (body.restore !== undefined && body.restore !== "") return restore(req, String(body.restore));
     const etag = ifMatch(req);
     // Checked, applied to the running instance (devices hot-plugged, limits) and stored on the
     // request itself, so bad input or a change that cannot be applied is a 400 and changes
