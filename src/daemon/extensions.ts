@@ -76,4 +76,7 @@ export const API_EXTENSIONS: readonly string[] = [
   "network_forward",
   // NICs name a managed network (`network=`) rather than its bridge; `lxc launch --network` uses it.
   "instance_nic_network",
+  // /1.0/instances/<n>/snapshots: expires_at on snapshots (snapshots.expiry) and on creation.
+  "snapshot_expiry",
+  "snapshot_expiry_creation",
 ];

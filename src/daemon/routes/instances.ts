@@ -10,7 +10,7 @@ import type { OperationManager } from "../../core/operations.js";
 import { flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
 import { instanceTask } from "./instance-operation.js";
 import type { OperationContext } from "../../core/operations.js";
-import type { SnapshotService } from "../../instances/snapshots/service.js";
+import { ownSnapshotName, type SnapshotService } from "../../instances/snapshots/service.js";
 import { snapshotToApi, type SnapshotRecord } from "../../instances/snapshots/record.js";
 
 export interface InstanceRouteDeps {
@@ -122,8 +122,9 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
    * PUT {"restore": "snap0"}: a running instance is stopped, restored and started again, as
    * LXD does; a stopped one is restored and stays stopped.
    */
-  async function restore(req: Request, snap: string) {
+  async function restore(req: Request, snapName: string) {
     const r = await instances.record(req.project, name(req));
+    const snap = ownSnapshotName(r.name, snapName);
     await snapshots.get(req.project, r.name, snap);
     return async_(req, "Restoring snapshot", r.name, async (signal) => {
       const running = (await lifecycle.status(r)).status !== "Stopped";

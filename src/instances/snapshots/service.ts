@@ -98,7 +98,8 @@ export class SnapshotService {
         if (!req.reuse) throw conflict(`Snapshot "${name}" already exists`);
         await this.remove(await this.get(project, instance, name));
       }
-      const expiresAt = req.expires_at !== undefined ? parseExpiresAt(req.expires_at) : (expiryFrom(config["snapshots.expiry"])?.toISOString() ?? NO_EXPIRY);
+      // null (what Go's client sends for "not given") takes the instance's snapshots.expiry.
+      const expiresAt = req.expires_at !== undefined && req.expires_at !== null ? parseExpiresAt(req.expires_at) : (expiryFrom(config["snapshots.expiry"])?.toISOString() ?? NO_EXPIRY);
       const record = snapshotOf(r, name, expiresAt);
       const key = snapshotKey(project, instance, name);
       try {
@@ -192,6 +193,7 @@ export class SnapshotService {
    * allocation, MACs), except how its rootfs is owned on disk, which is the snapshot's.
    */
   async restore(project: string, instance: string, name: string, signal?: AbortSignal): Promise<void> {
+    name = ownSnapshotName(instance, name);
     await this.d.instances.locks.with(`${project}/${instance}`, `Instance "${instance}"`, LOCK_TIMEOUT_MS, async () => {
       const r = await this.d.instances.record(project, instance);
       const s = await this.get(project, instance, name);
@@ -252,4 +254,12 @@ export class SnapshotService {
     }
     return removed;
   }
+}
+
+/** A snapshot named as "<instance>/<snapshot>" (LXD's restore field takes both forms). */
+export function ownSnapshotName(instance: string, name: string): string {
+  const i = name.indexOf("/");
+  if (i < 0) return name;
+  if (name.slice(0, i) !== instance) throw badRequest(`Snapshot "${name}" is not a snapshot of instance "${instance}"`);
+  return name.slice(i + 1);
 }

@@ -1,0 +1,80 @@
+import test from "node:test";
+import assert from "node:assert/strict";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { TestDaemon } from "../helpers/daemon.js";
+import { busyboxImage } from "../helpers/busybox-image.js";
+
+// Snapshots, restore, copy and move with the real `lxc` client (Debian's lxd-client 5.0.2).
+
+async function daemonWithImage(t: test.TestContext) {
+  const d = await TestDaemon.start(t);
+  const img = await busyboxImage();
+  await d.lxc(["image", "import", img.file, "--alias", "bb"]);
+  return d;
+}
+
+const sh = (d: TestDaemon, c: string, script: string, opts = {}) => d.lxc(["exec", c, "--", "sh", "-c", script], opts);
+const json = async (d: TestDaemon, path: string) => JSON.parse((await d.lxc(["query", path])).stdout);
+
+test("snapshot, restore: a file written after the snapshot is gone; info lists snapshots", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["launch", "bb", "c1"]);
+  await sh(d, "c1", "echo before > /root/a");
+  await d.lxc(["snapshot", "c1", "s0"]);
+  await sh(d, "c1", "echo after > /root/b; echo changed > /root/a");
+
+  const info = (await d.lxc(["info", "c1"])).stdout;
+  assert.match(info, /Snapshots:/);
+  assert.match(info, /\| s0 /);
+  const snaps = await json(d, "/1.0/instances/c1/snapshots?recursion=1");
+  assert.equal(snaps.length, 1);
+  assert.equal(snaps[0].name, "s0");
+  assert.equal(snaps[0].stateful, false);
+  assert.ok(snaps[0].config["volatile.uuid"], "the snapshot keeps the instance's volatile keys");
+  assert.equal(snaps[0].expires_at, "0001-01-01T00:00:00Z");
+
+  await d.lxc(["restore", "c1", "s0"]);
+  const state = await json(d, "/1.0/instances/c1");
+  assert.equal(state.status, "Running", "a running instance runs again after a restore");
+  assert.equal((await sh(d, "c1", "cat /root/a")).stdout, "before\n");
+  assert.notEqual((await sh(d, "c1", "test -e /root/b", { allowFail: true })).code, 0);
+
+  // A name from the pattern (snap%d), then rename and delete.
+  await d.lxc(["snapshot", "c1"]);
+  await d.lxc(["snapshot", "c1"]);
+  assert.deepEqual(await json(d, "/1.0/instances/c1/snapshots"), ["/1.0/instances/c1/snapshots/s0", "/1.0/instances/c1/snapshots/snap0", "/1.0/instances/c1/snapshots/snap1"]);
+  await d.lxc(["move", "c1/snap1", "c1/later"]);
+  await d.lxc(["delete", "c1/snap0"]);
+  const names = (await json(d, "/1.0/instances/c1?recursion=1")).snapshots.map((s: { name: string }) => s.name);
+  assert.deepEqual(names.sort(), ["later", "s0"]);
+  const dup = await d.lxc(["snapshot", "c1", "s0"], { allowFail: true });
+  assert.notEqual(dup.code, 0);
+  assert.match(dup.stderr, /already exists/);
+  const stateful = await d.lxc(["snapshot", "c1", "s9", "--stateful"], { allowFail: true });
+  assert.match(stateful.stderr, /Stateful snapshots are not supported/);
+
+  // Rename carries snapshots; delete takes them.
+  await d.lxc(["stop", "-f", "c1"]);
+  await d.lxc(["move", "c1", "c9"]);
+  assert.equal((await json(d, "/1.0/instances/c9/snapshots")).length, 2);
+  await d.lxc(["delete", "c9"]);
+  assert.deepEqual(await readdir(join(d.dir, "storage-pools/default/containers-snapshots")).catch(() => []), []);
+  assert.deepEqual(await readdir(join(d.dir, "storage-pools/default/containers")), []);
+});
+
+test("restore brings config back; expiry sets expires_at; a stopped restore stays stopped", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["init", "bb", "c1", "-c", "user.v=1", "-c", "snapshots.expiry=2d"]);
+  await d.lxc(["snapshot", "c1", "s0"]);
+  const s0 = await json(d, "/1.0/instances/c1/snapshots/s0");
+  const days = (Date.parse(s0.expires_at) - Date.now()) / 86_400_000;
+  assert.ok(days > 1.9 && days < 2.1, `expires in ${days} days`);
+  await d.lxc(["snapshot", "c1", "s1", "--no-expiry"]);
+  assert.equal((await json(d, "/1.0/instances/c1/snapshots/s1")).expires_at, "0001-01-01T00:00:00Z");
+  await d.lxc(["config", "set", "c1", "user.v", "2"]);
+  await d.lxc(["restore", "c1", "s0"]);
+  const c1 = await json(d, "/1.0/instances/c1");
+  assert.equal(c1.config["user.v"], "1");
+  assert.equal(c1.status, "Stopped");
+});
