@@ -31,6 +31,7 @@ import { InstanceLifecycle } from "../instances/lifecycle.js";
 import { InstanceService } from "../instances/service.js";
 import { EphemeralReaper } from "../instances/ephemeral.js";
 import { SnapshotService } from "../instances/snapshots/service.js";
+import { InstanceCopier } from "../instances/copy.js";
 import { instanceSnapshotRoutes } from "./routes/instance-snapshots.js";
 import { ContainerSpecs } from "../instances/spec.js";
 import { instanceRoutes } from "./routes/instances.js";
@@ -155,6 +156,7 @@ export class Daemon {
       await instances.recover();
       const snapshots = new SnapshotService({ store, storage, instances, driver, events, log: log.child({ module: "snapshots" }) });
       await snapshots.recover();
+      const copier = new InstanceCopier({ store, storage, instances, snapshots, driver, specs, profiles, events, networks });
       // Bridges, dnsmasq and NAT come back (after a host reboot, or a daemon that was killed)
       // before any instance starts on them.
       await networks.start();
@@ -196,7 +198,7 @@ export class Daemon {
           ...serverRoutes({ config, info }),
           ...ops.routes,
           ...warningRoutes({ warnings }),
-          ...instanceRoutes({ instances, lifecycle, operations, snapshots }),
+          ...instanceRoutes({ instances, lifecycle, operations, snapshots, copier }),
           ...instanceSnapshotRoutes({ instances, snapshots, operations }),
           ...profileRoutes({ profiles: profileService }),
           ...networkRoutes({ networks, forwards }),

@@ -79,4 +79,8 @@ export const API_EXTENSIONS: readonly string[] = [
   // /1.0/instances/<n>/snapshots: expires_at on snapshots (snapshots.expiry) and on creation.
   "snapshot_expiry",
   "snapshot_expiry_creation",
+  // POST /1.0/instances with source type "copy": snapshots carried (instance_only leaves them),
+  // and refresh of an existing copy.
+  "container_only_migration",
+  "container_incremental_copy",
 ];

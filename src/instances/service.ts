@@ -211,8 +211,8 @@ export class InstanceService {
     return this.d.images.record(project, ref);
   }
 
-  /** volatile.* keys LXD sets at creation: the id map, the image, templates to apply. */
-  private async volatileAtCreate(r: InstanceRecord, fingerprint?: string): Promise<Record<string, string>> {
+  /** volatile.* keys LXD sets at creation (and on a copy): the id map, the image, templates to apply. */
+  async volatileAtCreate(r: InstanceRecord, fingerprint?: string): Promise<Record<string, string>> {
     const out: Record<string, string> = { "volatile.uuid": randomUUID() };
     if (fingerprint) {
       out["volatile.base_image"] = fingerprint;
@@ -252,7 +252,11 @@ export class InstanceService {
       const before = await this.record(project, name);
       if (ifMatch && ifMatch !== this.etag(before)) throw preconditionFailed(`Instance "${name}" changed since it was read (ETag mismatch)`);
       const userConfig = mode === "put" ? (put.config ?? {}) : { ...stripVolatile(before.config), ...(put.config ?? {}) };
-      for (const k of Object.keys(userConfig)) if (k.startsWith("volatile.") && userConfig[k] !== before.config[k]) throw badRequest(`"${k}" is set by lodged, not by requests`);
+      // A PUT echoes a whole config back, and `lxc copy --refresh` echoes the source's, volatile
+      // keys and all (LXD stores them): they are the instance's own bookkeeping, kept as they
+      // are. A PATCH names keys on purpose, so a volatile one there is refused.
+      if (mode === "patch")
+        for (const k of Object.keys(put.config ?? {})) if (k.startsWith("volatile.") && userConfig[k] !== before.config[k]) throw badRequest(`"${k}" is set by lodged, not by requests`);
       const config = validateInstanceConfig(stripVolatile(userConfig));
       for (const [k, v] of Object.entries(config)) if (v === "" && mode === "patch") delete config[k];
       const devices = validateDevices(mode === "put" ? (put.devices ?? {}) : { ...before.devices, ...(put.devices ?? {}) });

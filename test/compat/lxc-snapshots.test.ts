@@ -78,3 +78,79 @@ test("restore brings config back; expiry sets expires_at; a stopped restore stay
   assert.equal(c1.config["user.v"], "1");
   assert.equal(c1.status, "Stopped");
 });
+
+test("copy: independent data, new volatile keys, snapshots carried unless --instance-only, from a snapshot", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["launch", "bb", "c1"]);
+  await sh(d, "c1", "echo one > /root/f");
+  await d.lxc(["snapshot", "c1", "s0"]);
+  await sh(d, "c1", "echo two > /root/f");
+  await d.lxc(["snapshot", "c1", "s1"]);
+  await sh(d, "c1", "echo three > /root/f");
+
+  // A running source is copied live.
+  await d.lxc(["copy", "c1", "c2"]);
+  const c1 = await json(d, "/1.0/instances/c1");
+  const c2 = await json(d, "/1.0/instances/c2?recursion=1");
+  assert.equal(c2.status, "Stopped");
+  assert.notEqual(c2.config["volatile.uuid"], c1.config["volatile.uuid"]);
+  assert.ok(c2.config["volatile.eth0.hwaddr"] === undefined || c2.config["volatile.eth0.hwaddr"] !== c1.config["volatile.eth0.hwaddr"]);
+  assert.deepEqual(c2.snapshots.map((s: { name: string }) => s.name), ["s0", "s1"]);
+  await d.lxc(["start", "c2"]);
+  assert.equal((await sh(d, "c2", "cat /root/f")).stdout, "three\n");
+  await sh(d, "c2", "echo mine > /root/g");
+  assert.notEqual((await sh(d, "c1", "test -e /root/g", { allowFail: true })).code, 0, "c2's write is not in c1");
+  // The copied snapshots hold their own states.
+  await d.lxc(["restore", "c2", "s0"]);
+  assert.equal((await sh(d, "c2", "cat /root/f")).stdout, "one\n");
+  assert.equal((await sh(d, "c1", "cat /root/f")).stdout, "three\n", "restoring the copy leaves the source");
+
+  await d.lxc(["copy", "c1/s1", "c3"]);
+  const c3 = await json(d, "/1.0/instances/c3?recursion=1");
+  assert.deepEqual(c3.snapshots, []);
+  await d.lxc(["start", "c3"]);
+  assert.equal((await sh(d, "c3", "cat /root/f")).stdout, "two\n");
+
+  await d.lxc(["copy", "c1", "c4", "--instance-only", "-c", "user.k=v", "--ephemeral"]);
+  const c4 = await json(d, "/1.0/instances/c4?recursion=1");
+  assert.deepEqual(c4.snapshots, []);
+  assert.equal(c4.config["user.k"], "v");
+  assert.equal(c4.ephemeral, true);
+
+  const dup = await d.lxc(["copy", "c1", "c2"], { allowFail: true });
+  assert.notEqual(dup.code, 0);
+  assert.match(dup.stderr, /already exists/);
+});
+
+test("copy --refresh brings an existing copy in line", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["init", "bb", "c1"]);
+  await d.lxc(["snapshot", "c1", "s0"]);
+  await d.lxc(["copy", "c1", "c2"]);
+  await d.lxc(["start", "c1"]);
+  await sh(d, "c1", "echo new > /root/f");
+  await d.lxc(["snapshot", "c1", "s1"]);
+  await d.lxc(["delete", "c1/s0"]);
+  await d.lxc(["copy", "c1", "c2", "--refresh"]);
+  const c2 = await json(d, "/1.0/instances/c2?recursion=1");
+  assert.deepEqual(c2.snapshots.map((s: { name: string }) => s.name), ["s1"]);
+  await d.lxc(["start", "c2"]);
+  assert.equal((await sh(d, "c2", "cat /root/f")).stdout, "new\n");
+});
+
+test("a failed copy leaves no volume and no record", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["init", "bb", "c1"]);
+  await d.lxc(["snapshot", "c1", "s0"]);
+  const bad = await d.lxc(["copy", "c1", "c2", "-s", "nowhere"], { allowFail: true });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /nowhere/);
+  // Make the data copy itself fail: a source snapshot whose tree is gone.
+  await import("node:fs/promises").then((fs) => fs.rm(join(d.dir, "storage-pools/default/containers-snapshots/c1/s0"), { recursive: true }));
+  const broken = await d.lxc(["copy", "c1", "c3"], { allowFail: true });
+  assert.notEqual(broken.code, 0);
+  assert.deepEqual((await json(d, "/1.0/instances")).sort(), ["/1.0/instances/c1"]);
+  assert.deepEqual((await readdir(join(d.dir, "storage-pools/default/containers"))).sort(), ["c1"]);
+  assert.deepEqual(await readdir(join(d.dir, "storage-pools/default/containers-snapshots")), ["c1"]);
+  assert.deepEqual(await readdir(join(d.dir, "containers")), ["c1"]);
+});

@@ -11,6 +11,7 @@ import { flag, ifMatch, recursion, sync, type Request, type Route } from "../rou
 import { instanceTask } from "./instance-operation.js";
 import type { OperationContext } from "../../core/operations.js";
 import { ownSnapshotName, type SnapshotService } from "../../instances/snapshots/service.js";
+import type { InstanceCopier } from "../../instances/copy.js";
 import { snapshotToApi, type SnapshotRecord } from "../../instances/snapshots/record.js";
 
 export interface InstanceRouteDeps {
@@ -18,6 +19,7 @@ export interface InstanceRouteDeps {
   lifecycle: InstanceLifecycle;
   operations: OperationManager;
   snapshots: SnapshotService;
+  copier: InstanceCopier;
 }
 
 /** Instances whose views are gathered between two turns of the event loop. */
@@ -25,7 +27,7 @@ const LIST_BATCH = 16;
 
 /** /1.0/instances and /1.0/instances/<name>: LXD 5.0's shapes (containers for now). */
 export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
-  const { instances, lifecycle, operations, snapshots } = deps;
+  const { instances, lifecycle, operations, snapshots, copier } = deps;
   const name = (req: Request) => req.params.name!;
 
   async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[], snaps?: SnapshotRecord[]) {
@@ -59,6 +61,13 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
   async function create(req: Request) {
     const body = (req.body ?? {}) as InstancesPost;
     if (typeof body !== "object" || Array.isArray(body)) throw badRequest("The request body must be an instance object");
+    if (body.source?.type === "copy") {
+      const copy = await copier.prepare(req.project, body);
+      return async_(req, copy.refresh ? "Refreshing instance" : "Creating instance", copy.record.name, async (signal) => {
+        await copier.copy(copy, signal);
+        if (body.start && !copy.refresh) await lifecycle.change(req.project, copy.record.name, "start", {});
+      });
+    }
     const prepared = await instances.prepare(req.project, body);
     return async_(req, "Creating instance", prepared.record.name, async (signal, ctx) => {
       await instances.create(prepared, signal, ctx);

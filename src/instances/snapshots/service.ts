@@ -123,7 +123,7 @@ export class SnapshotService {
   }
 
   /** Runs `work` with the instance frozen if it runs and the pool copies rather than snapshots. */
-  private async withFrozen<T>(r: InstanceRecord, work: () => Promise<T>): Promise<T> {
+  async withFrozen<T>(r: InstanceRecord, work: () => Promise<T>): Promise<T> {
     const host = hostName(r.project, r.name);
     const freeze = !(await this.d.storage.capabilities(r.pool)).instantSnapshots && (await this.d.driver.status(host)).status === "Running";
     if (!freeze) return work();
