@@ -12,6 +12,7 @@ import { instanceTask } from "./instance-operation.js";
 import type { OperationContext } from "../../core/operations.js";
 import { ownSnapshotName, type SnapshotService } from "../../instances/snapshots/service.js";
 import type { InstanceCopier } from "../../instances/copy.js";
+import type { PoolMover } from "../../instances/move.js";
 import { snapshotToApi, type SnapshotRecord } from "../../instances/snapshots/record.js";
 
 export interface InstanceRouteDeps {
@@ -20,6 +21,7 @@ export interface InstanceRouteDeps {
   operations: OperationManager;
   snapshots: SnapshotService;
   copier: InstanceCopier;
+  mover: PoolMover;
 }
 
 /** Instances whose views are gathered between two turns of the event loop. */
@@ -27,7 +29,7 @@ const LIST_BATCH = 16;
 
 /** /1.0/instances and /1.0/instances/<name>: LXD 5.0's shapes (containers for now). */
 export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
-  const { instances, lifecycle, operations, snapshots, copier } = deps;
+  const { instances, lifecycle, operations, snapshots, copier, mover } = deps;
   const name = (req: Request) => req.params.name!;
 
   async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[], snaps?: SnapshotRecord[]) {
@@ -107,8 +109,10 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
       path: "/1.0/instances/:name",
       access: "trusted",
       handler: async (req) => {
-        const body = (req.body ?? {}) as { name?: unknown; migration?: boolean };
-        if (body.migration) throw badRequest("Migration is not supported yet");
+        const body = (req.body ?? {}) as { name?: unknown; migration?: boolean; pool?: unknown; project?: unknown };
+        if (body.project !== undefined && body.project !== "" && body.project !== req.project) throw badRequest("Moving instances between projects is not supported yet");
+        if (body.pool !== undefined && body.pool !== "") return movePool(req, body.pool, body.name);
+        if (body.migration) throw badRequest("Migration to another server is not supported yet");
         await instances.record(req.project, name(req));
         return async_(req, "Renaming instance", name(req), () => instances.rename(req.project, name(req), body.name));
       },
@@ -126,6 +130,22 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
       },
     },
   ];
+
+  /**
+   * POST {"pool": "p2", "migration": true} (`lxc move c1 -s p2`, LXD's instance_pool_move): the
+   * stopped instance's volume moves to the pool; a new name in the same request renames it after.
+   */
+  async function movePool(req: Request, pool: unknown, newName: unknown) {
+    if (typeof pool !== "string") throw badRequest('"pool" must be a storage pool name');
+    const n = name(req);
+    const r = await instances.record(req.project, n);
+    await mover.check(req.project, n, pool);
+    if ((await lifecycle.status(r)).status !== "Stopped") throw badRequest(`Instance "${n}" must be stopped to be moved to another pool`);
+    return async_(req, "Moving instance", n, async (signal) => {
+      await mover.move(req.project, n, pool, signal);
+      if (typeof newName === "string" && newName !== "" && newName !== n) await instances.rename(req.project, n, newName);
+    });
+  }
 
   /**
    * PUT {"restore": "snap0"}: a running instance is stopped, restored and started again, as
