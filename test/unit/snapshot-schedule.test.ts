@@ -18,7 +18,7 @@ test("cron: fields, lists, ranges, steps, and LXD's aliases", () => {
   assert.ok(due(parseSchedule("@yearly"), at("2027-01-01T00:00:00Z")));
   assert.ok(due(parseSchedule("0 0 * * 7"), at("2026-12-06T00:00:00Z")), "7 is Sunday too");
   assert.ok(due(parseSchedule("0 6 * * *, 0 18 * * *"), at("2026-12-07T18:00:00Z")));
-  for (const bad of ["* * *", "61 * * * *", "@often", "a b c d e"]) assert.throws(() => parseSchedule(bad), undefined, bad);
+  for (const bad of ["* * *", "61 * * * *", "@often", "a b c d e"]) assert.throws(() => parseSchedule(bad), Error, bad);
 });
 
 test("names: %d counts on from the highest, a taken fixed name gets -n, dates in Go's layout", () => {
