@@ -8,7 +8,7 @@ import type { ContainerDriver } from "./driver.js";
 import { expandDevices, rootDisk } from "./expand.js";
 import { hostName, instanceKey, instanceUrl, instancePrefix, type InstanceRecord } from "./record.js";
 import { LOCK_TIMEOUT_MS, type InstanceService } from "./service.js";
-import { readySnapshots } from "./snapshots/record.js";
+import { readySnapshots, snapshotKey, snapshotPrefix } from "./snapshots/record.js";
 import type { ContainerSpecs } from "./spec.js";
 
 export interface MoveDeps {
@@ -37,7 +37,9 @@ export class PoolMover {
     if (r.pool === pool) throw badRequest(`Instance "${name}" is already in pool "${pool}"`);
   }
 
-  async move(project: string, name: string, pool: string, signal?: AbortSignal): Promise<InstanceRecord> {
+  /** `instanceOnly` leaves the snapshots behind: they go with the old volume, as LXD's do. */
+  async move(project: string, name: string, pool: string, opts: { instanceOnly?: boolean; signal?: AbortSignal } = {}): Promise<InstanceRecord> {
+    const signal = opts.signal;
     return this.d.instances.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
       const r = await this.d.instances.record(project, name);
       if (r.pool === pool) throw badRequest(`Instance "${name}" is already in pool "${pool}"`);
@@ -51,7 +53,7 @@ export class PoolMover {
       try {
         const from = await storage.instanceVolume(r.pool, project, name, "container");
         const fromPath = await storage.instancePath(r.pool, project, name, "container");
-        const snaps = (await readySnapshots(store, project, name)).map((s) => s.name);
+        const snaps = opts.instanceOnly ? [] : (await readySnapshots(store, project, name)).map((s) => s.name);
         const volume = await copyWithSnapshots({
           storage,
           from,
@@ -73,6 +75,7 @@ export class PoolMover {
         await this.undoCopy(r, pool);
         throw e;
       }
+      if (opts.instanceOnly) for (const s of await readySnapshots(store, project, name)) await store.put(snapshotKey(project, name, s.name), { ...s, phase: "deleting" });
       await this.finish(moved);
       this.d.events.lifecycle("instance-updated", instanceUrl(project, name), {}, project);
       return (await store.get<InstanceRecord>(key))!.value;
@@ -89,9 +92,10 @@ export class PoolMover {
     await this.d.store.put(instanceKey(r.project, r.name), back);
   }
 
-  /** Removes the old pool's volume and the move mark. */
+  /** Removes the old pool's volume (snapshots left behind, marked "deleting", with it) and the move mark. */
   private async finish(r: InstanceRecord): Promise<void> {
     await this.d.storage.deleteInstanceVolume(r.move!.from!, r.project, r.name, "container");
+    for (const d of await this.d.store.list<{ phase: string }>(snapshotPrefix(r.project, r.name))) if (d.value.phase === "deleting") await this.d.store.delete(d.key);
     const done = { ...r };
     delete done.move;
     await this.d.store.put(instanceKey(r.project, r.name), done);

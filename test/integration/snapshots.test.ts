@@ -68,6 +68,14 @@ test("lxc move -s moves a stopped instance and its snapshots to another pool", a
   // A copy into the other pool, and a move to a pool that does not exist.
   await lxc(["copy", "c1", "c2", "-s", "default"]);
   assert.deepEqual(await ls(join(dir, "storage-pools/default/containers-snapshots/c2")), ["s0"]);
+  // --instance-only leaves the snapshots behind (they go with the old volume), and a new name renames.
+  await lxc(["move", "c2", "c3", "-s", "p2", "--instance-only"]);
+  const c3 = JSON.parse((await lxc(["query", "/1.0/instances/c3?recursion=1"])).stdout);
+  assert.equal(c3.expanded_devices.root.pool, "p2");
+  assert.deepEqual(c3.snapshots, []);
+  assert.deepEqual(await ls(join(dir, "storage-pools/default/containers-snapshots")), []);
+  assert.deepEqual((await ls(join(dir, "p2/containers"))).sort(), ["c1", "c3"]);
+  assert.deepEqual(await ls(join(dir, "p2/containers-snapshots")), ["c1"]);
   await lxc(["stop", "-f", "c1"]);
   const nowhere = await lxc(["move", "c1", "-s", "nowhere"], { allowFail: true });
   assert.match(nowhere.stderr, /nowhere/);

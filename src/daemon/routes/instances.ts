@@ -109,9 +109,9 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
       path: "/1.0/instances/:name",
       access: "trusted",
       handler: async (req) => {
-        const body = (req.body ?? {}) as { name?: unknown; migration?: boolean; pool?: unknown; project?: unknown };
+        const body = (req.body ?? {}) as { name?: unknown; migration?: boolean; pool?: unknown; project?: unknown; instance_only?: boolean; container_only?: boolean };
         if (body.project !== undefined && body.project !== "" && body.project !== req.project) throw badRequest("Moving instances between projects is not supported yet");
-        if (body.pool !== undefined && body.pool !== "") return movePool(req, body.pool, body.name);
+        if (body.pool !== undefined && body.pool !== "") return movePool(req, body.pool, body.name, !!(body.instance_only || body.container_only));
         if (body.migration) throw badRequest("Migration to another server is not supported yet");
         await instances.record(req.project, name(req));
         return async_(req, "Renaming instance", name(req), () => instances.rename(req.project, name(req), body.name));
@@ -135,14 +135,14 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
    * POST {"pool": "p2", "migration": true} (`lxc move c1 -s p2`, LXD's instance_pool_move): the
    * stopped instance's volume moves to the pool; a new name in the same request renames it after.
    */
-  async function movePool(req: Request, pool: unknown, newName: unknown) {
+  async function movePool(req: Request, pool: unknown, newName: unknown, instanceOnly: boolean) {
     if (typeof pool !== "string") throw badRequest('"pool" must be a storage pool name');
     const n = name(req);
     const r = await instances.record(req.project, n);
     await mover.check(req.project, n, pool);
     if ((await lifecycle.status(r)).status !== "Stopped") throw badRequest(`Instance "${n}" must be stopped to be moved to another pool`);
     return async_(req, "Moving instance", n, async (signal) => {
-      await mover.move(req.project, n, pool, signal);
+      await mover.move(req.project, n, pool, { instanceOnly, signal });
       if (typeof newName === "string" && newName !== "" && newName !== n) await instances.rename(req.project, n, newName);
     });
   }
