@@ -54,6 +54,13 @@ test("snapshot, restore: a file written after the snapshot is gone; info lists s
   const stateful = await d.lxc(["snapshot", "c1", "s9", "--stateful"], { allowFail: true });
   assert.match(stateful.stderr, /Stateful snapshots are not supported/);
 
+  // The list shows the count (recursion=2 carries snapshots); the schedule keys apply to a running instance.
+  assert.equal((await d.lxc(["list", "-c", "nS", "-f", "csv"])).stdout.trim(), "c1,2");
+  await d.lxc(["config", "set", "c1", "snapshots.schedule", "@daily"]);
+  await d.lxc(["config", "set", "c1", "snapshots.pattern", "{{ creation_date|date:'2006-01-02_15-04-05' }}"]);
+  const bad = await d.lxc(["config", "set", "c1", "snapshots.schedule", "sometimes"], { allowFail: true });
+  assert.match(bad.stderr, /snapshots\.schedule/);
+
   // Rename carries snapshots; delete takes them.
   await d.lxc(["stop", "-f", "c1"]);
   await d.lxc(["move", "c1", "c9"]);
@@ -61,6 +68,8 @@ test("snapshot, restore: a file written after the snapshot is gone; info lists s
   await d.lxc(["delete", "c9"]);
   assert.deepEqual(await readdir(join(d.dir, "storage-pools/default/containers-snapshots")).catch(() => []), []);
   assert.deepEqual(await readdir(join(d.dir, "storage-pools/default/containers")), []);
+  await d.lxc(["init", "bb", "c9"]);
+  assert.deepEqual(await json(d, "/1.0/instances/c9/snapshots"), [], "a new instance of the name has none of the old one's");
 });
 
 test("restore brings config back; expiry sets expires_at; a stopped restore stays stopped", async (t) => {
@@ -153,4 +162,14 @@ test("a failed copy leaves no volume and no record", async (t) => {
   assert.deepEqual((await readdir(join(d.dir, "storage-pools/default/containers"))).sort(), ["c1"]);
   assert.deepEqual(await readdir(join(d.dir, "storage-pools/default/containers-snapshots")), ["c1"]);
   assert.deepEqual(await readdir(join(d.dir, "containers")), ["c1"]);
+});
+
+test("lxc config edit of a snapshot changes its expiry (PUT with the ETag)", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["init", "bb", "c1"]);
+  await d.lxc(["snapshot", "c1", "s0"]);
+  await d.lxc(["config", "edit", "c1/s0"], { input: "expires_at: 2031-01-02T03:04:05Z\n" });
+  assert.equal((await json(d, "/1.0/instances/c1/snapshots/s0")).expires_at, "2031-01-02T03:04:05.000Z");
+  const shown = (await d.lxc(["config", "show", "c1/s0"])).stdout;
+  assert.match(shown, /expires_at: 2031-01-02T03:04:05/);
 });

@@ -1,10 +1,11 @@
-import { badRequest } from "../../api/errors.js";
+import { badRequest, preconditionFailed } from "../../api/errors.js";
+import { etagOf } from "../../api/etag.js";
 import type { InstanceSnapshotPost, InstanceSnapshotsPost } from "../../api/instance.js";
 import type { OperationManager } from "../../core/operations.js";
 import type { InstanceService } from "../../instances/service.js";
 import { snapshotToApi, snapshotUrl } from "../../instances/snapshots/record.js";
 import type { SnapshotService } from "../../instances/snapshots/service.js";
-import { recursion, sync, type Request, type Route } from "../route.js";
+import { ifMatch, recursion, sync, type Request, type Route } from "../route.js";
 import { instanceTask } from "./instance-operation.js";
 
 export interface SnapshotRouteDeps {
@@ -32,7 +33,9 @@ export function instanceSnapshotRoutes(deps: SnapshotRouteDeps): Route[] {
 
   async function update(req: Request) {
     const body = (req.body ?? {}) as { expires_at?: unknown };
-    await snapshots.get(req.project, inst(req), snap(req));
+    const current = await snapshots.get(req.project, inst(req), snap(req));
+    const etag = ifMatch(req);
+    if (etag && etag !== etagOf({ expires_at: current.expires_at })) throw preconditionFailed(`Snapshot "${current.name}" changed since it was read (ETag mismatch)`);
     // Checked on the request; the operation reports the stored change.
     await snapshots.update(req.project, inst(req), snap(req), body);
     return task(req, "Updating snapshot", async () => undefined);
@@ -67,7 +70,10 @@ export function instanceSnapshotRoutes(deps: SnapshotRouteDeps): Route[] {
       method: "GET",
       path: "/1.0/instances/:name/snapshots/:snapshot",
       access: "trusted",
-      handler: async (req) => sync(await view(req)),
+      handler: async (req) => {
+        const v = await view(req);
+        return sync(v, { etag: etagOf({ expires_at: v.expires_at }) });
+      },
     },
     { method: "PUT", path: "/1.0/instances/:name/snapshots/:snapshot", access: "trusted", handler: update },
     { method: "PATCH", path: "/1.0/instances/:name/snapshots/:snapshot", access: "trusted", handler: update },
