@@ -6,6 +6,8 @@ import { inProcessDaemon, runCommand, TestDaemon } from "../helpers/daemon.js";
 import { busyboxImage } from "../helpers/busybox-image.js";
 import { eventually } from "../helpers/eventually.js";
 import { DirDriver } from "../../src/storage/drivers/dir.js";
+import { SqliteStore } from "../../src/state/sqlite.js";
+import { databasePath } from "../../src/api/paths.js";
 
 // Scheduled snapshots, expiry, pool moves and crashes, on a real daemon with real containers.
 
@@ -119,4 +121,36 @@ test("kill -9 in the middle of a snapshot or a copy: after the restart each is w
   assert.equal(await size(join(target, "c2/rootfs/blob5")), 100 * 1024 * 1024);
   await writeFile(join(target, "c2/rootfs/only-c2"), "x");
   assert.deepEqual((await ls(join(target, "c1/rootfs"))).includes("only-c2"), false);
+});
+
+test("kill -9 in the middle of a pool move: after the restart the instance is whole in one pool", async (t) => {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
+  await bigContainer(d, "c1");
+  await d.lxc(["snapshot", "c1", "s0"]);
+  // A second pool, written into the store while the daemon is down.
+  await d.stop();
+  const p2 = { name: "p2", driver: "dir", config: { source: join(d.dir, "p2") }, description: "", status: "Created" };
+  await new DirDriver(join(d.dir, "storage-pools")).createPool(p2);
+  const store = SqliteStore.open(databasePath(d.dir));
+  await store.put("storage-pools/p2", p2);
+  await store.close();
+  await d.launch();
+
+  void d.lxc(["move", "c1", "-s", "p2"], { allowFail: true });
+  await eventually(async () => (await ls(join(d.dir, "p2/containers"))).length > 0, "the move under way", 20_000, 20);
+  await d.kill9();
+  await d.launch();
+  const c1 = JSON.parse((await d.lxc(["query", "/1.0/instances/c1?recursion=1"])).stdout);
+  const pool = c1.expanded_devices.root.pool as string;
+  const root = pool === "p2" ? join(d.dir, "p2") : join(d.dir, "storage-pools/default");
+  const other = pool === "p2" ? join(d.dir, "storage-pools/default") : join(d.dir, "p2");
+  assert.deepEqual(await ls(join(root, "containers")), ["c1"]);
+  assert.deepEqual(await ls(join(other, "containers")), [], "nothing left in the other pool");
+  assert.deepEqual(c1.snapshots.map((s: { name: string }) => s.name), ["s0"]);
+  assert.equal((await stat(join(root, "containers/c1/rootfs/blob5"))).size, 100 * 1024 * 1024);
+  // And it moves whole afterwards, and starts.
+  await d.lxc(["move", "c1", "-s", pool === "p2" ? "default" : "p2"]);
+  await d.lxc(["start", "c1"]);
+  assert.equal((await d.lxc(["exec", "c1", "--", "sh", "-c", "wc -c < /blob5"])).stdout.trim(), String(100 * 1024 * 1024));
 });
