@@ -59,5 +59,5 @@ export async function addSnapshots(opts: {
 
 /** Makes `dest` hold exactly what `src` holds: owners, modes, links, xattrs, ACLs, sparse files. */
 export async function syncTree(src: string, dest: string, signal?: AbortSignal): Promise<void> {
-  await run("rsync", ["-aHAXS", "--numeric-ids", "--delete", "--", `${src}/`, `${dest}/`], { signal });
+  await run("rsync", ["-aHAXS", "--numeric-ids", "--delete", "--", `${src}/`, `${dest}/`], { signal, dieWithDaemon: true });
 }

@@ -29,6 +29,8 @@ export interface InstanceRecord {
    * removes it), `from` once the instance runs from the new pool (the start removes the old).
    */
   move?: { to?: string; from?: string };
+  /** A restore from this snapshot under way (snapshots/service.ts): the daemon's start finishes it. */
+  restoring?: string;
 }
 
 export const instanceKey = (project: string, name: string) => `instances/${project}/${name}`;

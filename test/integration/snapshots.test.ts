@@ -83,6 +83,12 @@ test("lxc move -s moves a stopped instance and its snapshots to another pool", a
   assert.match(nowhere.stderr, /nowhere/);
 });
 
+/** No copy of the killed daemon still runs (it would write behind the clean-up at start). */
+async function assertNoOrphanCopies(d: TestDaemon) {
+  const ps = (await runCommand("ps", ["-eo", "args"])).stdout.split("\n");
+  assert.deepEqual(ps.filter((l) => /^(cp|rsync) /.test(l) && l.includes(d.dir)), []);
+}
+
 /** A container whose rootfs holds enough data that copying it takes a while. */
 async function bigContainer(d: TestDaemon, name: string) {
   await d.lxc(["init", "bb", name]);
@@ -99,6 +105,7 @@ test("kill -9 in the middle of a snapshot or a copy: after the restart each is w
   void d.lxc(["snapshot", "c1", "s0"], { allowFail: true });
   await eventually(async () => (await ls(snapDir)).some((f) => f.endsWith(".creating")), "the snapshot copy under way", 20_000, 20);
   await d.kill9();
+  await assertNoOrphanCopies(d);
   await d.launch();
   const snaps = JSON.parse((await d.lxc(["query", "/1.0/instances/c1/snapshots"])).stdout) as string[];
   assert.deepEqual(snaps, [], "the interrupted snapshot is absent");
@@ -108,6 +115,7 @@ test("kill -9 in the middle of a snapshot or a copy: after the restart each is w
   void d.lxc(["copy", "c1", "c2"], { allowFail: true });
   await eventually(async () => (await ls(target)).some((f) => f.startsWith("c2")), "the copy under way", 20_000, 20);
   await d.kill9();
+  await assertNoOrphanCopies(d);
   await d.launch();
   assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances"])).stdout), ["/1.0/instances/c1"]);
   assert.deepEqual(await ls(target), ["c1"]);
@@ -140,6 +148,7 @@ test("kill -9 in the middle of a pool move: after the restart the instance is wh
   void d.lxc(["move", "c1", "-s", "p2"], { allowFail: true });
   await eventually(async () => (await ls(join(d.dir, "p2/containers"))).length > 0, "the move under way", 20_000, 20);
   await d.kill9();
+  await assertNoOrphanCopies(d);
   await d.launch();
   const c1 = JSON.parse((await d.lxc(["query", "/1.0/instances/c1?recursion=1"])).stdout);
   const pool = c1.expanded_devices.root.pool as string;
@@ -153,4 +162,25 @@ test("kill -9 in the middle of a pool move: after the restart the instance is wh
   await d.lxc(["move", "c1", "-s", pool === "p2" ? "default" : "p2"]);
   await d.lxc(["start", "c1"]);
   assert.equal((await d.lxc(["exec", "c1", "--", "sh", "-c", "wc -c < /blob5"])).stdout.trim(), String(100 * 1024 * 1024));
+});
+
+test("kill -9 in the middle of a restore: the next start finishes it", async (t) => {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
+  await bigContainer(d, "c1");
+  await d.lxc(["snapshot", "c1", "s0"]);
+  const rootfs = join(d.dir, "storage-pools/default/containers/c1/rootfs");
+  await writeFile(join(rootfs, "after"), "x");
+  await d.lxc(["config", "set", "c1", "user.after", "yes"]);
+  void d.lxc(["restore", "c1", "s0"], { allowFail: true });
+  await eventually(async () => (await ls(join(d.dir, "storage-pools/default/containers"))).some((f) => f.includes(".restoring")), "the restore under way", 20_000, 20);
+  await d.kill9();
+  await assertNoOrphanCopies(d);
+  await d.launch();
+  assert.deepEqual(await ls(join(d.dir, "storage-pools/default/containers")), ["c1"]);
+  assert.deepEqual((await ls(rootfs)).includes("after"), false, "the file written after the snapshot is gone");
+  assert.equal((await stat(join(rootfs, "blob5"))).size, 100 * 1024 * 1024);
+  const c1 = JSON.parse((await d.lxc(["query", "/1.0/instances/c1"])).stdout);
+  assert.equal(c1.config["user.after"], undefined, "the config is the snapshot's");
+  await d.lxc(["start", "c1"]);
 });

@@ -5,7 +5,7 @@ import type { DocumentStore } from "../../state/store.js";
 import type { StorageService } from "../../storage/service.js";
 import type { ContainerDriver } from "../driver.js";
 import { expandConfig } from "../expand.js";
-import { hostName, instanceKey, instanceUrl, type InstanceRecord } from "../record.js";
+import { hostName, instanceKey, instancePrefix, instanceUrl, type InstanceRecord } from "../record.js";
 import { LOCK_TIMEOUT_MS, type InstanceService } from "../service.js";
 import { onlyVolatile, stripVolatile } from "../config/record-fields.js";
 import { expiryFrom, nextSnapshotName } from "./naming.js";
@@ -202,21 +202,38 @@ export class SnapshotService {
       await this.d.instances.layers({ ...r, profiles: s.profiles }).catch((e: Error) => {
         throw badRequest(`Snapshot "${name}" cannot be restored: ${e.message}`);
       });
-      await this.d.storage.restoreVolumeSnapshot(await this.d.storage.instanceVolume(r.pool, project, instance, "container"), name, signal);
-      const volatile = onlyVolatile(r.config);
-      const disk = s.config["volatile.last_state.idmap"];
-      if (disk !== undefined) volatile["volatile.last_state.idmap"] = disk;
-      const restored: InstanceRecord = {
-        ...r,
-        architecture: s.architecture,
-        config: { ...stripVolatile(s.config), ...volatile },
-        devices: structuredClone(s.devices),
-        profiles: [...s.profiles],
-        ephemeral: s.ephemeral,
-      };
-      await this.d.store.put(instanceKey(project, instance), restored);
+      // Marked first: a restore a crash interrupts is done again, whole, at the next start.
+      await this.d.store.put(instanceKey(project, instance), { ...r, restoring: name });
+      await this.finishRestore(r, s, signal);
     });
     this.d.events.lifecycle("instance-restored", instanceUrl(project, instance), { snapshot: name }, project);
+  }
+
+  /** The volume back to the snapshot, then the record (its config, devices, profiles, …). */
+  private async finishRestore(r: InstanceRecord, s: SnapshotRecord, signal?: AbortSignal): Promise<void> {
+    const key = instanceKey(r.project, r.name);
+    try {
+      await this.d.storage.restoreVolumeSnapshot(await this.d.storage.instanceVolume(r.pool, r.project, r.name, "container"), s.name, signal);
+    } catch (e) {
+      // Nothing was swapped: the driver puts the new tree in only once it is whole.
+      const back = { ...r };
+      delete back.restoring;
+      await this.d.store.put(key, back);
+      throw e;
+    }
+    const volatile = onlyVolatile(r.config);
+    const disk = s.config["volatile.last_state.idmap"];
+    if (disk !== undefined) volatile["volatile.last_state.idmap"] = disk;
+    const restored: InstanceRecord = {
+      ...r,
+      architecture: s.architecture,
+      config: { ...stripVolatile(s.config), ...volatile },
+      devices: structuredClone(s.devices),
+      profiles: [...s.profiles],
+      ephemeral: s.ephemeral,
+    };
+    delete restored.restoring;
+    await this.d.store.put(key, restored);
   }
 
   /** Deletes every snapshot whose expires_at has passed; returns their "instance/snapshot" names. */
@@ -240,6 +257,12 @@ export class SnapshotService {
    */
   async recover(): Promise<string[]> {
     const removed: string[] = [];
+    for (const { value: r } of await this.d.store.list<InstanceRecord>(instancePrefix())) {
+      if (r.phase !== "ready" || !r.restoring) continue;
+      const s = await this.d.store.get<SnapshotRecord>(snapshotKey(r.project, r.name, r.restoring));
+      this.d.log.warn("finishing a restore that was interrupted", { project: r.project, instance: r.name, snapshot: r.restoring });
+      if (s) await this.finishRestore(r, s.value).catch((e: Error) => this.d.log.error("could not finish a restore", { instance: r.name, err: e.message }));
+    }
     for (const doc of await this.d.store.list<SnapshotRecord>(ALL_SNAPSHOTS)) {
       const s = doc.value;
       const inst = await this.d.store.get<InstanceRecord>(instanceKey(s.project, s.instance));
