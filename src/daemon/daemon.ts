@@ -34,6 +34,11 @@ import { LxcDriver } from "../instances/drivers/lxc/driver.js";
 import { InstanceLifecycle } from "../instances/lifecycle.js";
 import { InstanceService } from "../instances/service.js";
 import { EphemeralReaper } from "../instances/ephemeral.js";
+import { SnapshotService } from "../instances/snapshots/service.js";
+import { InstanceCopier } from "../instances/copy.js";
+import { PoolMover } from "../instances/move.js";
+import { SnapshotScheduler } from "../instances/snapshots/schedule.js";
+import { instanceSnapshotRoutes } from "./routes/instance-snapshots.js";
 import { ContainerSpecs } from "../instances/spec.js";
 import { instanceRoutes } from "./routes/instances.js";
 import { instanceStateRoutes } from "./routes/instance-state.js";
@@ -85,6 +90,8 @@ export class Daemon {
 
   /** The image housekeeping (cache expiry, auto-update), set once started; a round can be run through it. */
   imageMaintenance?: ImageMaintenance;
+  /** Scheduled snapshots and expiry, set once started; a round can be run through it (tests). */
+  snapshotScheduler?: SnapshotScheduler;
 
   get socket(): string {
     return socketPath(this.dir);
@@ -162,6 +169,11 @@ export class Daemon {
       const reaper = new EphemeralReaper({ instances, driver, events, log: log.child({ module: "instances" }), stopped: (r): Promise<void> => lifecycle.noteStopped(r) });
       const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }), stops: reaper, beforeStart: (r) => networks.syncHosts(r.project) });
       await instances.recover();
+      const snapshots = new SnapshotService({ store, storage, instances, driver, events, log: log.child({ module: "snapshots" }) });
+      await snapshots.recover();
+      const mover = new PoolMover({ store, storage, instances, driver, specs, events, log: log.child({ module: "instances" }) });
+      await mover.recover();
+      const copier = new InstanceCopier({ store, storage, instances, snapshots, driver, specs, profiles, events, networks });
       // Bridges, dnsmasq and NAT come back (after a host reboot, or a daemon that was killed)
       // before any instance starts on them.
       await networks.start();
@@ -205,7 +217,8 @@ export class Daemon {
           ...ops.routes,
           ...warningRoutes({ warnings }),
           ...resourceRoutes(),
-          ...instanceRoutes({ instances, lifecycle, operations }),
+          ...instanceRoutes({ instances, lifecycle, operations, snapshots, copier, mover }),
+          ...instanceSnapshotRoutes({ instances, snapshots, operations }),
           ...profileRoutes({ profiles: profileService }),
           ...networkRoutes({ networks, forwards }),
           ...storageRoutes({ pools, volumes, operations }),
@@ -234,6 +247,9 @@ export class Daemon {
       if (opts.socketGroup) await chown(sock, 0, await groupId(opts.socketGroup));
       maintenance.start();
       undo.add(() => maintenance.stop());
+      const scheduler = new SnapshotScheduler({ instances, snapshots, status: (r) => lifecycle.status(r), log: log.child({ module: "snapshots" }) });
+      scheduler.start();
+      undo.add(() => scheduler.stop());
 
       // Work started in the background ends before anything below it (the store first) closes:
       // at stop, the boot signal aborts it, then it is waited for.
@@ -243,6 +259,7 @@ export class Daemon {
       undo.add(() => boot.abort());
       const daemon = new Daemon(dir, log, store, events, operations, config, warnings, undo.release(), exitRequested);
       daemon.imageMaintenance = maintenance;
+      daemon.snapshotScheduler = scheduler;
       log.info("lodged started", { version: LODGE_VERSION, dir, socket: sock, pid: process.pid });
       // Instances that should run come up in the background; the API is already answering.
       // "autostart finished" tells an operator (and the tests) that boot-time starts are over.

@@ -107,4 +107,17 @@ export const API_EXTENSIONS: readonly string[] = [
   "resources_disk_address",
   "resources_gpu_usb",
   "resources_pci_vpd",
+  // /1.0/instances/<n>/snapshots: expires_at on snapshots (snapshots.expiry) and on creation.
+  "snapshot_expiry",
+  "snapshot_expiry_creation",
+  // snapshots.schedule (cron or @hourly/@daily/… aliases), snapshots.schedule.stopped,
+  // snapshots.pattern: a minute timer takes due snapshots and prunes expired ones.
+  "snapshot_scheduling",
+  "snapshot_schedule_aliases",
+  // POST /1.0/instances with source type "copy": snapshots carried (instance_only leaves them),
+  // and refresh of an existing copy.
+  "container_only_migration",
+  "container_incremental_copy",
+  // POST /1.0/instances/<n> with "pool": a stopped instance moves to another storage pool.
+  "instance_pool_move",
 ];

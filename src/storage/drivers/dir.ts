@@ -185,8 +185,11 @@ export class DirDriver implements StorageDriver {
     await rm(fresh, { recursive: true, force: true });
     await copyInto(this.snapshotPath(vol, snapshot), fresh, signal);
     const old = `${target}.old`;
-    await rm(old, { recursive: true, force: true });
-    await rename(target, old);
+    // Done again after a crash between the two renames, the volume is then only at `.old`.
+    if (await lstat(target).catch(() => undefined)) {
+      await rm(old, { recursive: true, force: true });
+      await rename(target, old);
+    }
     await rename(fresh, target);
     await rm(old, { recursive: true, force: true });
   }
@@ -206,7 +209,7 @@ async function copyInto(src: string, dest: string, signal?: AbortSignal): Promis
   await rm(scratch, { recursive: true, force: true });
   await mkdir(dirname(dest), { recursive: true, mode: 0o711 });
   try {
-    await run("cp", ["-a", "--reflink=auto", "--", src, scratch], { signal });
+    await run("cp", ["-a", "--reflink=auto", "--", src, scratch], { signal, dieWithDaemon: true });
     await chmod(scratch, 0o700);
     await rename(scratch, dest);
   } catch (e) {
