@@ -1,4 +1,4 @@
-import { run } from "../sys/exec.js";
+import { syncTree } from "../storage/sync-tree.js";
 import type { StorageService } from "../storage/service.js";
 import type { VolumeRef } from "../storage/driver.js";
 
@@ -57,7 +57,4 @@ export async function addSnapshots(opts: {
   }
 }
 
-/** Makes `dest` hold exactly what `src` holds: owners, modes, links, xattrs, ACLs, sparse files. */
-export async function syncTree(src: string, dest: string, signal?: AbortSignal): Promise<void> {
-  await run("rsync", ["-aHAXS", "--numeric-ids", "--delete", "--", `${src}/`, `${dest}/`], { signal, dieWithDaemon: true });
-}
+export { syncTree };

@@ -14,6 +14,7 @@ import { KeyedLock } from "../instances/locks.js";
 import type { ManagedVolumes } from "../instances/devices/volumes.js";
 import type { DocumentStore } from "../state/store.js";
 import type { VolumeRef } from "./driver.js";
+import { syncTree } from "./sync-tree.js";
 import { volumeName, type PoolRecord, type StorageService, type VolumeRecord } from "./service.js";
 import { volumeUrl, volumeUsers, type StorageUserSource } from "./users.js";
 
@@ -149,16 +150,22 @@ export class CustomVolumes implements ManagedVolumes {
           const srcPool = await this.d.storage.pool(source.pool || poolName);
           await this.record(srcPool.name, project, srcName!);
           if (srcSnap) await this.snapshotRecord(srcPool.name, project, srcName!, srcSnap);
-          else if (!source.volume_only && (await this.snapshots(srcPool.name, project, srcName!)).length > 0)
-            throw badRequest(`Storage volume "${srcName}" has snapshots, and copying them is not supported yet: copy the volume alone (--volume-only) or a snapshot of it`);
           const from = this.ref(srcPool, project, srcName!);
+          const src = this.d.storage.driverOf(srcPool);
+          const carried = srcSnap || source.volume_only ? [] : await this.snapshots(srcPool.name, project, srcName!);
+          // With snapshots: the new volume starts as the oldest one, and each later state is
+          // synced in and snapshotted there, ending with the source's current state.
+          const first = srcSnap ?? carried[0]?.name;
           if (srcPool.name === poolName) {
-            if (srcSnap) await driver.copyFromSnapshot(from, srcSnap, ref, signal);
+            if (first) await driver.copyFromSnapshot(from, first, ref, signal);
             else await driver.copyVolume(from, ref, signal);
-          } else {
-            const src = this.d.storage.driverOf(srcPool);
-            await driver.createVolume(ref, { tree: srcSnap ? src.snapshotPath(from, srcSnap) : src.mountPath(from) }, signal);
+          } else await driver.createVolume(ref, { tree: first ? src.snapshotPath(from, first) : src.mountPath(from) }, signal);
+          for (const [i, s] of carried.entries()) {
+            if (i > 0) await syncTree(src.snapshotPath(from, s.name), driver.mountPath(ref), signal);
+            await driver.createSnapshot(ref, s.name, signal);
+            await this.d.store.put(this.snapKey(poolName, project, name, s.name), { ...s, created_at: s.created_at });
           }
+          if (carried.length > 0) await syncTree(src.mountPath(from), driver.mountPath(ref), signal);
         } else await driver.createVolume(ref, undefined, signal);
         if (config.size) await driver.setQuota(ref, parseSize(config.size));
         const ready = { ...record };
@@ -168,6 +175,7 @@ export class CustomVolumes implements ManagedVolumes {
         return ready;
       } catch (e) {
         await driver.deleteVolume(ref).catch(() => {});
+        for (const k of await this.d.store.list(this.snapPrefix(poolName, project, name))) await this.d.store.delete(k.key);
         await this.d.store.delete(this.key(poolName, project, name));
         throw e;
       }
@@ -262,8 +270,10 @@ export class CustomVolumes implements ManagedVolumes {
   /** At daemon start: snapshots whose making a crash cut short are removed. */
   async recover(): Promise<void> {
     for (const doc of await this.d.store.list<SnapshotRecord>("storage-volume-snapshots/")) {
-      if (!doc.value.phase) continue;
       const [, pool, project, , name, snap] = doc.key.split("/");
+      // Also the snapshots of a volume whose copy a crash cut short (its record is gone by now).
+      const orphan = !(await this.d.store.get(this.key(pool!, project!, name!)));
+      if (!doc.value.phase && !orphan) continue;
       const p = await this.d.storage.pool(pool!).catch(() => undefined);
       if (p) await this.d.storage.driverOf(p).deleteSnapshot(this.ref(p, project!, name!), snap!).catch(() => {});
       await this.d.store.delete(doc.key);
