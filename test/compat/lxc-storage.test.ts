@@ -31,6 +31,8 @@ for (const driver of STORAGE_DRIVERS) {
     assert.match(shown.stdout, /source: \//);
     const res = await d.client.get<{ space: { total: number; used: number } }>("/1.0/storage-pools/p1/resources");
     assert.ok(res.space.total > 0 && res.space.used >= 0, JSON.stringify(res));
+    const info = await d.lxc(["storage", "info", "p1", "--bytes"]);
+    assert.match(info.stdout, new RegExp(`total space: "${res.space.total}"`));
     await d.lxc(["storage", "set", "p1", "user.owner", "tests"]);
     assert.equal((await d.lxc(["storage", "get", "p1", "user.owner"])).stdout.trim(), "tests");
     const fixed = await d.lxc(["storage", "set", "p1", "source", "/elsewhere"], { allowFail: true });
