@@ -4,7 +4,7 @@ import { run } from "../../sys/exec.js";
 import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
 
 /** Sub-directory of a pool per volume type, as LXD lays out a dir pool. */
-const TYPE_DIRS: Record<VolumeRef["type"], string> = {
+export const TYPE_DIRS: Record<VolumeRef["type"], string> = {
   container: "containers",
   "virtual-machine": "virtual-machines",
   image: "images",
@@ -12,7 +12,7 @@ const TYPE_DIRS: Record<VolumeRef["type"], string> = {
 };
 
 /** Where a type's snapshots go: containers-snapshots/<volume>/<snapshot>, as LXD. */
-const SNAPSHOT_DIRS: Record<VolumeRef["type"], string> = {
+export const SNAPSHOT_DIRS: Record<VolumeRef["type"], string> = {
   container: "containers-snapshots",
   "virtual-machine": "virtual-machines-snapshots",
   image: "images-snapshots",

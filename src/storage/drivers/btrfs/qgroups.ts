@@ -1,0 +1,36 @@
+/**
+ * Volume quotas with btrfs qgroups: each subvolume has its level-0 qgroup (0/<id>) once quotas
+ * are on, and a limit on its referenced bytes is the volume's size, as LXD sets it. Referenced
+ * counts blocks shared with the image or a snapshot too, so the limit is on what the volume
+ * shows, not on what it alone costs.
+ */
+import { run } from "../../../sys/exec.js";
+
+/** Turns quotas on for the filesystem holding `path` (a no-op when on), and waits for the scan. */
+export async function enableQuotas(path: string): Promise<void> {
+  const r = await run("btrfs", ["qgroup", "show", "-f", "--raw", path], { allowFail: true });
+  if (r.code === 0) return;
+  await run("btrfs", ["quota", "enable", path]);
+  await run("btrfs", ["quota", "rescan", "-w", path], { allowFail: true }); // "already running" is fine
+}
+
+/** Sets (or with undefined lifts) the referenced-bytes limit of the subvolume at `path`. */
+export async function limit(path: string, bytes: number | undefined): Promise<void> {
+  await run("btrfs", ["qgroup", "limit", bytes === undefined ? "none" : String(bytes), path]);
+}
+
+/**
+ * The subvolume's own qgroup: referenced bytes and its limit, or undefined when quotas are off
+ * on the filesystem.
+ */
+export async function qgroupOf(path: string): Promise<{ referenced: number; limit: number | undefined } | undefined> {
+  const r = await run("btrfs", ["qgroup", "show", "-re", "-f", "--raw", path], { allowFail: true });
+  if (r.code !== 0) return undefined;
+  for (const line of r.stdout.split("\n")) {
+    // qgroupid rfer excl max_rfer max_excl [path]
+    const f = line.trim().split(/\s+/);
+    if (!/^0\/\d+$/.test(f[0] ?? "")) continue;
+    return { referenced: Number(f[1]), limit: f[3] === "none" || f[3] === undefined ? undefined : Number(f[3]) };
+  }
+  return undefined;
+}

@@ -1,0 +1,354 @@
+/**
+ * The storage driver contract (src/storage/driver.ts), one suite run against every driver:
+ * each case makes its own pool (dir: a temp directory as source; btrfs: a 300 MiB loop file
+ * the driver creates in a temp LODGE_DIR) and removes it in t.after, also when the case
+ * fails (umount, losetup -d, rm). Then a few btrfs-only cases (nested subvolumes, where the
+ * loop file goes) and a real unprivileged container on a btrfs volume.
+ */
+import test, { type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { chmod, link, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rm, stat, symlink, writeFile, chown } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import type { PoolSpec, StorageDriver, VolumeRef } from "../../src/storage/driver.js";
+import { DirDriver } from "../../src/storage/drivers/dir.js";
+import { BtrfsDriver, btrfsToolsPresent } from "../../src/storage/drivers/btrfs.js";
+
+const sh = promisify(execFile);
+const MiB = 1024 * 1024;
+
+interface Pool {
+  driver: StorageDriver;
+  pool: PoolSpec;
+  /** A volume ref in this pool. */
+  vol(name: string, type?: VolumeRef["type"]): VolumeRef;
+  /** Temp LODGE_DIR-like directory of the case (0711, so containers' roots can pass). */
+  dir: string;
+}
+
+interface DriverCase {
+  name: string;
+  skip: string | false;
+  /** Snapshots refuse writes even from root (btrfs read-only subvolumes); dir ones are only closed (0700). */
+  readonlySnapshots: boolean;
+  make(t: TestContext): Promise<Pool>;
+}
+
+/** Whatever is mounted at or below `dir`, deepest first. */
+async function mountsBelow(dir: string): Promise<string[]> {
+  const text = await readFile("/proc/self/mountinfo", "utf8");
+  return text
+    .split("\n")
+    .map((l) => l.split(" ")[4])
+    .filter((m): m is string => !!m && (m === dir || m.startsWith(`${dir}/`)))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Removes a case's pool whatever state the driver left: its own deletePool, then by hand. */
+async function removeAll(dir: string, driver: StorageDriver, pool: PoolSpec): Promise<void> {
+  await driver.deletePool(pool).catch(() => {});
+  for (const m of await mountsBelow(dir)) await sh("umount", ["-l", m]).catch(() => {});
+  const img = join(dir, "disks", `${pool.name}.img`);
+  const { stdout } = await sh("losetup", ["-j", img]).catch(() => ({ stdout: "" }));
+  for (const dev of stdout.split("\n").map((l) => /^(\/dev\/loop\d+):/.exec(l)?.[1]).filter(Boolean)) await sh("losetup", ["-d", dev!]).catch(() => {});
+  await rm(dir, { recursive: true, force: true });
+}
+
+async function caseDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "lodge-sd-"));
+  await chmod(dir, 0o711);
+  return dir;
+}
+
+function poolOf(driver: StorageDriver, pool: PoolSpec, dir: string): Pool {
+  return { driver, pool, dir, vol: (name, type = "custom") => ({ pool, type, name }) };
+}
+
+const DRIVERS: DriverCase[] = [
+  {
+    name: "dir",
+    skip: false,
+    readonlySnapshots: false,
+    async make(t) {
+      const dir = await caseDir();
+      const driver = new DirDriver(join(dir, "storage-pools"));
+      const pool: PoolSpec = { name: "p", driver: "dir", config: { source: join(dir, "src") } };
+      t.after(() => removeAll(dir, driver, pool));
+      pool.config = await driver.createPool(pool);
+      return poolOf(driver, pool, dir);
+    },
+  },
+  {
+    name: "btrfs",
+    skip: btrfsToolsPresent() ? false : "btrfs-progs is not installed",
+    readonlySnapshots: true,
+    async make(t) {
+      const dir = await caseDir();
+      const driver = new BtrfsDriver(join(dir, "storage-pools"));
+      const pool: PoolSpec = { name: `p${process.pid}`, driver: "btrfs", config: { size: "300MiB" } };
+      t.after(() => removeAll(dir, driver, pool));
+      pool.config = await driver.createPool(pool);
+      return poolOf(driver, pool, dir);
+    },
+  },
+];
+
+/** A tree with what a rootfs holds: owners, modes, a set-uid file, links, xattrs, an empty dir. */
+async function makeTree(base: string): Promise<string> {
+  const tree = join(base, "tree");
+  await mkdir(join(tree, "rootfs/etc"), { recursive: true });
+  await mkdir(join(tree, "rootfs/empty"));
+  await writeFile(join(tree, "metadata.yaml"), "architecture: x86_64\n");
+  await writeFile(join(tree, "rootfs/etc/hostname"), "c1\n");
+  await writeFile(join(tree, "rootfs/suid"), "#!/bin/sh\n");
+  await chmod(join(tree, "rootfs/suid"), 0o4755);
+  await writeFile(join(tree, "rootfs/owned"), "x");
+  await chown(join(tree, "rootfs/owned"), 1000, 1001);
+  await link(join(tree, "rootfs/etc/hostname"), join(tree, "rootfs/hardlink"));
+  await symlink("etc/hostname", join(tree, "rootfs/symlink"));
+  await symlink("/nowhere", join(tree, "rootfs/dangling"));
+  await sh("setfattr", ["-n", "user.lodge", "-v", "kept", join(tree, "rootfs/etc/hostname")]);
+  await sh("setfattr", ["-n", "trusted.lodge", "-v", "also", join(tree, "rootfs/owned")]);
+  await writeFile(join(tree, "rootfs/big"), Buffer.alloc(2 * MiB, 7));
+  return tree;
+}
+
+async function xattr(path: string, name: string): Promise<string> {
+  return (await sh("getfattr", ["--only-values", "-n", name, path])).stdout;
+}
+
+const exists = (p: string) => lstat(p).then(() => true, () => false);
+
+/**
+ * Writes `bytes` in 1 MiB chunks with fsync; resolves with the error that stopped it, if any
+ * (libuv has no name for EDQUOT, errno 122).
+ */
+async function fill(path: string, bytes: number): Promise<string | undefined> {
+  const fh = await open(path, "w");
+  try {
+    for (let done = 0; done < bytes; done += MiB) {
+      await fh.write(Buffer.alloc(MiB, 1));
+      await fh.sync();
+    }
+    return undefined;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return err.errno === -122 ? "EDQUOT" : err.code;
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+for (const dc of DRIVERS) {
+  const it = (name: string, fn: (t: TestContext, p: Pool) => Promise<void>) =>
+    test(`${dc.name}: ${name}`, { skip: dc.skip }, async (t) => fn(t, await dc.make(t)));
+
+  it("a pool is laid out as LXD's, closed to host users below the type directories", async (_t, p) => {
+    const root = dirname(dirname(p.driver.mountPath(p.vol("x", "container"))));
+    for (const d of ["containers", "containers-snapshots", "images", "custom", "virtual-machines", "virtual-machines-snapshots"]) {
+      assert.equal((await stat(join(root, d))).mode & 0o7777, 0o711, d);
+    }
+    assert.equal((await stat(root)).mode & 0o777, 0o711);
+    const r = await p.driver.poolResources(p.pool);
+    assert.ok(r.space.total > 0 && r.space.used <= r.space.total, JSON.stringify(r));
+    assert.ok(r.inodes.total >= r.inodes.used, JSON.stringify(r));
+  });
+
+  it("a volume made from a tree keeps files, owners, modes, set-uid, hard and symbolic links, xattrs", async (_t, p) => {
+    const tree = await makeTree(p.dir);
+    const v = p.vol("c1", "container");
+    await p.driver.createVolume(v, { tree });
+    const at = p.driver.mountPath(v);
+    assert.equal((await stat(at)).mode & 0o7777, 0o700, "a volume is root's alone");
+    const r = join(at, "rootfs");
+    assert.equal(await readFile(join(r, "etc/hostname"), "utf8"), "c1\n");
+    assert.equal(await readFile(join(at, "metadata.yaml"), "utf8"), "architecture: x86_64\n");
+    assert.equal((await stat(join(r, "suid"))).mode & 0o7777, 0o4755);
+    const owned = await stat(join(r, "owned"));
+    assert.deepEqual([owned.uid, owned.gid], [1000, 1001]);
+    assert.equal((await stat(join(r, "hardlink"))).ino, (await stat(join(r, "etc/hostname"))).ino);
+    assert.equal((await stat(join(r, "hardlink"))).nlink, 2);
+    assert.equal(await readlink(join(r, "symlink")), "etc/hostname");
+    assert.equal(await readlink(join(r, "dangling")), "/nowhere");
+    assert.ok((await stat(join(r, "empty"))).isDirectory());
+    assert.equal(await xattr(join(r, "etc/hostname"), "user.lodge"), "kept");
+    assert.equal(await xattr(join(r, "owned"), "trusted.lodge"), "also");
+    assert.deepEqual(await readFile(join(r, "big")), Buffer.alloc(2 * MiB, 7));
+    await assert.rejects(p.driver.createVolume(v, { tree }), /exists/, "a second create of one name is refused");
+    assert.equal(await readFile(join(r, "etc/hostname"), "utf8"), "c1\n");
+    // An empty volume too.
+    await p.driver.createVolume(p.vol("empty"));
+    assert.deepEqual(await readdir(p.driver.mountPath(p.vol("empty"))), []);
+  });
+
+  it("a copy is independent of its source, both ways", async (_t, p) => {
+    const a = p.vol("a");
+    const b = p.vol("b");
+    await p.driver.createVolume(a, { tree: await makeTree(p.dir) });
+    await p.driver.copyVolume(a, b);
+    const [pa, pb] = [p.driver.mountPath(a), p.driver.mountPath(b)];
+    assert.equal((await stat(pb)).mode & 0o7777, 0o700);
+    assert.equal(await readFile(join(pb, "rootfs/etc/hostname"), "utf8"), "c1\n");
+    assert.equal((await stat(join(pb, "rootfs/suid"))).mode & 0o7777, 0o4755);
+    await writeFile(join(pb, "rootfs/etc/hostname"), "copy\n");
+    await writeFile(join(pb, "rootfs/new"), "n");
+    await writeFile(join(pa, "rootfs/big"), "shrunk");
+    assert.equal(await readFile(join(pa, "rootfs/etc/hostname"), "utf8"), "c1\n");
+    assert.equal(await exists(join(pa, "rootfs/new")), false);
+    assert.deepEqual(await readFile(join(pb, "rootfs/big")), Buffer.alloc(2 * MiB, 7));
+  });
+
+  it("a snapshot is frozen at its time, closed to host users, and read-only where the driver says", async (_t, p) => {
+    const v = p.vol("c1", "container");
+    await p.driver.createVolume(v, { tree: await makeTree(p.dir) });
+    await p.driver.createSnapshot(v, "snap0");
+    const snap = p.driver.snapshotPath(v, "snap0");
+    assert.equal(snap, join(dirname(dirname(p.driver.mountPath(v))), "containers-snapshots/c1/snap0"));
+    assert.equal((await stat(dirname(snap))).mode & 0o077, 0, "the volume's snapshot directory is root's alone");
+    await writeFile(join(p.driver.mountPath(v), "rootfs/after"), "later");
+    await writeFile(join(p.driver.mountPath(v), "rootfs/etc/hostname"), "changed\n");
+    assert.equal(await exists(join(snap, "rootfs/after")), false);
+    assert.equal(await readFile(join(snap, "rootfs/etc/hostname"), "utf8"), "c1\n");
+    assert.equal((await stat(join(snap, "rootfs/suid"))).mode & 0o7777, 0o4755);
+    if (dc.readonlySnapshots) await assert.rejects(writeFile(join(snap, "rootfs/x"), "x"), { code: "EROFS" });
+    await assert.rejects(p.driver.createSnapshot(v, "snap0"), /exists/);
+    await p.driver.renameSnapshot(v, "snap0", "snap1");
+    assert.equal(await readFile(join(p.driver.snapshotPath(v, "snap1"), "rootfs/etc/hostname"), "utf8"), "c1\n");
+    await p.driver.deleteSnapshot(v, "snap1");
+    assert.equal(await exists(p.driver.snapshotPath(v, "snap1")), false);
+  });
+
+  it("restore brings the snapshot's content back and removes files made after it", async (_t, p) => {
+    const v = p.vol("c1", "container");
+    await p.driver.createVolume(v, { tree: await makeTree(p.dir) });
+    const at = p.driver.mountPath(v);
+    await p.driver.createSnapshot(v, "s");
+    await writeFile(join(at, "rootfs/after"), "later");
+    await writeFile(join(at, "rootfs/etc/hostname"), "changed\n");
+    await rm(join(at, "rootfs/owned"));
+    await p.driver.restoreSnapshot(v, "s");
+    assert.equal(await exists(join(at, "rootfs/after")), false);
+    assert.equal(await readFile(join(at, "rootfs/etc/hostname"), "utf8"), "c1\n");
+    assert.equal((await stat(join(at, "rootfs/owned"))).uid, 1000);
+    // The restored volume is writable, and the snapshot stays as it was.
+    await writeFile(join(at, "rootfs/again"), "a");
+    assert.equal(await exists(join(p.driver.snapshotPath(v, "s"), "rootfs/again")), false);
+    assert.deepEqual((await readdir(dirname(at))).sort(), ["c1"], "nothing left beside the volume");
+  });
+
+  it("copyFromSnapshot makes an independent, writable volume of the snapshot's content", async (_t, p) => {
+    const v = p.vol("c1", "container");
+    const c = p.vol("c2", "container");
+    await p.driver.createVolume(v, { tree: await makeTree(p.dir) });
+    await p.driver.createSnapshot(v, "s");
+    await writeFile(join(p.driver.mountPath(v), "rootfs/after"), "later");
+    await p.driver.copyFromSnapshot(v, "s", c);
+    const pc = p.driver.mountPath(c);
+    assert.equal((await stat(pc)).mode & 0o7777, 0o700);
+    assert.equal(await exists(join(pc, "rootfs/after")), false);
+    await writeFile(join(pc, "rootfs/etc/hostname"), "c2\n");
+    assert.equal(await readFile(join(p.driver.snapshotPath(v, "s"), "rootfs/etc/hostname"), "utf8"), "c1\n");
+    assert.equal(await readFile(join(p.driver.mountPath(v), "rootfs/etc/hostname"), "utf8"), "c1\n");
+  });
+
+  it("rename carries the snapshots; delete removes the volume and its snapshots", async (_t, p) => {
+    const v = p.vol("c1", "container");
+    await p.driver.createVolume(v, { tree: await makeTree(p.dir) });
+    await p.driver.createSnapshot(v, "s1");
+    await p.driver.createSnapshot(v, "s2");
+    await p.driver.renameVolume(v, "c9");
+    const r = p.vol("c9", "container");
+    assert.equal(await exists(p.driver.mountPath(v)), false);
+    assert.equal(await exists(dirname(p.driver.snapshotPath(v, "s1"))), false);
+    assert.equal(await readFile(join(p.driver.mountPath(r), "rootfs/etc/hostname"), "utf8"), "c1\n");
+    assert.deepEqual((await readdir(dirname(p.driver.snapshotPath(r, "s1")))).sort(), ["s1", "s2"]);
+    assert.equal(await readFile(join(p.driver.snapshotPath(r, "s2"), "rootfs/etc/hostname"), "utf8"), "c1\n");
+    await p.driver.deleteVolume(r);
+    const root = dirname(dirname(p.driver.mountPath(r)));
+    assert.deepEqual(await readdir(join(root, "containers")), []);
+    assert.deepEqual(await readdir(join(root, "containers-snapshots")), []);
+    await p.driver.deleteVolume(r); // deleting what is gone is no error (a revert may do it twice)
+  });
+
+  it("a failed create or copy leaves nothing: an abort in the middle, a source that vanished", async (_t, p) => {
+    const tree = join(p.dir, "many");
+    await mkdir(tree);
+    // Enough files that the copy is still running when the abort comes.
+    for (let d = 0; d < 40; d++) {
+      await mkdir(join(tree, `d${d}`));
+      await Promise.all(Array.from({ length: 100 }, (_, f) => writeFile(join(tree, `d${d}`, `f${f}`), Buffer.alloc(8192, f))));
+    }
+    const v = p.vol("c1", "container");
+    const typeDir = dirname(p.driver.mountPath(v));
+    const ac = new AbortController();
+    const started = (async () => {
+      while (!(await readdir(typeDir)).length) await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, 20));
+      ac.abort();
+    })();
+    await assert.rejects(p.driver.createVolume(v, { tree }, ac.signal), { name: "AbortError" });
+    await started;
+    assert.deepEqual(await readdir(typeDir), [], "no half volume, no scratch copy");
+
+    await assert.rejects(p.driver.copyVolume(p.vol("gone", "container"), p.vol("c2", "container")));
+    assert.deepEqual(await readdir(typeDir), []);
+    await assert.rejects(p.driver.copyFromSnapshot(p.vol("gone", "container"), "s", p.vol("c3", "container")));
+    assert.deepEqual(await readdir(typeDir), []);
+  });
+
+  it("quotas: a write beyond the limit fails, usage is reported, and a lifted limit lets it through", async (t, p) => {
+    if (!p.driver.capabilities.quotas) {
+      await assert.rejects(p.driver.setQuota(p.vol("x"), 10 * MiB), /quota/);
+      t.skip(`the ${dc.name} driver has no quotas`);
+      return;
+    }
+    const v = p.vol("q");
+    await p.driver.createVolume(v);
+    await p.driver.setQuota(v, 16 * MiB);
+    const code = await fill(join(p.driver.mountPath(v), "f"), 40 * MiB);
+    assert.ok(code === "EDQUOT" || code === "ENOSPC", `the write stopped with ${code}`);
+    const used = await p.driver.usage(v);
+    assert.ok(used !== undefined && used > 4 * MiB && used <= 17 * MiB, `usage ${used}`);
+    await p.driver.setQuota(v, undefined);
+    await rm(join(p.driver.mountPath(v), "f"));
+    assert.equal(await fill(join(p.driver.mountPath(v), "f"), 40 * MiB), undefined);
+    // The limit of a restored volume is the volume's, kept across the swap.
+    await p.driver.setQuota(v, 64 * MiB);
+    await p.driver.createSnapshot(v, "s");
+    await p.driver.restoreSnapshot(v, "s");
+    assert.ok((await fill(join(p.driver.mountPath(v), "g"), 40 * MiB)) !== undefined, "the restored volume is still limited");
+  });
+
+  it("unmountPool then mountPool (a reboot) brings the volumes back; mountPool is idempotent", async (_t, p) => {
+    const v = p.vol("c1", "container");
+    await p.driver.createVolume(v, { tree: await makeTree(p.dir) });
+    await p.driver.createSnapshot(v, "s");
+    const before = (await mountsBelow(p.dir)).length;
+    await p.driver.unmountPool(p.pool);
+    if (p.driver.name === "btrfs") {
+      assert.equal(await exists(p.driver.mountPath(v)), false, "the volume is gone with the mount");
+      assert.equal((await sh("losetup", ["-j", p.pool.config.source!])).stdout, "", "no loop device left");
+    }
+    await p.driver.mountPool(p.pool);
+    await p.driver.mountPool(p.pool);
+    assert.equal((await mountsBelow(p.dir)).length, before, "mounted once");
+    assert.equal(await readFile(join(p.driver.mountPath(v), "rootfs/etc/hostname"), "utf8"), "c1\n");
+    assert.equal(await readFile(join(p.driver.snapshotPath(v, "s"), "rootfs/etc/hostname"), "utf8"), "c1\n");
+    assert.equal(await p.driver.restrictAccess(p.pool), 0);
+    await chmod(p.driver.mountPath(v), 0o755);
+    assert.equal(await p.driver.restrictAccess(p.pool), 1, "a volume left open is closed again");
+    assert.equal((await stat(p.driver.mountPath(v))).mode & 0o777, 0o700);
+  });
+
+  it("deletePool removes the pool's own layout (and a loop file it made), and a second create works", async (_t, p) => {
+    const root = dirname(dirname(p.driver.mountPath(p.vol("x"))));
+    await p.driver.deletePool(p.pool);
+    assert.deepEqual(await readdir(root).catch(() => []), [], "the pool's directory is gone or (a user's source) empty");
+    assert.deepEqual(await mountsBelow(p.dir), []);
+    if (p.driver.name === "btrfs") assert.equal(await exists(p.pool.config.source!), false, "the loop file is removed");
+    p.pool.config = await p.driver.createPool({ ...p.pool, config: p.driver.name === "btrfs" ? { size: "300MiB" } : p.pool.config });
+    assert.ok((await stat(join(root, "containers"))).isDirectory());
+  });
+}
