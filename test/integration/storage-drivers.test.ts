@@ -352,3 +352,129 @@ for (const dc of DRIVERS) {
     assert.ok((await stat(join(root, "containers"))).isDirectory());
   });
 }
+
+// ---- btrfs only: what the contract does not say but the driver must get right ----
+
+const btrfs = DRIVERS.find((d) => d.name === "btrfs")!;
+const bt = (name: string, fn: (t: TestContext, p: Pool) => Promise<void>) =>
+  test(`btrfs: ${name}`, { skip: btrfs.skip }, async (t) => fn(t, await btrfs.make(t)));
+
+/** A subvolume's root directory has inode 256 (a nested one's placeholder in a snapshot has 2). */
+async function isSubvolume(path: string): Promise<boolean> {
+  return (await stat(path)).ino === 256;
+}
+
+bt("the loop file is <LODGE_DIR>/disks/<pool>.img, of the asked size, and the pool is a btrfs mount", async (_t, p) => {
+  assert.equal(p.pool.config.source, join(p.dir, "disks", `${p.pool.name}.img`));
+  assert.equal(p.pool.config.size, "300MiB");
+  assert.equal((await stat(p.pool.config.source!)).size, 300 * MiB);
+  const root = join(p.dir, "storage-pools", p.pool.name);
+  const line = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").find((l) => l.split(" ")[4] === root);
+  assert.match(line ?? "", / - btrfs \/dev\/loop\d+ .*user_subvol_rm_allowed/);
+  assert.ok(await isSubvolume(root), "the pool's root is the filesystem's top");
+  // createPool again with the config it chose changes nothing (a daemon restart, a retry).
+  assert.deepEqual(await p.driver.createPool(p.pool), p.pool.config);
+  assert.equal((await mountsBelow(root)).length, 1);
+});
+
+bt("volumes are subvolumes; an image volume is read-only once filled, and instances are writable snapshots of it", async (_t, p) => {
+  const tree = await makeTree(p.dir);
+  const img = p.vol("f".repeat(64), "image");
+  await p.driver.createVolume(img, { tree });
+  const pi = p.driver.mountPath(img);
+  assert.ok(await isSubvolume(pi));
+  await assert.rejects(writeFile(join(pi, "rootfs/x"), "x"), { code: "EROFS" });
+  const c = p.vol("c1", "container");
+  await p.driver.copyVolume(img, c);
+  assert.ok(await isSubvolume(p.driver.mountPath(c)));
+  await writeFile(join(p.driver.mountPath(c), "rootfs/x"), "x");
+  assert.equal(await exists(join(pi, "rootfs/x")), false);
+  await p.driver.createSnapshot(c, "s");
+  assert.ok(await isSubvolume(p.driver.snapshotPath(c, "s")));
+  const ro = (await sh("btrfs", ["property", "get", "-ts", p.driver.snapshotPath(c, "s"), "ro"])).stdout.trim();
+  assert.equal(ro, "ro=true");
+  await p.driver.deleteVolume(img);
+  assert.equal(await exists(pi), false);
+  assert.equal(await readFile(join(p.driver.mountPath(c), "rootfs/etc/hostname"), "utf8"), "c1\n", "the instance outlives its image volume");
+});
+
+bt("nested subvolumes (systemd's /var/lib/machines) are carried by snapshot, copy and restore, and deleted with the volume", async (_t, p) => {
+  const v = p.vol("c1", "container");
+  await p.driver.createVolume(v, { tree: await makeTree(p.dir) });
+  const at = p.driver.mountPath(v);
+  await mkdir(join(at, "rootfs/var/lib"), { recursive: true });
+  await sh("btrfs", ["subvolume", "create", join(at, "rootfs/var/lib/machines")]);
+  await sh("btrfs", ["subvolume", "create", join(at, "rootfs/var/lib/machines/deeper")]);
+  await writeFile(join(at, "rootfs/var/lib/machines/m"), "machine");
+  await writeFile(join(at, "rootfs/var/lib/machines/deeper/d"), "deep");
+
+  await p.driver.createSnapshot(v, "s");
+  const snap = p.driver.snapshotPath(v, "s");
+  assert.equal(await readFile(join(snap, "rootfs/var/lib/machines/m"), "utf8"), "machine");
+  assert.equal(await readFile(join(snap, "rootfs/var/lib/machines/deeper/d"), "utf8"), "deep");
+  await assert.rejects(writeFile(join(snap, "rootfs/var/lib/machines/x"), "x"), { code: "EROFS" }, "nested snapshots are read-only too");
+
+  await p.driver.copyVolume(v, p.vol("c2", "container"));
+  const c2 = p.driver.mountPath(p.vol("c2", "container"));
+  assert.ok(await isSubvolume(join(c2, "rootfs/var/lib/machines")));
+  await writeFile(join(c2, "rootfs/var/lib/machines/deeper/d"), "copy");
+  assert.equal(await readFile(join(at, "rootfs/var/lib/machines/deeper/d"), "utf8"), "deep");
+
+  await writeFile(join(at, "rootfs/var/lib/machines/m"), "changed");
+  await p.driver.restoreSnapshot(v, "s");
+  assert.equal(await readFile(join(at, "rootfs/var/lib/machines/m"), "utf8"), "machine");
+  await writeFile(join(at, "rootfs/var/lib/machines/m"), "writable again");
+
+  await p.driver.copyFromSnapshot(v, "s", p.vol("c3", "container"));
+  assert.equal(await readFile(join(p.driver.mountPath(p.vol("c3", "container")), "rootfs/var/lib/machines/deeper/d"), "utf8"), "deep");
+
+  for (const n of ["c1", "c2", "c3"]) await p.driver.deleteVolume(p.vol(n, "container"));
+  const root = join(p.dir, "storage-pools", p.pool.name);
+  assert.deepEqual(await readdir(join(root, "containers")), []);
+  assert.deepEqual(await readdir(join(root, "containers-snapshots")), []);
+  assert.equal((await sh("btrfs", ["subvolume", "list", "-o", root])).stdout, "", "no subvolume left in the pool");
+  assert.equal((await sh("btrfs", ["subvolume", "list", root])).stdout, "", "none nested anywhere either");
+});
+
+bt("a block device as source: formatted when blank, its filesystem kept by deletePool", async (t, p) => {
+  const img = join(p.dir, "blank.img");
+  await sh("truncate", ["-s", "300M", img]);
+  const dev = (await sh("losetup", ["-f", "--show", img])).stdout.trim();
+  t.after(() => sh("losetup", ["-d", dev]).catch(() => {}));
+  const pool: PoolSpec = { name: "blk", driver: "btrfs", config: { source: dev } };
+  t.after(() => removeAll(join(p.dir, "never"), p.driver, pool));
+  assert.deepEqual(await p.driver.createPool(pool), { source: dev });
+  await p.driver.createVolume({ pool, type: "custom", name: "data" });
+  await writeFile(join(p.driver.mountPath({ pool, type: "custom", name: "data" }), "f"), "kept");
+  await p.driver.deletePool(pool);
+  assert.equal((await sh("blkid", ["-p", "-o", "value", "-s", "TYPE", dev])).stdout.trim(), "btrfs", "the device keeps its filesystem");
+  // Not mounted any more; made a pool again, the data is there.
+  assert.deepEqual(await mountsBelow(join(p.dir, "storage-pools", "blk")), []);
+  await p.driver.createPool(pool);
+  assert.equal(await readFile(join(p.driver.mountPath({ pool, type: "custom", name: "data" }), "f"), "utf8"), "kept");
+  await p.driver.deletePool(pool);
+  // A device holding another filesystem is refused, not formatted.
+  await sh("mkfs.ext4", ["-q", "-F", dev]);
+  await assert.rejects(p.driver.createPool(pool), /already holds a ext4 filesystem/);
+  assert.equal((await sh("blkid", ["-p", "-o", "value", "-s", "TYPE", dev])).stdout.trim(), "ext4");
+});
+
+bt("a directory on btrfs as source: a subvolume made for it, bind-mounted at storage-pools/<pool>, left in place by deletePool", async (t, p) => {
+  const src = join(p.driver.mountPath(p.vol("holder")), "pool2");
+  await p.driver.createVolume(p.vol("holder"));
+  const pool: PoolSpec = { name: "sub", driver: "btrfs", config: { source: src } };
+  t.after(() => p.driver.deletePool(pool).catch(() => {}));
+  assert.deepEqual(await p.driver.createPool(pool), { source: src });
+  assert.ok(await isSubvolume(src));
+  const v: VolumeRef = { pool, type: "custom", name: "v" };
+  await p.driver.createVolume(v);
+  assert.equal(p.driver.mountPath(v), join(p.dir, "storage-pools", "sub", "custom", "v"));
+  assert.ok(await exists(join(src, "custom", "v")));
+  await p.driver.createSnapshot(v, "s");
+  await p.driver.deleteVolume(v);
+  await p.driver.deletePool(pool);
+  assert.deepEqual(await readdir(src), [], "the layout is gone, the user's directory stays");
+  await mkdir(join(p.dir, "plain"));
+  await assert.rejects(p.driver.createPool({ ...pool, config: { source: join(p.dir, "plain") } }), /not on a btrfs filesystem/);
+  await assert.rejects(p.driver.createPool({ ...pool, config: { source: src, size: "1GiB" } }), /"size" applies only/);
+});
