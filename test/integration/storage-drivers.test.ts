@@ -478,3 +478,42 @@ bt("a directory on btrfs as source: a subvolume made for it, bind-mounted at sto
   await assert.rejects(p.driver.createPool({ ...pool, config: { source: join(p.dir, "plain") } }), /not on a btrfs filesystem/);
   await assert.rejects(p.driver.createPool({ ...pool, config: { source: src, size: "1GiB" } }), /"size" applies only/);
 });
+
+bt("an unprivileged busybox container runs on a btrfs volume snapshotted from an image volume, idmapped", async (t, p) => {
+  const { lxcpath, sharedMap, sh: inContainer, leftovers } = await import("../helpers/driver-container.js");
+  const { LxcDriver } = await import("../../src/instances/drivers/lxc/driver.js");
+  const { buildBusyboxRootfs } = await import("../../src/images/builder/busybox.js");
+  const { emptyRunConfig } = await import("../../src/instances/runconfig.js");
+  const tree = join(p.dir, "image-tree");
+  await buildBusyboxRootfs(join(tree, "rootfs"), { hostname: "onbtrfs" });
+  await writeFile(join(tree, "metadata.yaml"), "architecture: x86_64\n");
+  const img = p.vol("b".repeat(64), "image");
+  await p.driver.createVolume(img, { tree });
+  const vol = p.vol("c1", "container");
+  await p.driver.copyVolume(img, vol);
+
+  const name = `lodge-bt${process.pid}`;
+  const driver = new LxcDriver({ lxcpath, logLevel: "INFO" });
+  const spec = { name, rootfs: join(p.driver.mountPath(vol), "rootfs"), privileged: false, idmap: sharedMap, run: emptyRunConfig() };
+  const made = { driver, spec, name };
+  try {
+    await driver.create(spec);
+    await driver.start(spec);
+    const r = await inContainer(made, "echo written > /root/f; cat /root/f; id -u; stat -c %u /bin/busybox; hostname");
+    assert.deepEqual(r, { code: 0, stdout: "written\n0\n0\nonbtrfs\n", stderr: "" });
+    // Idmapped: container root's file is host root's on disk, nothing was shifted.
+    const f = await stat(join(spec.rootfs, "root/f"));
+    assert.equal(f.uid, 0);
+    assert.equal((await stat(join(spec.rootfs, "bin/busybox"))).uid, 0);
+    assert.equal(await exists(join(p.driver.mountPath(img), "rootfs/root/f")), false, "the image volume is untouched");
+    // A snapshot of the running container's volume, then a copy of it that has the file.
+    await p.driver.createSnapshot(vol, "s");
+    await p.driver.copyFromSnapshot(vol, "s", p.vol("c2", "container"));
+    assert.equal(await readFile(join(p.driver.mountPath(p.vol("c2", "container")), "rootfs/root/f"), "utf8"), "written\n");
+  } finally {
+    await driver.delete(name, { force: true });
+  }
+  assert.deepEqual(await leftovers(name), []);
+  await p.driver.deleteVolume(vol);
+  await p.driver.deleteVolume(img);
+});
