@@ -517,3 +517,48 @@ bt("an unprivileged busybox container runs on a btrfs volume snapshotted from an
   await p.driver.deleteVolume(vol);
   await p.driver.deleteVolume(img);
 });
+
+bt("through the storage service: an image is filled once into an image volume, instances are snapshots of it, copies and snapshots follow", async (t, p) => {
+  const { SqliteStore } = await import("../../src/state/sqlite.js");
+  const { StorageService } = await import("../../src/storage/service.js");
+  const store = SqliteStore.open(join(p.dir, "lodge.db"));
+  t.after(() => store.close());
+  const tree = await makeTree(p.dir);
+  let unpacks = 0;
+  const images = { ensureUnpacked: async () => (unpacks++, tree) };
+  const storage = new StorageService({ dir: p.dir, store, images, drivers: [new DirDriver(join(p.dir, "storage-pools")), p.driver] });
+  await storage.init();
+  // The pools API (the lead's) writes this record; here it is written as that API would.
+  await store.put(`storage-pools/${p.pool.name}`, { ...p.pool, description: "", status: "Created" });
+  assert.equal((await storage.capabilities(p.pool.name)).imageVolumes, true);
+  const fp = "a".repeat(64);
+  const [one, two] = await Promise.all([
+    storage.createInstanceVolume(p.pool.name, "default", "c1", "container", fp),
+    storage.createInstanceVolume(p.pool.name, "proj", "c2", "container", fp),
+  ]);
+  assert.equal(unpacks, 1, "one image volume for both instances");
+  assert.equal(one.path, join(p.dir, "storage-pools", p.pool.name, "containers/c1"));
+  assert.equal(two.path, join(p.dir, "storage-pools", p.pool.name, "containers/proj_c2"));
+  for (const path of [one.path, two.path, join(p.dir, "storage-pools", p.pool.name, "images", fp)]) assert.ok(await isSubvolume(path), path);
+  assert.equal(await readFile(join(one.path, "rootfs/etc/hostname"), "utf8"), "c1\n");
+  await storage.createInstanceVolume(p.pool.name, "default", "c3", "container", fp);
+  assert.equal(unpacks, 1, "a later instance reuses the image volume");
+
+  await storage.snapshotInstanceVolume(one.ref, "snap0");
+  await writeFile(join(one.path, "rootfs/etc/hostname"), "changed\n");
+  const copy = await storage.copyInstanceVolume({ from: one.ref, fromSnapshot: "snap0", toPool: p.pool.name, project: "default", name: "c4", type: "container" });
+  assert.equal(await readFile(join(copy.path, "rootfs/etc/hostname"), "utf8"), "c1\n");
+  // Across pools (btrfs → the default dir pool) the tree is copied.
+  const across = await storage.copyInstanceVolume({ from: one.ref, toPool: "default", project: "default", name: "c5", type: "container" });
+  assert.equal(await readFile(join(across.path, "rootfs/etc/hostname"), "utf8"), "changed\n");
+  await storage.restoreVolumeSnapshot(one.ref, "snap0");
+  assert.equal(await readFile(join(one.path, "rootfs/etc/hostname"), "utf8"), "c1\n");
+
+  for (const [project, name] of [["default", "c1"], ["proj", "c2"], ["default", "c3"], ["default", "c4"]] as const) {
+    await storage.deleteInstanceVolume(p.pool.name, project, name, "container");
+  }
+  await storage.deleteInstanceVolume("default", "default", "c5", "container");
+  await storage.deleteImageVolumes(fp);
+  assert.deepEqual(await storage.volumes(), []);
+  assert.equal((await sh("btrfs", ["subvolume", "list", join(p.dir, "storage-pools", p.pool.name)])).stdout, "", "no subvolume left");
+});
