@@ -374,6 +374,7 @@ bt("the loop file is <LODGE_DIR>/disks/<pool>.img, of the asked size, and the po
   assert.ok(await isSubvolume(root), "the pool's root is the filesystem's top");
   // createPool again with the config it chose changes nothing (a daemon restart, a retry).
   assert.deepEqual(await p.driver.createPool(p.pool), p.pool.config);
+  assert.deepEqual(await p.driver.createPool({ ...p.pool, config: {} }), p.pool.config, "the size is read from the file");
   assert.equal((await mountsBelow(root)).length, 1);
 });
 

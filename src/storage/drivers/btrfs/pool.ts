@@ -33,6 +33,13 @@ export async function defaultLoopSize(dir: string): Promise<string> {
   return `${Math.min(30, Math.max(5, gib))}GiB`;
 }
 
+/** A byte count as LXD writes sizes: "30GiB", "300MiB", else bytes. */
+function sizeText(bytes: number): string {
+  if (bytes % GiB === 0) return `${bytes / GiB}GiB`;
+  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)}MiB`;
+  return `${bytes}B`;
+}
+
 /** The filesystem type blkid sees on a device or image file, or undefined. */
 async function fsType(path: string): Promise<string | undefined> {
   const r = await run("blkid", ["-p", "-o", "value", "-s", "TYPE", path], { allowFail: true });
@@ -52,7 +59,7 @@ export async function prepareSource(src: PoolSource, config: Record<string, stri
         return { source: src.file };
       }
       const exists = await lstat(src.file).catch(() => undefined);
-      if (exists && (await fsType(src.file)) === "btrfs") return { source: src.file, ...(config.size ? { size: config.size } : {}) };
+      if (exists && (await fsType(src.file)) === "btrfs") return { source: src.file, size: config.size || sizeText(exists.size) };
       await mkdir(dirname(src.file), { recursive: true, mode: 0o700 });
       const size = config.size || (await defaultLoopSize(dirname(src.file)));
       const bytes = parseSize(size);
