@@ -563,3 +563,51 @@ bt("through the storage service: an image is filled once into an image volume, i
   assert.deepEqual(await storage.volumes(), []);
   assert.equal((await sh("btrfs", ["subvolume", "list", join(p.dir, "storage-pools", p.pool.name)])).stdout, "", "no subvolume left");
 });
+
+bt("optimized backup: btrfs send streams of a volume and its snapshots, received into another pool whole", async (t, p) => {
+  const d = p.driver as BtrfsDriver;
+  const v = p.vol("c1", "container");
+  await d.createVolume(v, { tree: await makeTree(p.dir) });
+  const at = d.mountPath(v);
+  await d.createSnapshot(v, "s1");
+  await writeFile(join(at, "rootfs/second"), "2");
+  await d.createSnapshot(v, "s2");
+  await writeFile(join(at, "rootfs/etc/hostname"), "now\n");
+  await rm(join(at, "rootfs/big"));
+
+  const out = join(p.dir, "backup");
+  const files = await d.exportOptimized(v, ["s1", "s2"], out);
+  assert.deepEqual(files, ["snapshots/s1.bin", "snapshots/s2.bin", "container.bin"]);
+  assert.ok((await stat(join(out, "snapshots/s2.bin"))).size < (await stat(join(out, "snapshots/s1.bin"))).size, "s2 is incremental on s1");
+  assert.deepEqual((await readdir(dirname(at))).sort(), ["c1"], "no temporary snapshot left");
+
+  // Into a second pool (its own loop file), as an import on another host would.
+  const q = await btrfs.make(t);
+  const w = q.vol("c9", "container");
+  await (q.driver as BtrfsDriver).importOptimized(w, ["s1", "s2"], out);
+  const wt = q.driver.mountPath(w);
+  assert.equal((await stat(wt)).mode & 0o7777, 0o700);
+  assert.equal(await readFile(join(wt, "rootfs/etc/hostname"), "utf8"), "now\n");
+  assert.equal(await exists(join(wt, "rootfs/big")), false);
+  assert.equal((await stat(join(wt, "rootfs/owned"))).uid, 1000);
+  assert.equal((await stat(join(wt, "rootfs/suid"))).mode & 0o7777, 0o4755);
+  assert.equal(await xattr(join(wt, "rootfs/etc/hostname"), "user.lodge"), "kept");
+  await writeFile(join(wt, "rootfs/writable"), "yes");
+  const s1 = q.driver.snapshotPath(w, "s1");
+  assert.equal(await exists(join(s1, "rootfs/second")), false);
+  assert.deepEqual(await readFile(join(s1, "rootfs/big")), Buffer.alloc(2 * MiB, 7));
+  assert.equal(await readFile(join(q.driver.snapshotPath(w, "s2"), "rootfs/second"), "utf8"), "2");
+  await assert.rejects(writeFile(join(s1, "rootfs/x"), "x"), { code: "EROFS" });
+  assert.deepEqual((await readdir(dirname(wt))).sort(), ["c9"], "no scratch left");
+
+  // A damaged stream leaves nothing: no volume, no snapshot, no scratch.
+  await writeFile(join(out, "container.bin"), "not a stream");
+  const x = q.vol("c8", "container");
+  await assert.rejects((q.driver as BtrfsDriver).importOptimized(x, ["s1", "s2"], out));
+  assert.deepEqual((await readdir(dirname(wt))).sort(), ["c9"]);
+  assert.equal(await exists(dirname(q.driver.snapshotPath(x, "s1"))), false);
+
+  // Nested subvolumes cannot travel in a send stream: refused, not dropped.
+  await sh("btrfs", ["subvolume", "create", join(at, "rootfs/nested")]);
+  await assert.rejects(d.exportOptimized(v, [], join(p.dir, "backup2")), /nested subvolumes \(rootfs\/nested\)/);
+});
