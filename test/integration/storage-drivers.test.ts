@@ -176,6 +176,8 @@ for (const dc of DRIVERS) {
     assert.equal(await xattr(join(r, "etc/hostname"), "user.lodge"), "kept");
     assert.equal(await xattr(join(r, "owned"), "trusted.lodge"), "also");
     assert.deepEqual(await readFile(join(r, "big")), Buffer.alloc(2 * MiB, 7));
+    // The set-uid file is host root's on disk: no host user may reach it.
+    await assert.rejects(sh("runuser", ["-u", "nobody", "--", "test", "-e", join(r, "suid")]), `${join(r, "suid")} is reachable by nobody`);
     await assert.rejects(p.driver.createVolume(v, { tree }), /exists/, "a second create of one name is refused");
     assert.equal(await readFile(join(r, "etc/hostname"), "utf8"), "c1\n");
     // An empty volume too.
@@ -368,6 +370,9 @@ bt("the loop file is <LODGE_DIR>/disks/<pool>.img, of the asked size, and the po
   assert.equal(p.pool.config.source, join(p.dir, "disks", `${p.pool.name}.img`));
   assert.equal(p.pool.config.size, "300MiB");
   assert.equal((await stat(p.pool.config.source!)).size, 300 * MiB);
+  assert.equal((await stat(p.pool.config.source!)).mode & 0o777, 0o600, "the image is root's alone");
+  assert.equal((await stat(dirname(p.pool.config.source!))).mode & 0o777, 0o700);
+  await assert.rejects(sh("runuser", ["-u", "nobody", "--", "head", "-c", "1", p.pool.config.source!]), "a host user cannot read the pool's raw image");
   const root = join(p.dir, "storage-pools", p.pool.name);
   const line = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").find((l) => l.split(" ")[4] === root);
   assert.match(line ?? "", / - btrfs \/dev\/loop\d+ .*user_subvol_rm_allowed/);

@@ -5,7 +5,7 @@
  * btrfs (an existing subvolume or mount) → bind-mounted. Whatever the source, the pool is
  * reachable at <LODGE_DIR>/storage-pools/<pool>.
  */
-import { lstat, mkdir, readdir, readFile, rm, statfs } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readFile, rm, statfs, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseSize } from "../../../config/keys.js";
 import { run } from "../../../sys/exec.js";
@@ -60,10 +60,14 @@ export async function prepareSource(src: PoolSource, config: Record<string, stri
       }
       const exists = await lstat(src.file).catch(() => undefined);
       if (exists && (await fsType(src.file)) === "btrfs") return { source: src.file, size: config.size || sizeText(exists.size) };
+      // The image holds every volume's files, set-uid ones and container secrets included:
+      // root's alone, like the volumes themselves.
       await mkdir(dirname(src.file), { recursive: true, mode: 0o700 });
+      await chmod(dirname(src.file), 0o700);
       const size = config.size || (await defaultLoopSize(dirname(src.file)));
       const bytes = parseSize(size);
       try {
+        await writeFile(src.file, "", { mode: 0o600, flag: "wx" });
         await run("truncate", ["-s", String(bytes), src.file]);
         await run("mkfs.btrfs", ["-q", src.file]);
       } catch (e) {
