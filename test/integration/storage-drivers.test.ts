@@ -616,3 +616,16 @@ bt("optimized backup: btrfs send streams of a volume and its snapshots, received
   await sh("btrfs", ["subvolume", "create", join(at, "rootfs/nested")]);
   await assert.rejects(d.exportOptimized(v, [], join(p.dir, "backup2")), /nested subvolumes \(rootfs\/nested\)/);
 });
+
+test("lodged offers the btrfs driver where btrfs-progs is installed (GET /1.0 environment)", { skip: btrfs.skip }, async (t) => {
+  const { TestDaemon } = await import("../helpers/daemon.js");
+  const d = await TestDaemon.start(t);
+  const env = (await d.client.get<import("../../src/api/server.js").Server>("/1.0")).environment;
+  assert.equal(env.storage, "dir | btrfs");
+  const progs = /v([\d.]+)/.exec((await sh("btrfs", ["--version"])).stdout)![1];
+  assert.equal(env.storage_version, `1 | ${progs}`);
+  assert.deepEqual(
+    env.storage_supported_drivers.map((s) => s.Name),
+    ["dir", "btrfs"],
+  );
+});
