@@ -164,7 +164,8 @@ export class BtrfsDriver implements StorageDriver {
 
   async copyVolume(from: VolumeRef, to: VolumeRef, signal?: AbortSignal): Promise<void> {
     await this.place(this.mountPath(to), async (scratch) => {
-      await snapshotTree(this.mountPath(from), scratch, { readonly: false, signal });
+      // An image volume was filled by a copy and is read-only since: nothing can be nested in it.
+      await snapshotTree(this.mountPath(from), scratch, { readonly: false, signal, flat: from.type === "image" });
       await chmod(scratch, 0o700);
     });
   }
