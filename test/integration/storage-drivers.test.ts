@@ -366,7 +366,7 @@ async function isSubvolume(path: string): Promise<boolean> {
   return (await stat(path)).ino === 256;
 }
 
-bt("the loop file is <LODGE_DIR>/disks/<pool>.img, of the asked size, and the pool is a btrfs mount", async (_t, p) => {
+bt("the loop file is <LODGE_DIR>/disks/<pool>.img, of the asked size, and the pool is a btrfs mount", async (t, p) => {
   assert.equal(p.pool.config.source, join(p.dir, "disks", `${p.pool.name}.img`));
   assert.equal(p.pool.config.size, "300MiB");
   assert.equal((await stat(p.pool.config.source!)).size, 300 * MiB);
@@ -380,6 +380,12 @@ bt("the loop file is <LODGE_DIR>/disks/<pool>.img, of the asked size, and the po
   // createPool again with the config it chose changes nothing (a daemon restart, a retry).
   assert.deepEqual(await p.driver.createPool(p.pool), p.pool.config);
   assert.deepEqual(await p.driver.createPool({ ...p.pool, config: {} }), p.pool.config, "the size is read from the file");
+  // Reached through a symlink (a LODGE_DIR under one), the pool is still seen as mounted.
+  await symlink(p.dir, `${p.dir}-link`);
+  t.after(() => rm(`${p.dir}-link`, { force: true }));
+  const linked = new BtrfsDriver(join(`${p.dir}-link`, "storage-pools"));
+  await linked.mountPool(p.pool);
+  assert.equal((await mountsBelow(root)).length, 1, "not mounted twice");
   assert.equal((await mountsBelow(root)).length, 1);
 });
 

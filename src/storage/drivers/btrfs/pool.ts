@@ -5,7 +5,7 @@
  * btrfs (an existing subvolume or mount) → bind-mounted. Whatever the source, the pool is
  * reachable at <LODGE_DIR>/storage-pools/<pool>.
  */
-import { chmod, lstat, mkdir, readdir, readFile, rm, statfs, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, readdir, readFile, realpath, rm, statfs, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseSize } from "../../../config/keys.js";
 import { run } from "../../../sys/exec.js";
@@ -95,6 +95,9 @@ export async function prepareSource(src: PoolSource, config: Record<string, stri
 
 /** Whether something is mounted at `path` (read from /proc/self/mountinfo; no process spawned). */
 export async function isMountPoint(path: string): Promise<boolean> {
+  // mountinfo shows resolved paths: a LODGE_DIR under a symlink must not look unmounted (and
+  // be mounted again at every start).
+  path = await realpath(path).catch(() => path);
   const text = await readFile("/proc/self/mountinfo", "utf8");
   const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return text.split("\n").some((line) => {
