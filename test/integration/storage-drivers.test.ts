@@ -311,8 +311,13 @@ for (const dc of DRIVERS) {
     await p.driver.setQuota(v, 16 * MiB);
     const code = await fill(join(p.driver.mountPath(v), "f"), 40 * MiB);
     assert.ok(code === "EDQUOT" || code === "ENOSPC", `the write stopped with ${code}`);
-    const used = await p.driver.usage(v);
+    await p.driver.createVolume(p.vol("small"));
+    await writeFile(join(p.driver.mountPath(p.vol("small")), "f"), Buffer.alloc(MiB));
+    await sh("sync");
+    const [used, small, none] = await Promise.all([p.driver.usage(v), p.driver.usage(p.vol("small")), p.driver.usage(p.vol("nosuch"))]);
     assert.ok(used !== undefined && used > 4 * MiB && used <= 17 * MiB, `usage ${used}`);
+    assert.ok(small !== undefined && small >= MiB && small < 2 * MiB, `usage of the small volume ${small}`);
+    assert.equal(none, undefined);
     await p.driver.setQuota(v, undefined);
     await rm(join(p.driver.mountPath(v), "f"));
     assert.equal(await fill(join(p.driver.mountPath(v), "f"), 40 * MiB), undefined);

@@ -34,3 +34,21 @@ export async function qgroupOf(path: string): Promise<{ referenced: number; limi
   }
   return undefined;
 }
+
+/**
+ * Referenced bytes of every subvolume of the filesystem mounted at `top` (its top-level
+ * subvolume), by path relative to it, from one `btrfs qgroup show`; undefined when quotas are
+ * off. What lists many volumes (instance state for `lxc list`) spawns one process per pool,
+ * not one per volume.
+ */
+export async function referencedByPath(top: string): Promise<Map<string, number> | undefined> {
+  const r = await run("btrfs", ["qgroup", "show", "--raw", top], { allowFail: true });
+  if (r.code !== 0) return undefined;
+  const out = new Map<string, number>();
+  for (const line of r.stdout.split("\n")) {
+    // qgroupid rfer excl path (btrfs-progs ≥ 5.x print the path; "<stale>" ones have none)
+    const m = /^0\/\d+\s+(\d+)\s+\d+\s+(\S.*)$/.exec(line.trim());
+    if (m && !m[2]!.startsWith("<")) out.set(m[2]!, Number(m[1]));
+  }
+  return out;
+}
