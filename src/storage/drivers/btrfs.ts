@@ -60,7 +60,13 @@ export class BtrfsDriver implements StorageDriver {
 
   /** btrfs-progs' version ("6.2"). */
   version(): Promise<string> {
-    return (this.versionText ??= run("btrfs", ["--version"]).then((r) => /v([\d.]+)/.exec(r.stdout)?.[1] ?? r.stdout.trim()));
+    return (this.versionText ??= run("btrfs", ["--version"]).then(
+      (r) => /v([\d.]+)/.exec(r.stdout)?.[1] ?? r.stdout.trim(),
+      (e) => {
+        this.versionText = undefined; // asked again next time
+        throw e;
+      },
+    ));
   }
 
   /** Where a pool is reachable: <LODGE_DIR>/storage-pools/<name>, whatever its source. */
