@@ -1,11 +1,11 @@
 import { chmod, lstat, mkdir, readdir, rename, rm, rmdir, statfs } from "node:fs/promises";
-import { dirname, join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import { run } from "../../sys/exec.js";
 import { resolveProgram } from "../../sys/spawn.js";
 import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
 import { SNAPSHOT_DIRS, TYPE_DIRS } from "./dir.js";
 import { classifySource, hasForeignEntries, isMountPoint, mountSource, prepareSource, unmountSource, type PoolSource } from "./btrfs/pool.js";
-import { enableQuotas, limit, qgroupOf, referencedByPath } from "./btrfs/qgroups.js";
+import { enableQuotas, limit, qgroupOf, ReferencedBytes } from "./btrfs/qgroups.js";
 import { optimizedBackupFiles, receiveVolume, removeReceived, sendVolume } from "./btrfs/send.js";
 import { createSubvolume, deleteTree, isSubvolumeRoot, setReadonly, snapshotTree } from "./btrfs/subvolumes.js";
 import { copyTreeInto } from "./btrfs/tree-copy.js";
@@ -198,23 +198,14 @@ export class BtrfsDriver implements StorageDriver {
   async unmount(): Promise<void> {}
 
   /**
-   * Referenced bytes of the volume's qgroup; undefined while quotas are off on the pool. On a
-   * pool that is a whole filesystem (loop file, device), one `qgroup show` answers every
-   * volume of the pool for a second, so a list of instances costs one process.
+   * Referenced bytes of the volume's qgroup; undefined while quotas are off on the pool. A
+   * pool that is a whole filesystem (loop file, device) answers for all its volumes at once.
    */
   async usage(vol: VolumeRef): Promise<number | undefined> {
-    if (!vol.pool.config.source || (await this.source(vol.pool)).kind !== "directory") {
-      const root = this.poolPath(vol.pool);
-      let cached = this.usageCache.get(root);
-      if (!cached || Date.now() - cached.at > 1_000) this.usageCache.set(root, (cached = { at: Date.now(), all: referencedByPath(root) }));
-      const all = await cached.all;
-      if (!all) return undefined;
-      const found = all.get(relative(root, this.mountPath(vol)));
-      if (found !== undefined) return found;
-    }
-    return (await qgroupOf(this.mountPath(vol)))?.referenced;
+    const wholeFs = (await this.source(vol.pool)).kind !== "directory";
+    return this.referenced.of(this.poolPath(vol.pool), this.mountPath(vol), wholeFs);
   }
-  private readonly usageCache = new Map<string, { at: number; all: Promise<Map<string, number> | undefined> }>();
+  private readonly referenced = new ReferencedBytes();
 
   async setQuota(vol: VolumeRef, bytes: number | undefined): Promise<void> {
     const path = this.mountPath(vol);
@@ -223,7 +214,7 @@ export class BtrfsDriver implements StorageDriver {
       return;
     }
     await enableQuotas(this.poolPath(vol.pool));
-    this.usageCache.delete(this.poolPath(vol.pool)); // it may say "quotas off"
+    this.referenced.forget(this.poolPath(vol.pool)); // it may say "quotas off"
     await limit(path, bytes);
   }
 

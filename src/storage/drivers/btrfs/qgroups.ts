@@ -4,6 +4,7 @@
  * counts blocks shared with the image or a snapshot too, so the limit is on what the volume
  * shows, not on what it alone costs.
  */
+import { relative } from "node:path";
 import { run } from "../../../sys/exec.js";
 
 /** Turns quotas on for the filesystem holding `path` (a no-op when on), and waits for the scan. */
@@ -41,7 +42,7 @@ export async function qgroupOf(path: string): Promise<{ referenced: number; limi
  * off. What lists many volumes (instance state for `lxc list`) spawns one process per pool,
  * not one per volume.
  */
-export async function referencedByPath(top: string): Promise<Map<string, number> | undefined> {
+async function referencedByPath(top: string): Promise<Map<string, number> | undefined> {
   const r = await run("btrfs", ["qgroup", "show", "--raw", top], { allowFail: true });
   if (r.code !== 0) return undefined;
   const out = new Map<string, number>();
@@ -51,4 +52,30 @@ export async function referencedByPath(top: string): Promise<Map<string, number>
     if (m && !m[2]!.startsWith("<")) out.set(m[2]!, Number(m[1]));
   }
   return out;
+}
+
+/**
+ * Volumes' referenced bytes, answered for a whole pool at once: on a pool that is a whole
+ * filesystem, one `qgroup show` per second serves every volume (instance state for `lxc list`
+ * spawns one process per pool, not one per instance). Other pools ask per volume.
+ */
+export class ReferencedBytes {
+  private readonly pools = new Map<string, { at: number; all: Promise<Map<string, number> | undefined> }>();
+
+  async of(poolRoot: string, volume: string, wholeFs: boolean): Promise<number | undefined> {
+    if (wholeFs) {
+      let cached = this.pools.get(poolRoot);
+      if (!cached || Date.now() - cached.at > 1_000) this.pools.set(poolRoot, (cached = { at: Date.now(), all: referencedByPath(poolRoot) }));
+      const all = await cached.all;
+      if (!all) return undefined;
+      const found = all.get(relative(poolRoot, volume));
+      if (found !== undefined) return found;
+    }
+    return (await qgroupOf(volume))?.referenced;
+  }
+
+  /** Drops what is known of a pool (its quotas were just turned on). */
+  forget(poolRoot: string): void {
+    this.pools.delete(poolRoot);
+  }
 }
