@@ -285,13 +285,14 @@ for (const dc of DRIVERS) {
     const v = p.vol("c1", "container");
     const typeDir = dirname(p.driver.mountPath(v));
     const ac = new AbortController();
-    const started = (async () => {
-      while (!(await readdir(typeDir)).length) await new Promise((r) => setTimeout(r, 2));
-      await new Promise((r) => setTimeout(r, 20));
-      ac.abort();
-    })();
-    await assert.rejects(p.driver.createVolume(v, { tree }, ac.signal), { name: "AbortError" });
-    await started;
+    let settled = false;
+    const creating = p.driver.createVolume(v, { tree }, ac.signal).finally(() => (settled = true));
+    // Aborted once the copy has begun (something appeared in the type directory).
+    while (!settled && !(await readdir(typeDir)).length) await new Promise((r) => setTimeout(r, 2));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(settled, false, "the copy is still running when the abort comes");
+    ac.abort();
+    await assert.rejects(creating, { name: "AbortError" });
     assert.deepEqual(await readdir(typeDir), [], "no half volume, no scratch copy");
 
     await assert.rejects(p.driver.copyVolume(p.vol("gone", "container"), p.vol("c2", "container")));
