@@ -301,6 +301,29 @@ for (const dc of DRIVERS) {
     assert.deepEqual(await readdir(typeDir), []);
   });
 
+  it("names that look like work in progress (v.creating, v.old, v.restoring) are ordinary names, never taken for scratch", async (_t, p) => {
+    for (const n of ["v.creating", "v.old", "v.restoring"]) {
+      await p.driver.createVolume(p.vol(n));
+      await writeFile(join(p.driver.mountPath(p.vol(n)), "mine"), n);
+    }
+    const v = p.vol("v");
+    const tree = await makeTree(p.dir);
+    await p.driver.createVolume(v, { tree });
+    await p.driver.createSnapshot(v, "s");
+    await p.driver.createSnapshot(v, "s.creating");
+    await p.driver.restoreSnapshot(v, "s");
+    await p.driver.deleteSnapshot(v, "s");
+    assert.ok(await exists(join(p.driver.snapshotPath(v, "s.creating"), "rootfs")));
+    await p.driver.deleteVolume(v);
+    await p.driver.createVolume(v, { tree });
+    await p.driver.copyVolume(v, p.vol("w"));
+    await p.driver.deleteVolume(v);
+    await p.driver.unmountPool(p.pool);
+    await p.driver.mountPool(p.pool); // a start, which puts back what a crash left
+    for (const n of ["v.creating", "v.old", "v.restoring"]) assert.equal(await readFile(join(p.driver.mountPath(p.vol(n)), "mine"), "utf8"), n);
+    assert.deepEqual((await readdir(dirname(p.driver.mountPath(v)))).sort(), ["v.creating", "v.old", "v.restoring", "w"]);
+  });
+
   it("quotas: a write beyond the limit fails, usage is reported, and a lifted limit lets it through", async (t, p) => {
     if (!p.driver.capabilities.quotas) {
       await assert.rejects(p.driver.setQuota(p.vol("x"), 10 * MiB), /quota/);
@@ -640,4 +663,39 @@ test("lodged offers the btrfs driver where btrfs-progs is installed (GET /1.0 en
     env.storage_supported_drivers.map((s) => s.Name),
     ["dir", "btrfs"],
   );
+});
+
+bt("a start puts back what a crash left: half creates and copies go, a restore cut short is finished", async (_t, p) => {
+  const d = p.driver as BtrfsDriver;
+  const custom = join(p.dir, "storage-pools", p.pool.name, "custom");
+  const subvol = async (path: string, content: string, readonly = false) => {
+    await sh("btrfs", ["subvolume", "create", path]);
+    await writeFile(join(path, "f"), content);
+    if (readonly) await sh("btrfs", ["property", "set", "-ts", path, "ro", "true"]);
+  };
+  await subvol(join(custom, ".a.creating"), "half");
+  // Killed between a restore's two renames: the volume is missing, its copy and old self remain.
+  await subvol(join(custom, ".b.old"), "before restore");
+  await subvol(join(custom, ".b.restoring"), "restored");
+  // Killed after both renames, and before the swap.
+  await subvol(join(custom, "c"), "restored");
+  await subvol(join(custom, ".c.old"), "before restore");
+  await subvol(join(custom, "e"), "kept");
+  await subvol(join(custom, ".e.restoring"), "half a restore");
+  // A snapshot, an import and an export cut short.
+  await mkdir(join(p.dir, "storage-pools", p.pool.name, "custom-snapshots", "e"), { mode: 0o700 });
+  await subvol(join(p.dir, "storage-pools", p.pool.name, "custom-snapshots", "e", ".s.creating"), "half", true);
+  await mkdir(join(custom, ".g.receiving", "0"), { recursive: true });
+  await subvol(join(custom, ".g.receiving", "0", "snap"), "received", true);
+  await subvol(join(custom, ".e.sending-0a1b2c3d"), "frozen", true);
+
+  await d.unmountPool(p.pool);
+  await d.mountPool(p.pool);
+  assert.deepEqual((await readdir(custom)).sort(), ["b", "c", "e"]);
+  assert.equal(await readFile(join(custom, "b", "f"), "utf8"), "restored");
+  assert.equal(await readFile(join(custom, "c", "f"), "utf8"), "restored");
+  assert.equal(await readFile(join(custom, "e", "f"), "utf8"), "kept");
+  assert.deepEqual(await readdir(join(p.dir, "storage-pools", p.pool.name, "custom-snapshots", "e")), []);
+  const left = (await sh("btrfs", ["subvolume", "list", "-o", join(p.dir, "storage-pools", p.pool.name)])).stdout;
+  assert.deepEqual(left.trim().split("\n").map((l) => l.split(" path ")[1]).sort(), ["custom/b", "custom/c", "custom/e"]);
 });

@@ -9,6 +9,7 @@ import { enableQuotas, limit, qgroupOf, ReferencedBytes } from "./btrfs/qgroups.
 import { optimizedBackupFiles, receiveVolume, removeReceived, sendVolume } from "./btrfs/send.js";
 import { createSubvolume, deleteTree, isSubvolumeRoot, setReadonly, snapshotTree } from "./btrfs/subvolumes.js";
 import { copyTreeInto } from "./btrfs/tree-copy.js";
+import { recoverInterrupted, scratchPath } from "./btrfs/recovery.js";
 
 export { optimizedBackupFiles };
 
@@ -97,6 +98,7 @@ export class BtrfsDriver implements StorageDriver {
     return settled;
   }
 
+  /** Mounts the pool, and puts back what a crash left of work in it (btrfs/recovery.ts). */
   async mountPool(pool: PoolSpec): Promise<void> {
     const root = this.poolPath(pool);
     await mountSource(await this.source(pool), root, pool.config["btrfs.mount_options"] ?? DEFAULT_MOUNT_OPTIONS);
@@ -105,6 +107,11 @@ export class BtrfsDriver implements StorageDriver {
       await mkdir(join(root, d), { recursive: true, mode: 0o711 });
       await chmod(join(root, d), 0o711);
     }
+    const snapshotDirs = await Promise.all(
+      Object.values(SNAPSHOT_DIRS).map(async (d) => (await readdir(join(root, d))).map((v) => join(root, d, v))),
+    );
+    const dirs = [...Object.values(TYPE_DIRS).map((d) => join(root, d)), ...snapshotDirs.flat()];
+    await recoverInterrupted(dirs, (p) => (p.endsWith(".receiving") ? removeReceived(p) : removeVolumeDir(p)));
   }
 
   async unmountPool(pool: PoolSpec): Promise<void> {
@@ -179,8 +186,8 @@ export class BtrfsDriver implements StorageDriver {
   async deleteVolume(vol: VolumeRef): Promise<void> {
     const target = this.mountPath(vol);
     // Also what a crash left of a create, copy or restore.
-    for (const p of [`${target}.creating`, `${target}.restoring`, target, `${target}.old`]) await removeVolumeDir(p);
-    await removeReceived(`${target}.receiving`);
+    for (const p of [scratchPath(target, "creating"), scratchPath(target, "restoring"), target, scratchPath(target, "old")]) await removeVolumeDir(p);
+    await removeReceived(scratchPath(target, "receiving"));
     const snaps = this.snapshotsDir(vol);
     for (const s of await readdir(snaps).catch(() => [])) await removeVolumeDir(join(snaps, s));
     await rmdir(snaps).catch((e: NodeJS.ErrnoException) => {
@@ -225,7 +232,7 @@ export class BtrfsDriver implements StorageDriver {
 
   async deleteSnapshot(vol: VolumeRef, snapshot: string): Promise<void> {
     const path = this.snapshotPath(vol, snapshot);
-    await removeVolumeDir(`${path}.creating`);
+    await removeVolumeDir(scratchPath(path, "creating"));
     await removeVolumeDir(path);
     await rmdir(this.snapshotsDir(vol)).catch(() => {});
   }
@@ -240,7 +247,7 @@ export class BtrfsDriver implements StorageDriver {
    */
   async restoreSnapshot(vol: VolumeRef, snapshot: string, signal?: AbortSignal): Promise<void> {
     const target = this.mountPath(vol);
-    const fresh = `${target}.restoring`;
+    const fresh = scratchPath(target, "restoring");
     await removeVolumeDir(fresh);
     try {
       await snapshotTree(this.snapshotPath(vol, snapshot), fresh, { readonly: false, signal });
@@ -251,7 +258,7 @@ export class BtrfsDriver implements StorageDriver {
       await removeVolumeDir(fresh);
       throw e;
     }
-    const old = `${target}.old`;
+    const old = scratchPath(target, "old");
     await removeVolumeDir(old);
     await rename(target, old);
     await rename(fresh, target);
@@ -295,7 +302,7 @@ export class BtrfsDriver implements StorageDriver {
     const files = optimizedBackupFiles(vol.type);
     try {
       await receiveVolume({
-        scratch: `${target}.receiving`,
+        scratch: scratchPath(target, "receiving"),
         snapshots: snapshots.map((name) => ({ file: join(dir, files.snapshot(name)), path: this.snapshotPath(vol, name) })),
         volumeFile: join(dir, files.volume),
         volume: target,
@@ -311,7 +318,7 @@ export class BtrfsDriver implements StorageDriver {
   /** Makes `target` through `make(scratch)` and a rename; nothing is left of a failure. */
   private async place(target: string, make: (scratch: string) => Promise<void>): Promise<void> {
     if (await lstat(target).catch(() => undefined)) throw new Error(`${target} already exists`);
-    const scratch = `${target}.creating`;
+    const scratch = scratchPath(target, "creating");
     await removeVolumeDir(scratch);
     try {
       await make(scratch);

@@ -1,5 +1,5 @@
 import { chmod, lstat, mkdir, readdir, rename, rm, rmdir, statfs } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { run } from "../../sys/exec.js";
 import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
 
@@ -18,6 +18,16 @@ export const SNAPSHOT_DIRS: Record<VolumeRef["type"], string> = {
   image: "images-snapshots",
   custom: "custom-snapshots",
 };
+
+/**
+ * Where work of `kind` ("creating", "restoring", "old", …) on `target` goes until it is whole:
+ * `.<name>.<kind>` beside it. The leading dot keeps it apart from every real name (volume,
+ * snapshot, instance and image names start with a letter or digit), so a volume a user named
+ * "data.old" or "v.creating" is never taken for another's scratch and removed.
+ */
+export function scratchPath(target: string, kind: string): string {
+  return join(dirname(target), `.${basename(target)}.${kind}`);
+}
 
 /**
  * The "dir" driver: volumes are plain directories under the pool's source directory. Copies
@@ -136,7 +146,7 @@ export class DirDriver implements StorageDriver {
 
   async deleteVolume(vol: VolumeRef): Promise<void> {
     // Also a copy that a crash interrupted.
-    await rm(`${this.mountPath(vol)}.creating`, { recursive: true, force: true });
+    await rm(scratchPath(this.mountPath(vol), "creating"), { recursive: true, force: true });
     await rm(this.mountPath(vol), { recursive: true, force: true });
     await rm(this.snapshotsDir(vol), { recursive: true, force: true });
   }
@@ -166,7 +176,7 @@ export class DirDriver implements StorageDriver {
   }
 
   async deleteSnapshot(vol: VolumeRef, snapshot: string): Promise<void> {
-    await rm(`${this.snapshotPath(vol, snapshot)}.creating`, { recursive: true, force: true });
+    await rm(scratchPath(this.snapshotPath(vol, snapshot), "creating"), { recursive: true, force: true });
     await rm(this.snapshotPath(vol, snapshot), { recursive: true, force: true });
     await rmdir(this.snapshotsDir(vol)).catch(() => {});
   }
@@ -181,10 +191,10 @@ export class DirDriver implements StorageDriver {
    */
   async restoreSnapshot(vol: VolumeRef, snapshot: string, signal?: AbortSignal): Promise<void> {
     const target = this.mountPath(vol);
-    const fresh = `${target}.restoring`;
+    const fresh = scratchPath(target, "restoring");
     await rm(fresh, { recursive: true, force: true });
     await copyInto(this.snapshotPath(vol, snapshot), fresh, signal);
-    const old = `${target}.old`;
+    const old = scratchPath(target, "old");
     await rm(old, { recursive: true, force: true });
     await rename(target, old);
     await rename(fresh, target);
@@ -202,7 +212,7 @@ export class DirDriver implements StorageDriver {
  */
 async function copyInto(src: string, dest: string, signal?: AbortSignal): Promise<void> {
   if (await lstat(dest).catch(() => undefined)) throw new Error(`${dest} already exists`);
-  const scratch = `${dest}.creating`;
+  const scratch = scratchPath(dest, "creating");
   await rm(scratch, { recursive: true, force: true });
   await mkdir(dirname(dest), { recursive: true, mode: 0o711 });
   try {

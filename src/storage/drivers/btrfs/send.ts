@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { run } from "../../../sys/exec.js";
 import type { VolumeType } from "../../driver.js";
+import { scratchPath } from "./recovery.js";
 import { deleteTree, nestedSubvolumes, snapshotTree } from "./subvolumes.js";
 
 export interface SendPlan {
@@ -33,7 +34,7 @@ export async function sendVolume(plan: SendPlan): Promise<void> {
     parent = s.path;
   }
   // send needs a read-only source: a snapshot of the volume as it is now, beside it.
-  const frozen = `${plan.volume}.sending-${randomBytes(4).toString("hex")}`;
+  const frozen = scratchPath(plan.volume, `sending-${randomBytes(4).toString("hex")}`);
   await snapshotTree(plan.volume, frozen, { readonly: true, signal: plan.signal });
   try {
     await send(frozen, parent, plan.volumeFile, plan.signal);
