@@ -27,7 +27,7 @@ export interface Instance extends InstancePut {
 
 export interface InstanceFull extends Instance {
   state: InstanceState | null;
-  snapshots: unknown[] | null;
+  snapshots: InstanceSnapshot[] | null;
   backups: unknown[] | null;
 }
 
@@ -43,6 +43,12 @@ export interface InstanceSource {
   mode?: "pull" | "push" | "relay";
   source?: string;
   project?: string;
+  /** copy: leave the source's snapshots behind. */
+  instance_only?: boolean;
+  container_only?: boolean;
+  /** copy: bring an existing target in line with the source. */
+  refresh?: boolean;
+  live?: boolean;
 }
 
 export interface InstancesPost extends Partial<InstancePut> {
@@ -127,4 +133,34 @@ export interface InstanceConsolePost {
   type?: "console" | "vga";
   width?: number;
   height?: number;
+}
+
+/** GET /1.0/instances/<n>/snapshots/<s> (reference: InstanceSnapshot). */
+export interface InstanceSnapshot {
+  name: string;
+  architecture: string;
+  config: Record<string, string>;
+  devices: Record<string, Record<string, string>>;
+  ephemeral: boolean;
+  profiles: string[];
+  stateful: boolean;
+  created_at: string;
+  last_used_at: string;
+  expires_at: string;
+  expanded_config: Record<string, string>;
+  expanded_devices: Record<string, Record<string, string>>;
+  /** Bytes used, or -1 when the pool cannot tell cheaply (as LXD). */
+  size: number;
+}
+
+export interface InstanceSnapshotsPost {
+  name?: string;
+  stateful?: boolean;
+  expires_at?: string;
+}
+
+export interface InstanceSnapshotPost {
+  name?: string;
+  migration?: boolean;
+  live?: boolean;
 }

@@ -15,6 +15,7 @@ import { instanceUrl } from "./instance-ref.js";
 import { summarize } from "./info.js";
 import { printObject, renderDetails } from "./output.js";
 import type { VerbModule } from "./program.js";
+import { snapshotTable } from "./instance-snapshot.js";
 
 /** The "Key: value" rows of an instance, in lxc info's order. */
 export function instanceDetails(i: InstanceFull): [string, string][] {
@@ -80,7 +81,10 @@ function registerInfo(program: Command): void {
       await withClient(g, async (c) => {
         const inst = await c.get<InstanceFull>(instanceUrl(name) + "?recursion=1");
         if (full) await printObject(inst, g.format);
-        else process.stdout.write(renderDetails(instanceDetails(inst), g.format as "table" | "csv"));
+        else {
+          process.stdout.write(renderDetails(instanceDetails(inst), g.format as "table" | "csv"));
+          if (g.format === "table") process.stdout.write(snapshotTable(inst.snapshots ?? []));
+        }
         if (opts.showLog) process.stdout.write(`\nLog:\n\n${await showLog(c, name)}`);
       });
     });

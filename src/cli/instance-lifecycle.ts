@@ -1,5 +1,5 @@
 /**
- * `lodge start|stop|restart|pause|resume|delete|rename|move`: one module, one verb each. The
+ * `lodge start|stop|restart|pause|resume|delete|rename`: one module, one verb each. The
  * verb table asks `verb(name)` for the one being run, so only that command is registered.
  */
 import type { Command } from "commander";
@@ -10,6 +10,7 @@ import { globalsOf, withClient } from "./globals.js";
 import { checkInstanceName, parseId } from "./instance-args.js";
 import { allInstanceNames, changeState, fetchInstance, forEachName, instanceUrl, runOperation, type StateOptions } from "./instance-ref.js";
 import type { VerbModule } from "./program.js";
+import { deleteSnapshot, splitSnapshot } from "./instance-snapshot.js";
 
 interface LifecycleOpts {
   force?: boolean;
@@ -61,12 +62,14 @@ async function namesOrAll(names: string[], all: boolean | undefined, list: () =>
 function registerDelete(program: Command): void {
   program
     .command("delete")
-    .description("Delete instances")
-    .argument("<instances...>", "Instance names")
+    .description("Delete instances, or snapshots (INSTANCE/SNAPSHOT)")
+    .argument("<instances...>", "Instance names, or INSTANCE/SNAPSHOT")
     .option("-f, --force", "Stop running instances first (forcefully)")
     .action(async (names: string[], opts: { force?: boolean }, c: Command) => {
       await withClient(globalsOf(c), (client) =>
         forEachName(names, async (name) => {
+          const snap = splitSnapshot(name);
+          if (snap) return deleteSnapshot(client, snap[0], snap[1]);
           const { instance } = await fetchInstance(client, name);
           if (instance.status !== "Stopped") {
             if (!opts.force) throw new Error(`Instance "${name}" is ${instance.status.toLowerCase()}: stop it first or pass --force`);
@@ -80,10 +83,10 @@ function registerDelete(program: Command): void {
     });
 }
 
-function registerRename(program: Command, verb: "rename" | "move"): void {
+function registerRename(program: Command): void {
   program
-    .command(verb)
-    .description(verb === "move" ? "Rename an instance (moving between servers is not supported)" : "Rename an instance (it must be stopped)")
+    .command("rename")
+    .description("Rename an instance (it must be stopped)")
     .argument("<old>", "Current name")
     .argument("<new>", "New name")
     .action(async (from: string, to: string, _opts, c: Command) => {
@@ -99,7 +102,7 @@ export function verb(name: string): VerbModule {
     register(program: Command) {
       if (name in STATE_VERBS) registerState(program, name);
       else if (name === "delete") registerDelete(program);
-      else if (name === "rename" || name === "move") registerRename(program, name);
+      else if (name === "rename") registerRename(program);
       else throw new Error(`instance-lifecycle: no verb "${name}"`);
     },
   };

@@ -9,6 +9,10 @@ import { ProfileStore } from "../profiles/store.js";
 import { ProfileService } from "../profiles/service.js";
 import { profileRoutes } from "./routes/profiles.js";
 import { networkRoutes } from "./routes/networks.js";
+import { storageRoutes } from "./routes/storage.js";
+import { PoolService } from "../storage/pools.js";
+import { CustomVolumes } from "../storage/custom-volumes.js";
+import type { InstanceRecord } from "../instances/record.js";
 import { NetworkService } from "../networks/service.js";
 import { NetworkForwards } from "../networks/forwards.js";
 import { BridgeDriver } from "../networks/drivers/bridge.js";
@@ -30,6 +34,11 @@ import { LxcDriver } from "../instances/drivers/lxc/driver.js";
 import { InstanceLifecycle } from "../instances/lifecycle.js";
 import { InstanceService } from "../instances/service.js";
 import { EphemeralReaper } from "../instances/ephemeral.js";
+import { SnapshotService } from "../instances/snapshots/service.js";
+import { InstanceCopier } from "../instances/copy.js";
+import { PoolMover } from "../instances/move.js";
+import { SnapshotScheduler } from "../instances/snapshots/schedule.js";
+import { instanceSnapshotRoutes } from "./routes/instance-snapshots.js";
 import { ContainerSpecs } from "../instances/spec.js";
 import { instanceRoutes } from "./routes/instances.js";
 import { instanceStateRoutes } from "./routes/instance-state.js";
@@ -43,6 +52,7 @@ import { operationRoutes } from "./routes/operations.js";
 import { rootRoutes } from "./routes/root.js";
 import { serverRoutes } from "./routes/server.js";
 import { warningRoutes } from "./routes/warnings.js";
+import { resourceRoutes } from "./routes/resources.js";
 import { internalRoutes } from "./routes/internal.js";
 import { socketAnswers } from "./socket-probe.js";
 import { ServerInfo } from "./server-info.js";
@@ -80,6 +90,8 @@ export class Daemon {
 
   /** The image housekeeping (cache expiry, auto-update), set once started; a round can be run through it. */
   imageMaintenance?: ImageMaintenance;
+  /** Scheduled snapshots and expiry, set once started; a round can be run through it (tests). */
+  snapshotScheduler?: SnapshotScheduler;
 
   get socket(): string {
     return socketPath(this.dir);
@@ -125,7 +137,12 @@ export class Daemon {
       if (closed) log.warn("closed instance directories that host users could reach", { count: closed });
       const profiles = new ProfileStore(store);
       await profiles.ensureDefault("default", DEFAULT_POOL);
-      const specs = new ContainerSpecs(profiles);
+      // Read lazily: the instance service is made below.
+      const storageUsers = { records: (p?: string) => instances.records(p), layers: (r: InstanceRecord) => instances.layers(r), profiles: (p: string) => profiles.list(p) };
+      const pools = new PoolService({ store, storage, users: storageUsers, events, log: log.child({ module: "storage" }) });
+      const volumes = new CustomVolumes({ store, storage, users: storageUsers, events });
+      await volumes.recover();
+      const specs = new ContainerSpecs(profiles, volumes);
       const netDriver = new BridgeDriver({ runDir: join(dir, "networks"), log: log.child({ module: "networks" }) });
       const networks: NetworkService = new NetworkService({
         store,
@@ -138,6 +155,7 @@ export class Daemon {
       const forwards = new NetworkForwards({ store, driver: netDriver, networks });
       const instances: InstanceService = new InstanceService({
         networks,
+        volumes,
         profiles,
         store,
         storage,
@@ -151,6 +169,11 @@ export class Daemon {
       const reaper = new EphemeralReaper({ instances, driver, events, log: log.child({ module: "instances" }), stopped: (r): Promise<void> => lifecycle.noteStopped(r) });
       const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }), stops: reaper, beforeStart: (r) => networks.syncHosts(r.project) });
       await instances.recover();
+      const snapshots = new SnapshotService({ store, storage, instances, driver, events, log: log.child({ module: "snapshots" }) });
+      await snapshots.recover();
+      const mover = new PoolMover({ store, storage, instances, driver, specs, events, log: log.child({ module: "instances" }) });
+      await mover.recover();
+      const copier = new InstanceCopier({ store, storage, instances, snapshots, driver, specs, profiles, events, networks });
       // Bridges, dnsmasq and NAT come back (after a host reboot, or a daemon that was killed)
       // before any instance starts on them.
       await networks.start();
@@ -161,6 +184,7 @@ export class Daemon {
         instances,
         events,
         networks,
+        volumes,
         live: (before, after, layers) => lifecycle.applyLive(before, after, layers),
         running: async (r) => (await lifecycle.status(r)).status !== "Stopped",
         log: log.child({ module: "profiles" }),
@@ -192,9 +216,12 @@ export class Daemon {
           ...serverRoutes({ config, info }),
           ...ops.routes,
           ...warningRoutes({ warnings }),
-          ...instanceRoutes({ instances, lifecycle, operations }),
+          ...resourceRoutes(),
+          ...instanceRoutes({ instances, lifecycle, operations, snapshots, copier, mover }),
+          ...instanceSnapshotRoutes({ instances, snapshots, operations }),
           ...profileRoutes({ profiles: profileService }),
           ...networkRoutes({ networks, forwards }),
+          ...storageRoutes({ pools, volumes, operations }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
           ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, "container") }),
           ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),
@@ -220,6 +247,9 @@ export class Daemon {
       if (opts.socketGroup) await chown(sock, 0, await groupId(opts.socketGroup));
       maintenance.start();
       undo.add(() => maintenance.stop());
+      const scheduler = new SnapshotScheduler({ instances, snapshots, status: (r) => lifecycle.status(r), log: log.child({ module: "snapshots" }) });
+      scheduler.start();
+      undo.add(() => scheduler.stop());
 
       // Work started in the background ends before anything below it (the store first) closes:
       // at stop, the boot signal aborts it, then it is waited for.
@@ -229,6 +259,7 @@ export class Daemon {
       undo.add(() => boot.abort());
       const daemon = new Daemon(dir, log, store, events, operations, config, warnings, undo.release(), exitRequested);
       daemon.imageMaintenance = maintenance;
+      daemon.snapshotScheduler = scheduler;
       log.info("lodged started", { version: LODGE_VERSION, dir, socket: sock, pid: process.pid });
       // Instances that should run come up in the background; the API is already answering.
       // "autostart finished" tells an operator (and the tests) that boot-time starts are over.

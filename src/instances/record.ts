@@ -24,6 +24,13 @@ export interface InstanceRecord {
   /** Storage pool of the root disk, fixed at create. */
   pool: string;
   phase: "creating" | "ready" | "deleting";
+  /**
+   * A move between pools under way (move.ts): `to` while the copy is made (the daemon's start
+   * removes it), `from` once the instance runs from the new pool (the start removes the old).
+   */
+  move?: { to?: string; from?: string };
+  /** A restore from this snapshot under way (snapshots/service.ts): the daemon's start finishes it. */
+  restoring?: string;
 }
 
 export const instanceKey = (project: string, name: string) => `instances/${project}/${name}`;

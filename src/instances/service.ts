@@ -23,9 +23,11 @@ import { layersOf, type ProfileStore } from "../profiles/store.js";
 import { KeyedLock } from "./locks.js";
 import { checkDeviceSources } from "./devices/sources.js";
 import { checkNicParents, type ManagedNetworks } from "./nic-parents.js";
+import { checkVolumeDisks, type ManagedVolumes } from "./devices/volumes.js";
 import { withNicVolatile } from "./devices/nic.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
+import { renameSnapshotRecords, snapshotPrefix } from "./snapshots/record.js";
 import { pullInstanceImage, remoteImageRef, type PullContext, type RemoteImageRef } from "./image-source.js";
 
 export interface InstanceServiceDeps {
@@ -41,6 +43,8 @@ export interface InstanceServiceDeps {
   logsDir: string;
   /** Managed networks, for NICs that name one (checked on create and change). */
   networks?: ManagedNetworks;
+  /** Custom storage volumes, for disks that attach one. */
+  volumes?: ManagedVolumes;
 }
 
 /** Applies an update to the running instance; returns its undo (lifecycle.applyLive). */
@@ -114,6 +118,7 @@ export class InstanceService {
     const devices = validateDevices(req.devices);
     checkDevicesApplied(devices);
     await checkNicParents(devices, {}, { networks: this.d.networks, project, instance: name });
+    await checkVolumeDisks(devices, {}, this.d.volumes, project);
     await checkDeviceSources(devices);
     const profiles = profileList(req.profiles);
     const layers = await this.d.profiles.resolve(project, profiles);
@@ -210,8 +215,8 @@ export class InstanceService {
     return this.d.images.record(project, ref);
   }
 
-  /** volatile.* keys LXD sets at creation: the id map, the image, templates to apply. */
-  private async volatileAtCreate(r: InstanceRecord, fingerprint?: string): Promise<Record<string, string>> {
+  /** volatile.* keys LXD sets at creation (and on a copy): the id map, the image, templates to apply. */
+  async volatileAtCreate(r: InstanceRecord, fingerprint?: string): Promise<Record<string, string>> {
     const out: Record<string, string> = { "volatile.uuid": randomUUID() };
     if (fingerprint) {
       out["volatile.base_image"] = fingerprint;
@@ -251,12 +256,17 @@ export class InstanceService {
       const before = await this.record(project, name);
       if (ifMatch && ifMatch !== this.etag(before)) throw preconditionFailed(`Instance "${name}" changed since it was read (ETag mismatch)`);
       const userConfig = mode === "put" ? (put.config ?? {}) : { ...stripVolatile(before.config), ...(put.config ?? {}) };
-      for (const k of Object.keys(userConfig)) if (k.startsWith("volatile.") && userConfig[k] !== before.config[k]) throw badRequest(`"${k}" is set by lodged, not by requests`);
+      // A PUT echoes a whole config back, and `lxc copy --refresh` echoes the source's, volatile
+      // keys and all (LXD stores them): they are the instance's own bookkeeping, kept as they
+      // are. A PATCH names keys on purpose, so a volatile one there is refused.
+      if (mode === "patch")
+        for (const k of Object.keys(put.config ?? {})) if (k.startsWith("volatile.") && userConfig[k] !== before.config[k]) throw badRequest(`"${k}" is set by lodged, not by requests`);
       const config = validateInstanceConfig(stripVolatile(userConfig));
       for (const [k, v] of Object.entries(config)) if (v === "" && mode === "patch") delete config[k];
       const devices = validateDevices(mode === "put" ? (put.devices ?? {}) : { ...before.devices, ...(put.devices ?? {}) });
       checkDevicesApplied(devices);
       await checkNicParents(devices, before.devices, { networks: this.d.networks, project, instance: name });
+      await checkVolumeDisks(devices, before.devices, this.d.volumes, project);
       await checkDeviceSources(devices, before.devices);
       const profiles = put.profiles === undefined ? before.profiles : named;
       const [beforeLayers, afterLayers] = await Promise.all([this.d.profiles.resolve(project, before.profiles), this.d.profiles.resolve(project, profiles)]);
@@ -327,9 +337,11 @@ export class InstanceService {
         undo.add(() => this.d.storage.renameInstanceVolume(r.pool, project, target, name, "container"));
         const renamed: InstanceRecord = { ...r, name: target, config: { ...r.config, "volatile.apply_template": "rename" } };
         await this.d.driver.create(await this.d.specs.build(renamed, path));
-        await this.d.store.txn((tx) => {
+        // Its snapshots go with it: their data moved with the volume, their records here.
+        await this.d.store.txn(async (tx) => {
           tx.delete(instanceKey(project, name));
           tx.put(instanceKey(project, target), renamed);
+          await renameSnapshotRecords(tx, project, name, target);
         });
         undo.commit();
         this.d.events.lifecycle("instance-renamed", instanceUrl(project, target), { old_name: name }, project);
@@ -369,7 +381,14 @@ export class InstanceService {
     await this.d.driver.delete(hostName(r.project, r.name), { force: true });
     await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
     await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, "container");
+    await this.deleteSnapshotRecords(r.project, r.name);
     await this.d.store.delete(instanceKey(r.project, r.name));
+  }
+
+  /** The records of an instance's snapshots (their data went with its volume). */
+  private async deleteSnapshotRecords(project: string, name: string): Promise<void> {
+    const docs = await this.d.store.list(snapshotPrefix(project, name));
+    if (docs.length) await this.d.store.txn((tx) => docs.forEach((d) => tx.delete(d.key)));
   }
 
   /** At start-up: undo creates and finish deletes that a crash interrupted (records "creating", "deleting"). */
@@ -381,6 +400,7 @@ export class InstanceService {
       await this.d.driver.delete(hostName(r.project, r.name), { force: true }).catch(() => {});
       await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, "container").catch(() => {});
       await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
+      await this.deleteSnapshotRecords(r.project, r.name);
       await this.d.store.delete(doc.key);
       undone.push(`${r.project}/${r.name}`);
       const what = r.phase === "deleting" ? "deletion" : "creation";

@@ -28,6 +28,12 @@ export interface RunOptions {
    * answers, FUSE for one, may outlive SIGTERM) and run() rejects with a CommandTimeoutError.
    */
   timeoutMs?: number;
+  /**
+   * The command is killed if lodged dies (PR_SET_PDEATHSIG through util-linux's setpriv): for
+   * work whose half-made result the next start removes (copies into scratch trees), which an
+   * orphan still writing would otherwise re-create behind that clean-up.
+   */
+  dieWithDaemon?: boolean;
 }
 
 /** A run() whose command outlived its timeoutMs and was killed. */
@@ -56,6 +62,7 @@ const KILL_GRACE_MS = 2_000;
 
 /** Runs a host tool without a shell; throws CommandError on failure unless allowFail. */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  if (opts.dieWithDaemon) return run("setpriv", ["--pdeathsig", "KILL", "--", cmd, ...args], { ...opts, dieWithDaemon: false });
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) return reject(Object.assign(new Error("The operation was aborted"), { name: "AbortError", code: "ABORT_ERR" }));
     const child = spawnProcess(cmd, args, {

@@ -7,13 +7,13 @@
  */
 import test, { type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { chmod, link, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rm, stat, symlink, writeFile, chown } from "node:fs/promises";
+import { chmod, link, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile, chown } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { PoolSpec, StorageDriver, VolumeRef } from "../../src/storage/driver.js";
-import { DirDriver } from "../../src/storage/drivers/dir.js";
+import { DirDriver, scratchPath } from "../../src/storage/drivers/dir.js";
 import { BtrfsDriver, btrfsToolsPresent } from "../../src/storage/drivers/btrfs.js";
 
 const sh = promisify(execFile);
@@ -238,6 +238,20 @@ for (const dc of DRIVERS) {
     await writeFile(join(at, "rootfs/again"), "a");
     assert.equal(await exists(join(p.driver.snapshotPath(v, "s"), "rootfs/again")), false);
     assert.deepEqual((await readdir(dirname(at))).sort(), ["c1"], "nothing left beside the volume");
+  });
+
+  it("a restore cut short between its two renames can be done again (as the instances service does at start)", async (_t, p) => {
+    const v = p.vol("c1", "container");
+    await p.driver.createVolume(v, { tree: await makeTree(p.dir) });
+    const at = p.driver.mountPath(v);
+    await p.driver.createSnapshot(v, "s");
+    await writeFile(join(at, "rootfs/after"), "later");
+    // The state a kill -9 leaves after the volume went to its old name, before the copy came in.
+    await rename(at, scratchPath(at, "old"));
+    await p.driver.restoreSnapshot(v, "s");
+    assert.equal(await exists(join(at, "rootfs/after")), false);
+    assert.equal(await readFile(join(at, "rootfs/etc/hostname"), "utf8"), "c1\n");
+    assert.deepEqual(await readdir(dirname(at)), ["c1"], "the old content is gone");
   });
 
   it("copyFromSnapshot makes an independent, writable volume of the snapshot's content", async (_t, p) => {

@@ -112,24 +112,6 @@ export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
     },
     { method: "PUT", path: "/1.0/instances/:name/state", access: "trusted", handler: putState },
     { method: "POST", path: "/1.0/instances/:name/exec", access: "trusted", handler: exec },
-    {
-      // Snapshots come with the storage capability; until then an instance has none.
-      method: "GET",
-      path: "/1.0/instances/:name/snapshots",
-      access: "trusted",
-      handler: async (req) => {
-        await instances.record(req.project, name(req));
-        return sync([]);
-      },
-    },
-    {
-      method: "POST",
-      path: "/1.0/instances/:name/snapshots",
-      access: "trusted",
-      handler: () => {
-        throw badRequest("Instance snapshots are not supported yet");
-      },
-    },
     { method: "GET", path: "/1.0/instances/:name/logs", access: "trusted", handler: logs },
     {
       method: "GET",

@@ -10,11 +10,18 @@ import type { OperationManager } from "../../core/operations.js";
 import { flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
 import { instanceTask } from "./instance-operation.js";
 import type { OperationContext } from "../../core/operations.js";
+import { ownSnapshotName, type SnapshotService } from "../../instances/snapshots/service.js";
+import type { InstanceCopier } from "../../instances/copy.js";
+import type { PoolMover } from "../../instances/move.js";
+import { snapshotToApi, type SnapshotRecord } from "../../instances/snapshots/record.js";
 
 export interface InstanceRouteDeps {
   instances: InstanceService;
   lifecycle: InstanceLifecycle;
   operations: OperationManager;
+  snapshots: SnapshotService;
+  copier: InstanceCopier;
+  mover: PoolMover;
 }
 
 /** Instances whose views are gathered between two turns of the event loop. */
@@ -22,14 +29,15 @@ const LIST_BATCH = 16;
 
 /** /1.0/instances and /1.0/instances/<name>: LXD 5.0's shapes (containers for now). */
 export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
-  const { instances, lifecycle, operations } = deps;
+  const { instances, lifecycle, operations, snapshots, copier, mover } = deps;
   const name = (req: Request) => req.params.name!;
 
-  async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[]) {
+  async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[], snaps?: SnapshotRecord[]) {
     layers ??= await instances.layers(r);
     if (!full) return toApi(r, statusOf((await lifecycle.status(r)).status), layers);
     const state = await lifecycle.wireState(r);
-    return { ...toApi(r, state, layers), state, snapshots: [], backups: [] };
+    snaps ??= await snapshots.list(r.project, r.name);
+    return { ...toApi(r, state, layers), state, snapshots: snaps.map((s) => snapshotToApi(s, layers)), backups: [] };
   }
 
   async function list(req: Request) {
@@ -41,10 +49,12 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     // with the event loop free between them, so a long list never holds other requests up long.
     // Profiles are read once per project for the whole list, not once per instance.
     const layersOf = await instances.layerResolver(records);
+    // Snapshots of the whole list in one read, as profiles.
+    const snaps = depth > 1 ? await snapshots.byInstance(flag(req.query["all-projects"]) ? undefined : req.project) : undefined;
     let views: Awaited<ReturnType<typeof view>>[] = [];
     for (let i = 0; i < records.length; i += LIST_BATCH) {
       if (i > 0) await new Promise((r) => setImmediate(r));
-      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1, layersOf(r))))));
+      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1, layersOf(r), snaps?.get(`${r.project}/${r.name}`) ?? [])))));
     }
     if (filter) views = views.filter((v) => matchFilter(v, filter));
     return sync(depth === 0 ? views.map((v) => instanceUrl(v.project, v.name)) : views);
@@ -53,6 +63,13 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
   async function create(req: Request) {
     const body = (req.body ?? {}) as InstancesPost;
     if (typeof body !== "object" || Array.isArray(body)) throw badRequest("The request body must be an instance object");
+    if (body.source?.type === "copy") {
+      const copy = await copier.prepare(req.project, body);
+      return async_(req, copy.refresh ? "Refreshing instance" : "Creating instance", copy.record.name, async (signal) => {
+        await copier.copy(copy, signal);
+        if (body.start && !copy.refresh) await lifecycle.change(req.project, copy.record.name, "start", {});
+      });
+    }
     const prepared = await instances.prepare(req.project, body);
     return async_(req, "Creating instance", prepared.record.name, async (signal, ctx) => {
       await instances.create(prepared, signal, ctx);
@@ -92,8 +109,10 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
       path: "/1.0/instances/:name",
       access: "trusted",
       handler: async (req) => {
-        const body = (req.body ?? {}) as { name?: unknown; migration?: boolean };
-        if (body.migration) throw badRequest("Migration is not supported yet");
+        const body = (req.body ?? {}) as { name?: unknown; migration?: boolean; pool?: unknown; project?: unknown; instance_only?: boolean; container_only?: boolean };
+        if (body.project !== undefined && body.project !== "" && body.project !== req.project) throw badRequest("Moving instances between projects is not supported yet");
+        if (body.pool !== undefined && body.pool !== "") return movePool(req, body.pool, body.name, !!(body.instance_only || body.container_only));
+        if (body.migration) throw badRequest("Migration to another server is not supported yet");
         await instances.record(req.project, name(req));
         return async_(req, "Renaming instance", name(req), () => instances.rename(req.project, name(req), body.name));
       },
@@ -112,9 +131,43 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     },
   ];
 
+  /**
+   * POST {"pool": "p2", "migration": true} (`lxc move c1 -s p2`, LXD's instance_pool_move): the
+   * stopped instance's volume moves to the pool; a new name in the same request renames it after.
+   */
+  async function movePool(req: Request, pool: unknown, newName: unknown, instanceOnly: boolean) {
+    if (typeof pool !== "string") throw badRequest('"pool" must be a storage pool name');
+    const n = name(req);
+    const r = await instances.record(req.project, n);
+    await mover.check(req.project, n, pool);
+    if ((await lifecycle.status(r)).status !== "Stopped") throw badRequest(`Instance "${n}" must be stopped to be moved to another pool`);
+    return async_(req, "Moving instance", n, async (signal) => {
+      await mover.move(req.project, n, pool, { instanceOnly, signal });
+      if (typeof newName === "string" && newName !== "" && newName !== n) await instances.rename(req.project, n, newName);
+    });
+  }
+
+  /**
+   * PUT {"restore": "snap0"}: a running instance is stopped, restored and started again, as
+   * LXD does; a stopped one is restored and stays stopped.
+   */
+  async function restore(req: Request, snapName: string) {
+    const r = await instances.record(req.project, name(req));
+    const snap = ownSnapshotName(r.name, snapName);
+    await snapshots.get(req.project, r.name, snap);
+    return async_(req, "Restoring snapshot", r.name, async (signal) => {
+      const running = (await lifecycle.status(r)).status !== "Stopped";
+      // Stopping an ephemeral instance deletes it; there would be nothing left to restore.
+      if (running && r.ephemeral) throw badRequest(`Instance "${r.name}" is ephemeral and running: a stop would delete it; unset ephemeral first`);
+      if (running) await lifecycle.change(req.project, r.name, "stop", { force: true });
+      await snapshots.restore(req.project, r.name, snap, signal);
+      if (running) await lifecycle.change(req.project, r.name, "start", {});
+    });
+  }
+
   async function update(req: Request, mode: "put" | "patch") {
     const body = (req.body ?? {}) as Partial<InstancePut> & { restore?: string };
-    if (body.restore) throw badRequest("Restoring snapshots is not supported yet");
+    if (body.restore !== undefined && body.restore !== "") return restore(req, String(body.restore));
     const etag = ifMatch(req);
     // Checked, applied to the running instance (devices hot-plugged, limits) and stored on the
     // request itself, so bad input or a change that cannot be applied is a 400 and changes

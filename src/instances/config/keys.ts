@@ -1,4 +1,6 @@
 import { validateConfig, parseSize, type KeyTable } from "../../config/keys.js";
+import { parseSchedule } from "../snapshots/cron.js";
+import { expiryFrom, nextSnapshotName } from "../snapshots/naming.js";
 
 /**
  * Instance config keys Lodge implements, with LXD's names and meanings. A key is listed here
@@ -40,6 +42,21 @@ export const INSTANCE_KEYS: KeyTable = {
   "security.nesting": { type: "bool", live: true, description: "Allow containers inside the container" },
   "security.privileged": { type: "bool", description: "Run without a user namespace (root is host root)" },
   "security.protection.delete": { type: "bool", live: true, description: "Refuse to delete the instance" },
+  "snapshots.schedule": {
+    type: "string",
+    live: true,
+    description: 'When to take snapshots: cron ("0 6 * * *") or @hourly, @daily, @weekly, @monthly, @yearly',
+    validate: (v) => void parseSchedule(v),
+  },
+  "snapshots.schedule.stopped": { type: "bool", default: "false", live: true, description: "Take scheduled snapshots of a stopped instance too" },
+  "snapshots.pattern": {
+    type: "string",
+    default: "snap%d",
+    live: true,
+    description: "Name of new snapshots (%d, {{ creation_date|date:'2006-01-02_15-04-05' }})",
+    validate: (v) => void nextSnapshotName(v, []),
+  },
+  "snapshots.expiry": { type: "string", live: true, description: 'Lifetime of new snapshots ("1M 2H 3d 4w 5m 6y")', validate: (v) => void expiryFrom(v) },
 };
 
 /** Free-form namespaces, as LXD: user data, environment, image properties, volatile state. */

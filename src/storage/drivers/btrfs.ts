@@ -259,8 +259,12 @@ export class BtrfsDriver implements StorageDriver {
       throw e;
     }
     const old = scratchPath(target, "old");
-    await removeVolumeDir(old);
-    await rename(target, old);
+    // Done again after a crash between the two renames (the instances service finishes an
+    // interrupted restore at start), the volume is then only at its old name.
+    if (await lstat(target).catch(() => undefined)) {
+      await removeVolumeDir(old);
+      await rename(target, old);
+    }
     await rename(fresh, target);
     await removeVolumeDir(old);
   }

@@ -195,8 +195,11 @@ export class DirDriver implements StorageDriver {
     await rm(fresh, { recursive: true, force: true });
     await copyInto(this.snapshotPath(vol, snapshot), fresh, signal);
     const old = scratchPath(target, "old");
-    await rm(old, { recursive: true, force: true });
-    await rename(target, old);
+    // Done again after a crash between the two renames, the volume is then only at its old name.
+    if (await lstat(target).catch(() => undefined)) {
+      await rm(old, { recursive: true, force: true });
+      await rename(target, old);
+    }
     await rename(fresh, target);
     await rm(old, { recursive: true, force: true });
   }
@@ -216,7 +219,7 @@ async function copyInto(src: string, dest: string, signal?: AbortSignal): Promis
   await rm(scratch, { recursive: true, force: true });
   await mkdir(dirname(dest), { recursive: true, mode: 0o711 });
   try {
-    await run("cp", ["-a", "--reflink=auto", "--", src, scratch], { signal });
+    await run("cp", ["-a", "--reflink=auto", "--", src, scratch], { signal, dieWithDaemon: true });
     await chmod(scratch, 0o700);
     await rename(scratch, dest);
   } catch (e) {

@@ -44,7 +44,7 @@ export async function sendVolume(plan: SendPlan): Promise<void> {
 }
 
 async function send(path: string, parent: string | undefined, file: string, signal?: AbortSignal): Promise<void> {
-  await run("btrfs", ["send", "-q", ...(parent ? ["-p", parent] : []), "-f", file, path], { signal });
+  await run("btrfs", ["send", "-q", ...(parent ? ["-p", parent] : []), "-f", file, path], { signal, dieWithDaemon: true });
 }
 
 export interface ReceivePlan {
@@ -72,7 +72,7 @@ export async function receiveVolume(plan: ReceivePlan): Promise<void> {
       plan.signal?.throwIfAborted();
       const into = join(plan.scratch, String(i));
       await mkdir(into);
-      await run("btrfs", ["receive", "-q", "-f", file, into], { signal: plan.signal });
+      await run("btrfs", ["receive", "-q", "-f", file, into], { signal: plan.signal, dieWithDaemon: true });
       const names = await readdir(into);
       if (names.length !== 1) throw new Error(`${file} is not a btrfs send stream of one subvolume`);
       received.push(join(into, names[0]!));

@@ -10,7 +10,8 @@ export function copyTreeInto(src: string, dest: string, signal?: AbortSignal): P
   return new Promise((resolve, reject) => {
     const aborted = () => Object.assign(new Error("The operation was aborted"), { name: "AbortError", code: "ABORT_ERR" });
     if (signal?.aborted) return reject(aborted());
-    const child = spawnProcess("cp", ["-a", "--reflink=auto", "--", `${src}/.`, `${dest}/`], { stdio: ["ignore", "ignore", "pipe"] });
+    // setpriv: cp dies with lodged, so no orphan writes behind the clean-up at the next start.
+    const child = spawnProcess("setpriv", ["--pdeathsig", "KILL", "--", "cp", "-a", "--reflink=auto", "--", `${src}/.`, `${dest}/`], { stdio: ["ignore", "ignore", "pipe"] });
     let killer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       child.kill("SIGTERM");
