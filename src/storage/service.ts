@@ -3,6 +3,7 @@ import { badRequest, conflict, notFound } from "../api/errors.js";
 import type { DocumentStore } from "../state/store.js";
 import type { StorageDriverInfo } from "../api/server.js";
 import type { PoolSpec, StorageDriver, VolumeRef, VolumeType } from "./driver.js";
+import { BtrfsDriver, btrfsToolsPresent } from "./drivers/btrfs.js";
 import { DirDriver } from "./drivers/dir.js";
 
 export interface PoolRecord extends PoolSpec {
@@ -46,7 +47,7 @@ export class StorageService {
   constructor(
     private readonly opts: { dir: string; store: DocumentStore; images: ImageTrees; drivers?: StorageDriver[] },
   ) {
-    const list = opts.drivers ?? [new DirDriver(join(opts.dir, "storage-pools"))];
+    const list = opts.drivers ?? defaultDrivers(join(opts.dir, "storage-pools"));
     this.drivers = new Map(list.map((d) => [d.name, d]));
   }
 
@@ -317,6 +318,13 @@ export class StorageService {
   async volumes(poolName?: string): Promise<VolumeRecord[]> {
     return (await this.opts.store.list<VolumeRecord>(poolName ? `${VOLUMES}${poolName}/` : VOLUMES)).map((d) => d.value);
   }
+}
+
+/** The drivers this host can run: dir always, btrfs where btrfs-progs is installed. */
+export function defaultDrivers(poolsDir: string): StorageDriver[] {
+  const list: StorageDriver[] = [new DirDriver(poolsDir)];
+  if (btrfsToolsPresent()) list.push(new BtrfsDriver(poolsDir));
+  return list;
 }
 
 /** LXD's on-disk volume name: the project is part of it, except for "default". */

@@ -150,6 +150,7 @@ export class TestDaemon {
     this.client?.close();
     await stopContainers(this.dir);
     await removeNetworks(this.dir);
+    await unmountPools(this.dir);
     await rm(this.dir, { recursive: true, force: true });
   }
 
@@ -239,4 +240,23 @@ export async function removeNetworks(dir: string): Promise<void> {
   const names = await readdir(runDir).catch(() => [] as string[]);
   const driver = new BridgeDriver({ runDir });
   for (const n of names) await driver.remove(n).catch(() => {});
+}
+
+/**
+ * Unmounts what storage pools mounted under a test daemon's directory (btrfs pools on loop
+ * files in <dir>/disks), deepest first, and detaches their loop devices, so removing the
+ * directory neither descends into a mounted filesystem nor leaves a loop device behind.
+ */
+export async function unmountPools(dir: string): Promise<void> {
+  const mounts = (await readFile("/proc/self/mountinfo", "utf8"))
+    .split("\n")
+    .map((l) => l.split(" ")[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((m): m is string => !!m && m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) await runCommand("umount", ["-l", m], { allowFail: true });
+  const loops = await runCommand("losetup", ["-n", "-O", "NAME,BACK-FILE", "-l"], { allowFail: true });
+  for (const line of loops.stdout.split("\n")) {
+    const [dev, file] = line.trim().split(/\s+/, 2);
+    if (dev && file?.startsWith(`${dir}/`)) await runCommand("losetup", ["-d", dev], { allowFail: true });
+  }
 }

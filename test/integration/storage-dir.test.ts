@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { EventHub } from "../../src/core/events.js";
 import { ImageStore } from "../../src/images/store.js";
 import { SqliteStore } from "../../src/state/sqlite.js";
+import { btrfsToolsPresent } from "../../src/storage/drivers/btrfs.js";
 import { StorageService } from "../../src/storage/service.js";
 import { buildBusyboxImages, scratchDir } from "../helpers/images.js";
 
@@ -31,7 +32,14 @@ test("the default dir pool exists after init, once, and survives a second init",
     [["default", "dir"]],
   );
   assert.ok((await stat(join(dir, "storage-pools/default/containers"))).isDirectory());
-  assert.deepEqual(await storage.supportedDrivers(), [{ name: "dir", version: "1", remote: false }]);
+  const drivers = await storage.supportedDrivers();
+  assert.deepEqual(drivers[0], { name: "dir", version: "1", remote: false });
+  // btrfs where btrfs-progs is installed (scripts/setup.sh installs it), with its tools' version.
+  assert.deepEqual(
+    drivers.slice(1).map((d) => d.name),
+    btrfsToolsPresent() ? ["btrfs"] : [],
+  );
+  if (btrfsToolsPresent()) assert.match(drivers[1]!.version, /^\d+\.\d+/);
 });
 
 test("an instance volume is filled from the image's unpacked tree, in LXD's layout", async (t) => {

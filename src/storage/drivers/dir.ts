@@ -1,10 +1,10 @@
 import { chmod, lstat, mkdir, readdir, rename, rm, rmdir, statfs } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { run } from "../../sys/exec.js";
 import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
 
 /** Sub-directory of a pool per volume type, as LXD lays out a dir pool. */
-const TYPE_DIRS: Record<VolumeRef["type"], string> = {
+export const TYPE_DIRS: Record<VolumeRef["type"], string> = {
   container: "containers",
   "virtual-machine": "virtual-machines",
   image: "images",
@@ -12,12 +12,22 @@ const TYPE_DIRS: Record<VolumeRef["type"], string> = {
 };
 
 /** Where a type's snapshots go: containers-snapshots/<volume>/<snapshot>, as LXD. */
-const SNAPSHOT_DIRS: Record<VolumeRef["type"], string> = {
+export const SNAPSHOT_DIRS: Record<VolumeRef["type"], string> = {
   container: "containers-snapshots",
   "virtual-machine": "virtual-machines-snapshots",
   image: "images-snapshots",
   custom: "custom-snapshots",
 };
+
+/**
+ * Where work of `kind` ("creating", "restoring", "old", …) on `target` goes until it is whole:
+ * `.<name>.<kind>` beside it. The leading dot keeps it apart from every real name (volume,
+ * snapshot, instance and image names start with a letter or digit), so a volume a user named
+ * "data.old" or "v.creating" is never taken for another's scratch and removed.
+ */
+export function scratchPath(target: string, kind: string): string {
+  return join(dirname(target), `.${basename(target)}.${kind}`);
+}
 
 /**
  * The "dir" driver: volumes are plain directories under the pool's source directory. Copies
@@ -136,7 +146,7 @@ export class DirDriver implements StorageDriver {
 
   async deleteVolume(vol: VolumeRef): Promise<void> {
     // Also a copy that a crash interrupted.
-    await rm(`${this.mountPath(vol)}.creating`, { recursive: true, force: true });
+    await rm(scratchPath(this.mountPath(vol), "creating"), { recursive: true, force: true });
     await rm(this.mountPath(vol), { recursive: true, force: true });
     await rm(this.snapshotsDir(vol), { recursive: true, force: true });
   }
@@ -166,7 +176,7 @@ export class DirDriver implements StorageDriver {
   }
 
   async deleteSnapshot(vol: VolumeRef, snapshot: string): Promise<void> {
-    await rm(`${this.snapshotPath(vol, snapshot)}.creating`, { recursive: true, force: true });
+    await rm(scratchPath(this.snapshotPath(vol, snapshot), "creating"), { recursive: true, force: true });
     await rm(this.snapshotPath(vol, snapshot), { recursive: true, force: true });
     await rmdir(this.snapshotsDir(vol)).catch(() => {});
   }
@@ -181,11 +191,11 @@ export class DirDriver implements StorageDriver {
    */
   async restoreSnapshot(vol: VolumeRef, snapshot: string, signal?: AbortSignal): Promise<void> {
     const target = this.mountPath(vol);
-    const fresh = `${target}.restoring`;
+    const fresh = scratchPath(target, "restoring");
     await rm(fresh, { recursive: true, force: true });
     await copyInto(this.snapshotPath(vol, snapshot), fresh, signal);
-    const old = `${target}.old`;
-    // Done again after a crash between the two renames, the volume is then only at `.old`.
+    const old = scratchPath(target, "old");
+    // Done again after a crash between the two renames, the volume is then only at its old name.
     if (await lstat(target).catch(() => undefined)) {
       await rm(old, { recursive: true, force: true });
       await rename(target, old);
@@ -205,7 +215,7 @@ export class DirDriver implements StorageDriver {
  */
 async function copyInto(src: string, dest: string, signal?: AbortSignal): Promise<void> {
   if (await lstat(dest).catch(() => undefined)) throw new Error(`${dest} already exists`);
-  const scratch = `${dest}.creating`;
+  const scratch = scratchPath(dest, "creating");
   await rm(scratch, { recursive: true, force: true });
   await mkdir(dirname(dest), { recursive: true, mode: 0o711 });
   try {
