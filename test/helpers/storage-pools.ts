@@ -1,14 +1,13 @@
 /**
  * Storage pools for tests, per driver: where each test's pool lives (a temporary directory for
- * dir; a loop file that lodged makes, in a temporary directory, for btrfs), removed with the
- * test. The driver suites run once per entry of STORAGE_DRIVERS.
+ * dir; a loop file that lodged makes in its own directory, for btrfs), removed with the test. The driver suites run once per entry of STORAGE_DRIVERS.
  */
 import type { TestContext } from "node:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export const STORAGE_DRIVERS = ["dir"] as const;
+export const STORAGE_DRIVERS = ["dir", "btrfs"] as const;
 export type TestDriver = (typeof STORAGE_DRIVERS)[number];
 
 /** `lxc storage create NAME DRIVER …` arguments for a pool of the test's own. */
@@ -18,5 +17,9 @@ export async function storagePoolArgs(t: TestContext, driver: TestDriver): Promi
   switch (driver) {
     case "dir":
       return [`source=${join(dir, "pool")}`];
+    case "btrfs":
+      // A loop file lodged makes under its own directory; the test daemon's destroy unmounts
+      // it and detaches the loop device.
+      return ["size=300MiB"];
   }
 }
