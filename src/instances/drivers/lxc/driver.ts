@@ -41,6 +41,8 @@ import { DeviceNodes, hotplugHelperPath } from "./devnodes.js";
 import { applyHotplug } from "./hotplug.js";
 import { spawnAttach } from "./exec.js";
 import { ExecAgents } from "./exec-agents.js";
+import type { AgentLaunch } from "./exec-agent.js";
+import { nativePath } from "../../../sys/native.js";
 import { atomicWrite, checkRootfsPath, checkSubmounts, restrictEntries, withoutShadowHelpers } from "./host-checks.js";
 import { setLiveLimits } from "./limits.js";
 import { startFailure } from "./start-failure.js";
@@ -66,7 +68,18 @@ export interface LxcDriverOptions {
   devicesDir?: string;
   /** Where read-only disks are staged for a start, one directory per container; default LXCPATH/../mounts. */
   mountsDir?: string;
+  /** Start exec agents with lodge-attach where it confines exactly as lxc-attach (default true). */
+  nativeAttach?: boolean;
 }
+
+type AgentLaunchSpec = Omit<AgentLaunch, "binary">;
+
+/**
+ * Config keys that make lxc-attach do more than lodge-attach reproduces (native/attach): a
+ * container with any of them gets its agent through lxc-attach. Lodge writes none of them
+ * today; this keeps it so when one is added.
+ */
+const ATTACH_AFFECTING = /^lxc\.(prlimit|no_new_privs|selinux|arch|personality|environment|init\.(uid|gid|groups)|seccomp\.(?!profile\b)|apparmor\.profile\s*=(?!\s*unconfined\s*$))/m;
 
 interface Tools {
   start: string;
@@ -94,7 +107,9 @@ export class LxcDriver implements ContainerDriver {
   private tools?: Promise<Tools>;
   private readonly agents = new ExecAgents(async (name) => {
     const tools = await this.toolsReady();
-    return { lxcAttach: tools.attach, name, lxcpath: this.lxcpath, env: tools.env };
+    const viaLxc: AgentLaunchSpec = { via: "lxc-attach", command: tools.attach, args: ["-n", name, "-P", this.lxcpath, "--clear-env", "--", "/proc/self/fd/3"], env: tools.env };
+    const native = await this.nativeAttach(name);
+    return native ? [native, viaLxc] : [viaLxc];
   });
   private facts?: Promise<LxcHostFacts>;
   private readonly proxies: ProxyForwarders;
@@ -253,6 +268,25 @@ export class LxcDriver implements ContainerDriver {
     // the agent is up, so the first exec finds it ready, and the start's reply waits for nothing.
     setImmediate(() => void this.agents.get(name).catch(() => undefined));
     return { pid, rootfsIdmap };
+  }
+
+  /** lodge-attach for a running container whose attach it reproduces exactly, else undefined. */
+  private async nativeAttach(name: string): Promise<AgentLaunchSpec | undefined> {
+    if (this.opts.nativeAttach === false) return undefined;
+    const [procs, config, facts] = await Promise.all([
+      findProcesses(this.pidfile(name), this.lxcpath, name),
+      readFile(path.join(this.dir(name), "config"), "utf8").catch(() => undefined),
+      this.hostFacts(),
+    ]);
+    if (!procs?.init || config === undefined || facts.apparmor || ATTACH_AFFECTING.test(config)) return undefined;
+    const command = nativePath("lodge-attach", "LODGE_ATTACH");
+    return { via: "lodge-attach", command, args: ["--pid", String(procs.init), "--payload", `lxc.payload.${name}`], env: {} };
+  }
+
+  /** How the running container's exec agent was started (undefined: none runs). */
+  async execAgentVia(name: string): Promise<AgentLaunch["via"] | undefined> {
+    const agent = await this.agents.get(name).catch(() => null);
+    return agent?.alive ? agent.via : undefined;
   }
 
   async stop(name: string, opts: StopOptions = {}): Promise<void> {
