@@ -105,12 +105,7 @@ export class LxcDriver implements ContainerDriver {
   };
   readonly lxcpath: string;
   private tools?: Promise<Tools>;
-  private readonly agents = new ExecAgents(async (name) => {
-    const tools = await this.toolsReady();
-    const viaLxc: AgentLaunchSpec = { via: "lxc-attach", command: tools.attach, args: ["-n", name, "-P", this.lxcpath, "--clear-env", "--", "/proc/self/fd/3"], env: tools.env };
-    const native = await this.nativeAttach(name);
-    return native ? [native, viaLxc] : [viaLxc];
-  });
+  private readonly agents = new ExecAgents((name) => this.agentLaunches(name));
   private facts?: Promise<LxcHostFacts>;
   private readonly proxies: ProxyForwarders;
 
@@ -258,16 +253,25 @@ export class LxcDriver implements ContainerDriver {
       this.opts.startTimeoutMs ?? 10_000,
       `container ${name} shows no init process`,
     );
+    // The exec agent starts now that init runs, alongside the rest of the start and the
+    // caller's bookkeeping and reply, so a client's next request finds it ready. The start does
+    // not wait for it: measured through the lxc client, waiting made start → first exec slower
+    // (the agent's start then no longer overlaps the client's own work).
+    void this.agents.get(name).catch(() => undefined);
     // Proxy devices' forwarders, once init runs (proxy.ts); a start they fail leaves nothing running.
     await this.proxies.sync(name, pid, spec.run.proxies).catch(async (e: Error) => {
       await this.stop(name, { force: true }).catch(() => undefined);
       throw new InstanceDriverError(`container ${name} failed to start: ${e.message}`);
     });
-    // The exec agent starts once the caller has learnt the container runs (after this turn,
-    // whose rest is the caller's bookkeeping and reply): a client's next request comes after
-    // the agent is up, so the first exec finds it ready, and the start's reply waits for nothing.
-    setImmediate(() => void this.agents.get(name).catch(() => undefined));
     return { pid, rootfsIdmap };
+  }
+
+  /** The ways to start a container's exec agent, best first. */
+  private async agentLaunches(name: string): Promise<AgentLaunchSpec[]> {
+    const tools = await this.toolsReady();
+    const viaLxc: AgentLaunchSpec = { via: "lxc-attach", command: tools.attach, args: ["-n", name, "-P", this.lxcpath, "--clear-env", "--", "/proc/self/fd/3"], env: tools.env };
+    const native = await this.nativeAttach(name);
+    return native ? [native, viaLxc] : [viaLxc];
   }
 
   /** lodge-attach for a running container whose attach it reproduces exactly, else undefined. */
