@@ -23,7 +23,9 @@
  *   seccomp      the filter liblxc installed on init: the first (oldest) of init's filters,
  *                read with PTRACE_SECCOMP_GET_FILTER (init is stopped for that instant) and
  *                installed as is. liblxc compiles the same policy into the same program for
- *                an attached process; a filter the container added later is not copied.
+ *                an attached process; a filter the container added later is not copied. When
+ *                this process carries filters of its own (inherited from a service manager),
+ *                init's oldest filter is not liblxc's: refused.
  *   LSM          none: where init carries a label (AppArmor, SELinux), this refuses, and
  *                lodged uses lxc-attach, which applies it.
  * Any doubt (no pidfd, no filter on init, init not in its payload cgroup, init cannot be
@@ -309,6 +311,12 @@ int main(int argc, char **argv) {
   const char *filters = status_field(status, "Seccomp_filters");
   long count = filters ? strtol(filters, NULL, 10) : 0;
   if (!bnd || !nnp || count < 1) die(E_ENTER, "init has no seccomp filter to copy", 0);
+  /* Filters we carry ourselves (a service manager's) would sit under liblxc's on init too, so
+   * init's first filter would not be liblxc's: then lxc-attach, which compiles the policy. */
+  char *own = read_text("/proc/self/status");
+  const char *own_filters = own ? status_field(own, "Seccomp_filters") : NULL;
+  if (!own_filters || strtol(own_filters, NULL, 10) != 0) die(E_ENTER, "lodged runs under a seccomp filter of its own", 0);
+  free(own);
   uint64_t keep = strtoull(bnd, NULL, 16);
   int no_new_privs = strtol(nnp, NULL, 10) == 1;
   struct sock_fprog filter = first_filter(pid, count);
