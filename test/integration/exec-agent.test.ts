@@ -78,10 +78,11 @@ for (const privileged of [false, true])
     assert.equal(ours["ns user"] !== (await readlink("/proc/self/ns/user")), !privileged, "the user namespace is the container's own");
   });
 
-test("where lodge-attach refuses, the agent comes from lxc-attach and exec works the same", async (t) => {
+for (const [why, helper] of [["refuses", "/bin/false"], ["is missing", "/nonexistent/lodge-attach"]])
+test(`where lodge-attach ${why}, the agent comes from lxc-attach and exec works the same`, async (t) => {
   const c = await container(t, { driver: { nativeAttach: true } });
   const saved = process.env.LODGE_ATTACH;
-  process.env.LODGE_ATTACH = "/bin/false";
+  process.env.LODGE_ATTACH = helper;
   t.after(() => {
     if (saved === undefined) delete process.env.LODGE_ATTACH;
     else process.env.LODGE_ATTACH = saved;

@@ -287,7 +287,7 @@ export class LxcDriver implements ContainerDriver {
     return { via: "lodge-attach", command, args: ["--pid", String(procs.init), "--payload", `lxc.payload.${name}`], env: {} };
   }
 
-  /** How the running container's exec agent was started (undefined: none runs). */
+  /** How the running container's exec agent was started (one is started, as for an exec, if none runs). */
   async execAgentVia(name: string): Promise<AgentLaunch["via"] | undefined> {
     const agent = await this.agents.get(name).catch(() => null);
     return agent?.alive ? agent.via : undefined;

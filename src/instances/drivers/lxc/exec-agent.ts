@@ -83,12 +83,20 @@ export class ExecAgent {
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
     socket.on("close", () => this.close());
     socket.on("error", () => this.close());
-    this.attachExited = new Promise((r) => child.once("exit", () => r()));
+    this.attachExited = new Promise((r) => {
+      child.once("exit", () => r());
+      child.once("error", () => r());
+    });
     // lxc-attach ends (0) as soon as the agent has settled inside, maybe before its READY is
     // read here; any other end before READY is a failure. (An agent that dies before READY
     // closes the socket, which ends it too.)
     child.on("exit", (code) => {
       if (!this.isReady && code !== 0) this.close();
+    });
+    // A launcher that cannot be spawned (missing) fails the start, and never the daemon.
+    child.on("error", (e: Error) => {
+      stderr = e.message;
+      this.close();
     });
   }
 

@@ -34,7 +34,14 @@ export class ExecAgents {
       let failure: unknown = new Error("no way to start the exec agent");
       for (const [i, launch] of launches.entries()) {
         const last = i === launches.length - 1;
-        const agent = ExecAgent.start(native, { ...launch, binary }, last ? undefined : NATIVE_READY_MS);
+        let agent: ExecAgent;
+        try {
+          // Throws when the launcher cannot be spawned at all (say, a build without lodge-attach).
+          agent = ExecAgent.start(native, { ...launch, binary }, last ? undefined : NATIVE_READY_MS);
+        } catch (e) {
+          failure = e;
+          continue;
+        }
         this.track(name, agent);
         try {
           await agent.ready;
