@@ -39,7 +39,7 @@
 //   list      N stopped instances (`lxc init`, 10 at a time): `lxc list`, GET
 //             /1.0/instances?recursion=1 (over the socket, to the last byte), and `lodge list`
 //             against lodged next to `lxc list` against lodged
-// Medians and p90 (linear interpolation) per metric, the Lodge/LXD ratio and issue 4's targets.
+// Medians and p90 (linear interpolation) per metric, the Lodge/LXD ratio and issue 9's targets.
 //
 // Everything it creates is named lb<pid>-… and removed at the end, also on failure or Ctrl-C
 // (a second Ctrl-C gives up cleaning): instances (found by prefix through the API, so that
@@ -388,6 +388,7 @@ async function singleRun(server, i) {
     await waitExec(server, n);
     rec("launch_exec", server.key, performance.now() - t0);
     for (let k = 0; k < 3; k++) rec("exec", server.key, must(await execTrue(server, n), "exec").ms);
+    rec("client_floor", server.key, must(await lxc(server, ["--version"]), "lxc --version").ms);
     rec("stop_clean", server.key, must(await lxc(server, ["stop", n]), "stop").ms);
     t0 = performance.now();
     must(await lxc(server, ["start", n]), "start");
@@ -637,13 +638,14 @@ process.on("unhandledRejection", (e) => {
 // Report
 
 const METRICS = [
-  { id: "launch_exec", label: "launch → working exec", target: 0.5 },
-  { id: "exec", label: "exec -- true", target: 0.8 },
-  { id: "start_exec", label: "start (stopped) → exec-able", target: 0.3 },
-  { id: "stop_clean", label: "stop (clean)¹", target: 0.3 },
-  { id: "stop_force", label: "stop --force", target: 0.3 },
-  { id: "delete_force", label: "delete --force (running)", target: 0.3 },
-  { id: "parallel", label: `${opts.parallel} parallel launches → all exec-able`, target: 0.5 },
+  { id: "launch_exec", label: "launch → working exec", target: 0.3 },
+  { id: "exec", label: "exec -- true", target: 0.5 },
+  { id: "start_exec", label: "start (stopped) → exec-able", target: 0.25 },
+  { id: "stop_clean", label: "stop (clean)¹" },
+  { id: "stop_force", label: "stop --force", target: 0.15 },
+  { id: "delete_force", label: "delete --force (running)", target: 0.15 },
+  { id: "parallel", label: `${opts.parallel} parallel launches → all exec-able`, target: 0.4 },
+  { id: "client_floor", label: "lxc --version (the client's start-up, no server)²" },
   { id: "api_create", label: "API: create (POST /1.0/instances)", api: true },
   { id: "api_start", label: "API: start (PUT state)", api: true },
   { id: "api_exec_first", label: "API: first exec after start", api: true },
@@ -684,7 +686,7 @@ function report(meta) {
     const lodge = sc.lodge && summary(less(sc.lodge));
     const lxd = sc.lxd && summary(less(sc.lxd));
     const at = out.metrics.findIndex((x) => x.id === "stop_clean") + 1;
-    out.metrics.splice(at, 0, { id: "stop_clean_over_floor", label: "stop (clean) − busybox's 2 s¹", derived: true, lodge, lxd, ratio: lodge && lxd ? lodge.median / lxd.median : null, met: null });
+    out.metrics.splice(at, 0, { id: "stop_clean_over_floor", label: "stop (clean) − busybox's 2 s¹", derived: true, lodge, lxd, ratio: lodge && lxd ? lodge.median / lxd.median : null, target: 0.15, met: lodge && lxd ? lodge.median / lxd.median <= 0.15 : null });
   }
   for (const c of CLI) {
     const a = samples[c.id]?.lodge;
@@ -745,6 +747,8 @@ function printText(r) {
   lines.push("");
   lines.push("¹ a clean stop of busybox init takes about 2 s by itself (it sleeps 1 s after SIGTERM and 1 s after SIGKILL);");
   lines.push("  the issue's 700 ms for LXD's stop matches its --force stop here.");
+  lines.push("² every lxc command pays this before its first request (timed once per run against each server; the");
+  lines.push("  same binary): an exec or start through lxc cannot take less, whatever the server does.");
   if (r.errors.length) {
     lines.push("");
     lines.push(`errors (${r.errors.length}):`);

@@ -42,6 +42,8 @@ import { applyHotplug } from "./hotplug.js";
 import { applyNicPolicies, enableHairpin, removeNicPolicies, type NicPolicy } from "../../../sys/nic-policy.js";
 import { spawnAttach } from "./exec.js";
 import { ExecAgents } from "./exec-agents.js";
+import type { AgentLaunch } from "./exec-agent.js";
+import { nativePath } from "../../../sys/native.js";
 import { atomicWrite, checkRootfsPath, checkSubmounts, restrictEntries, withoutShadowHelpers } from "./host-checks.js";
 import { setLiveLimits } from "./limits.js";
 import { startFailure } from "./start-failure.js";
@@ -67,7 +69,18 @@ export interface LxcDriverOptions {
   devicesDir?: string;
   /** Where read-only disks are staged for a start, one directory per container; default LXCPATH/../mounts. */
   mountsDir?: string;
+  /** Start exec agents with lodge-attach where it confines exactly as lxc-attach (default true). */
+  nativeAttach?: boolean;
 }
+
+type AgentLaunchSpec = Omit<AgentLaunch, "binary">;
+
+/**
+ * Config keys that make lxc-attach do more than lodge-attach reproduces (native/attach): a
+ * container with any of them gets its agent through lxc-attach. Lodge writes none of them
+ * today; this keeps it so when one is added.
+ */
+const ATTACH_AFFECTING = /^lxc\.(prlimit|no_new_privs|selinux|arch|personality|environment|init\.(uid|gid|groups)|seccomp\.(?!profile\b)|apparmor\.profile\s*=(?!\s*unconfined\s*$))/m;
 
 interface Tools {
   start: string;
@@ -93,10 +106,7 @@ export class LxcDriver implements ContainerDriver {
   };
   readonly lxcpath: string;
   private tools?: Promise<Tools>;
-  private readonly agents = new ExecAgents(async (name) => {
-    const tools = await this.toolsReady();
-    return { lxcAttach: tools.attach, name, lxcpath: this.lxcpath, env: tools.env };
-  });
+  private readonly agents = new ExecAgents((name) => this.agentLaunches(name));
   private facts?: Promise<LxcHostFacts>;
   private readonly proxies: ProxyForwarders;
 
@@ -244,16 +254,17 @@ export class LxcDriver implements ContainerDriver {
       this.opts.startTimeoutMs ?? 10_000,
       `container ${name} shows no init process`,
     );
+    // The exec agent starts now that init runs, alongside the rest of the start and the
+    // caller's bookkeeping and reply, so a client's next request finds it ready. The start does
+    // not wait for it: measured through the lxc client, waiting made start → first exec slower
+    // (the agent's start then no longer overlaps the client's own work).
+    void this.agents.get(name).catch(() => undefined);
     // Proxy devices' forwarders, once init runs (proxy.ts), and the NICs' host-side filters and
     // rates; a start they fail leaves nothing running.
     await Promise.all([this.proxies.sync(name, pid, spec.run.proxies), this.applyNicPolicies(name, spec.run.nics)]).catch(async (e: Error) => {
       await this.stop(name, { force: true }).catch(() => undefined);
       throw new InstanceDriverError(`container ${name} failed to start: ${e.message}`);
     });
-    // The exec agent starts once the caller has learnt the container runs (after this turn,
-    // whose rest is the caller's bookkeeping and reply): a client's next request comes after
-    // the agent is up, so the first exec finds it ready, and the start's reply waits for nothing.
-    setImmediate(() => void this.agents.get(name).catch(() => undefined));
     return { pid, rootfsIdmap };
   }
 
@@ -275,6 +286,33 @@ export class LxcDriver implements ContainerDriver {
     if (!(await access(mark).then(() => true, () => false))) return;
     await removeNicPolicies(name);
     await rm(mark, { force: true });
+  }
+
+  /** The ways to start a container's exec agent, best first. */
+  private async agentLaunches(name: string): Promise<AgentLaunchSpec[]> {
+    const tools = await this.toolsReady();
+    const viaLxc: AgentLaunchSpec = { via: "lxc-attach", command: tools.attach, args: ["-n", name, "-P", this.lxcpath, "--clear-env", "--", "/proc/self/fd/3"], env: tools.env };
+    const native = await this.nativeAttach(name);
+    return native ? [native, viaLxc] : [viaLxc];
+  }
+
+  /** lodge-attach for a running container whose attach it reproduces exactly, else undefined. */
+  private async nativeAttach(name: string): Promise<AgentLaunchSpec | undefined> {
+    if (this.opts.nativeAttach === false) return undefined;
+    const [procs, config, facts] = await Promise.all([
+      findProcesses(this.pidfile(name), this.lxcpath, name),
+      readFile(path.join(this.dir(name), "config"), "utf8").catch(() => undefined),
+      this.hostFacts(),
+    ]);
+    if (!procs?.init || config === undefined || facts.apparmor || ATTACH_AFFECTING.test(config)) return undefined;
+    const command = nativePath("lodge-attach", "LODGE_ATTACH");
+    return { via: "lodge-attach", command, args: ["--pid", String(procs.init), "--payload", `lxc.payload.${name}`], env: {} };
+  }
+
+  /** How the running container's exec agent was started (one is started, as for an exec, if none runs). */
+  async execAgentVia(name: string): Promise<AgentLaunch["via"] | undefined> {
+    const agent = await this.agents.get(name).catch(() => null);
+    return agent?.alive ? agent.via : undefined;
   }
 
   async stop(name: string, opts: StopOptions = {}): Promise<void> {

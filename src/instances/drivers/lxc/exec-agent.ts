@@ -1,15 +1,16 @@
 /**
  * The exec agent of a running container (native/execd/lodge-execd.c, see its protocol there).
  *
- * One `lxc-attach` per container run starts the agent inside — so it carries exactly what
- * liblxc gives attached commands: namespaces, cgroups, seccomp, capabilities — and from then on
- * an exec is one message with three descriptors: no lxc-attach and no fork of the (large)
- * daemon per command. The agent binary is static and reaches the container as an inherited
- * descriptor (/proc/self/fd/3), so nothing is copied into the instance.
+ * One launch per container run starts the agent inside — native/attach/lodge-attach, which
+ * confines it exactly as lxc-attach would (namespaces, cgroups, seccomp, capabilities; see its
+ * header), or lxc-attach itself where lodge-attach refuses — and from then on an exec is one
+ * message with three descriptors: no lxc-attach and no fork of the (large) daemon per command.
+ * The agent binary is static and reaches the container as an inherited descriptor (fd 3), so
+ * nothing is copied into the instance.
  *
- * The agent then leaves lxc-attach (it lives on under the container's init), so no host process
- * is kept per container. It goes away with its container, or when lodged closes the socket;
- * the next exec starts a new one. Terminals (pty) still go through lxc-attach (exec.ts).
+ * The agent then leaves its launcher (it lives on under the container's init), so no host
+ * process is kept per container. It goes away with its container, or when lodged closes the
+ * socket; the next exec starts a new one. Terminals (pty) still go through lxc-attach (exec.ts).
  */
 import { spawnProcess as spawn, type SpawnedChild as ChildProcess } from "../../../sys/spawn.js";
 import { openSync, closeSync } from "node:fs";
@@ -25,13 +26,14 @@ const R_READY = 0;
 const R_STARTED = 1;
 const R_EXITED = 2;
 
-export interface AgentTarget {
-  lxcAttach: string;
+/** How an agent is started: a program that runs the binary at its fd 3 inside, with fd 0 its socket. */
+export interface AgentLaunch {
+  via: "lodge-attach" | "lxc-attach";
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
   /** The static agent binary on the host. */
   binary: string;
-  name: string;
-  lxcpath: string;
-  env: NodeJS.ProcessEnv;
 }
 
 interface Pending {
@@ -55,12 +57,14 @@ export class ExecAgent {
     private readonly socket: net.Socket,
     private readonly child: ChildProcess,
     readyTimeoutMs: number,
+    /** What started it (tests check that the native launch is the one in use). */
+    readonly via: AgentLaunch["via"],
   ) {
     let stderr = "";
     child.stderr?.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
     this.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new Error(`the exec agent of ${child.spawnargs[2] ?? "the container"} did not answer`));
+        reject(new Error(`the exec agent (started by ${via}) did not answer`));
         this.close();
       }, readyTimeoutMs);
       const fail = () => {
@@ -79,34 +83,42 @@ export class ExecAgent {
     socket.on("data", (chunk: Buffer) => this.receive(chunk));
     socket.on("close", () => this.close());
     socket.on("error", () => this.close());
-    this.attachExited = new Promise((r) => child.once("exit", () => r()));
+    this.attachExited = new Promise((r) => {
+      child.once("exit", () => r());
+      child.once("error", () => r());
+    });
     // lxc-attach ends (0) as soon as the agent has settled inside, maybe before its READY is
     // read here; any other end before READY is a failure. (An agent that dies before READY
     // closes the socket, which ends it too.)
     child.on("exit", (code) => {
       if (!this.isReady && code !== 0) this.close();
     });
+    // A launcher that cannot be spawned (missing) fails the start, and never the daemon.
+    child.on("error", (e: Error) => {
+      stderr = e.message;
+      this.close();
+    });
   }
 
   private readyHandler?: () => void;
   private isReady = false;
-  /** Resolves when the lxc-attach that started the agent has ended. */
+  /** Resolves when the launcher (lodge-attach or lxc-attach) that started the agent has ended. */
   readonly attachExited: Promise<void>;
 
-  /** Starts the agent inside a running container; resolves once it answered. */
-  static start(native: NativeCalls, t: AgentTarget, readyTimeoutMs = 10_000): ExecAgent {
+  /** Starts the agent inside a running container; `ready` resolves once it answered. */
+  static start(native: NativeCalls, t: AgentLaunch, readyTimeoutMs = 10_000): ExecAgent {
     const [ours, theirs] = native.socketPair();
     let bin: number | undefined;
     try {
       bin = openSync(t.binary, "r");
-      const child = spawn(t.lxcAttach, ["-n", t.name, "-P", t.lxcpath, "--clear-env", "--", "/proc/self/fd/3"], {
+      const child = spawn(t.command, t.args, {
         cwd: "/",
         env: t.env,
         stdio: [theirs, "ignore", "pipe", bin],
         detached: false,
       });
       const socket = new net.Socket({ fd: ours, readable: true, writable: false });
-      return new ExecAgent(native, ours, socket, child, readyTimeoutMs);
+      return new ExecAgent(native, ours, socket, child, readyTimeoutMs, t.via);
     } catch (e) {
       native.close(ours);
       throw e;
