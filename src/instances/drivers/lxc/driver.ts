@@ -15,7 +15,7 @@
  * less per start, and no dependence on root's /etc/subuid entries. The map itself was
  * already checked against root's ranges when it was allocated (sys/idmap.ts).
  */
-import { access, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Cgroup, cgroupLayout, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
 import { run, which } from "../../../sys/exec.js";
@@ -35,15 +35,15 @@ import {
   type StopOptions,
 } from "../../driver.js";
 import { nicHostProblem } from "../../nic-parents.js";
-import { diffRunConfigs, type NicSpec, type ResourceLimits, type RunConfig } from "../../runconfig.js";
+import { diffRunConfigs, type ResourceLimits, type RunConfig } from "../../runconfig.js";
 import { renderLxcConfig, SECCOMP_POLICY, type LxcHostFacts } from "./config.js";
 import { DeviceNodes, hotplugHelperPath } from "./devnodes.js";
 import { applyHotplug } from "./hotplug.js";
-import { applyNicPolicies, enableHairpin, removeNicPolicies, type NicPolicy } from "../../../sys/nic-policy.js";
+import { applyNicHostSides, removeNicHostSides } from "./nic-host.js";
 import { spawnAttach } from "./exec.js";
 import { ExecAgents } from "./exec-agents.js";
 import type { AgentLaunch } from "./exec-agent.js";
-import { nativePath } from "../../../sys/native.js";
+import { agentLaunches, type AgentLaunchSpec } from "./agent-launch.js";
 import { atomicWrite, checkRootfsPath, checkSubmounts, restrictEntries, withoutShadowHelpers } from "./host-checks.js";
 import { setLiveLimits } from "./limits.js";
 import { startFailure } from "./start-failure.js";
@@ -72,15 +72,6 @@ export interface LxcDriverOptions {
   /** Start exec agents with lodge-attach where it confines exactly as lxc-attach (default true). */
   nativeAttach?: boolean;
 }
-
-type AgentLaunchSpec = Omit<AgentLaunch, "binary">;
-
-/**
- * Config keys that make lxc-attach do more than lodge-attach reproduces (native/attach): a
- * container with any of them gets its agent through lxc-attach. Lodge writes none of them
- * today; this keeps it so when one is added.
- */
-const ATTACH_AFFECTING = /^lxc\.(prlimit|no_new_privs|selinux|arch|personality|environment|init\.(uid|gid|groups)|seccomp\.(?!profile\b)|apparmor\.profile\s*=(?!\s*unconfined\s*$))/m;
 
 interface Tools {
   start: string;
@@ -261,52 +252,17 @@ export class LxcDriver implements ContainerDriver {
     void this.agents.get(name).catch(() => undefined);
     // Proxy devices' forwarders, once init runs (proxy.ts), and the NICs' host-side filters and
     // rates; a start they fail leaves nothing running.
-    await Promise.all([this.proxies.sync(name, pid, spec.run.proxies), this.applyNicPolicies(name, spec.run.nics)]).catch(async (e: Error) => {
+    await Promise.all([this.proxies.sync(name, pid, spec.run.proxies), applyNicHostSides(this.dir(name), name, spec.run.nics)]).catch(async (e: Error) => {
       await this.stop(name, { force: true }).catch(() => undefined);
       throw new InstanceDriverError(`container ${name} failed to start: ${e.message}`);
     });
     return { pid, rootfsIdmap };
   }
 
-  /**
-   * The NICs' filters and rates (sys/nic-policy.ts). A mark in the container's directory says
-   * a filter table exists, so a start or stop without any spawns nothing.
-   */
-  private async applyNicPolicies(name: string, nics: readonly NicSpec[]): Promise<void> {
-    await Promise.all(nics.filter((n) => n.type === "bridged" && n.hostName).map((n) => enableHairpin(n.hostName!)));
-    const policies: NicPolicy[] = nics.filter((n) => n.hostName && (n.filter || n.rates)).map((n) => ({ hostName: n.hostName!, ...n.filter, ...n.rates }));
-    const mark = path.join(this.dir(name), "nic-policy");
-    if (policies.length === 0) return this.removeNicPolicies(name);
-    await writeFile(mark, "");
-    await applyNicPolicies(name, policies);
-  }
-
-  private async removeNicPolicies(name: string): Promise<void> {
-    const mark = path.join(this.dir(name), "nic-policy");
-    if (!(await access(mark).then(() => true, () => false))) return;
-    await removeNicPolicies(name);
-    await rm(mark, { force: true });
-  }
-
-  /** The ways to start a container's exec agent, best first. */
+  /** The ways to start a container's exec agent, best first (agent-launch.ts). */
   private async agentLaunches(name: string): Promise<AgentLaunchSpec[]> {
-    const tools = await this.toolsReady();
-    const viaLxc: AgentLaunchSpec = { via: "lxc-attach", command: tools.attach, args: ["-n", name, "-P", this.lxcpath, "--clear-env", "--", "/proc/self/fd/3"], env: tools.env };
-    const native = await this.nativeAttach(name);
-    return native ? [native, viaLxc] : [viaLxc];
-  }
-
-  /** lodge-attach for a running container whose attach it reproduces exactly, else undefined. */
-  private async nativeAttach(name: string): Promise<AgentLaunchSpec | undefined> {
-    if (this.opts.nativeAttach === false) return undefined;
-    const [procs, config, facts] = await Promise.all([
-      findProcesses(this.pidfile(name), this.lxcpath, name),
-      readFile(path.join(this.dir(name), "config"), "utf8").catch(() => undefined),
-      this.hostFacts(),
-    ]);
-    if (!procs?.init || config === undefined || facts.apparmor || ATTACH_AFFECTING.test(config)) return undefined;
-    const command = nativePath("lodge-attach", "LODGE_ATTACH");
-    return { via: "lodge-attach", command, args: ["--pid", String(procs.init), "--payload", `lxc.payload.${name}`], env: {} };
+    const [tools, facts, procs] = await Promise.all([this.toolsReady(), this.hostFacts(), findProcesses(this.pidfile(name), this.lxcpath, name)]);
+    return agentLaunches({ name, lxcpath: this.lxcpath, dir: this.dir(name), tools, apparmor: !!facts.apparmor, init: procs?.init, native: this.opts.nativeAttach !== false });
   }
 
   /** How the running container's exec agent was started (one is started, as for an exec, if none runs). */
@@ -317,7 +273,7 @@ export class LxcDriver implements ContainerDriver {
 
   async stop(name: string, opts: StopOptions = {}): Promise<void> {
     await this.proxies.stopAll(name);
-    await this.removeNicPolicies(name);
+    await removeNicHostSides(this.dir(name), name);
     const procs = await findProcesses(this.pidfile(name), this.lxcpath, name);
     if (!procs) {
       this.agents.drop(name);
@@ -423,7 +379,7 @@ export class LxcDriver implements ContainerDriver {
       await this.stop(name, { force: true });
     }
     await this.proxies.stopAll(name);
-    await this.removeNicPolicies(name);
+    await removeNicHostSides(this.dir(name), name);
     await this.cleanUpAfterMonitor(name);
     await this.nodes.removeAll(name);
     await this.staged.clear(name);
@@ -439,7 +395,7 @@ export class LxcDriver implements ContainerDriver {
     if (diff.proxiesChanged) await this.proxies.sync(spec.name, init, spec.run.proxies);
     try {
       const result = await applyHotplug({ spec, init, cgroup: cg, ownership, nodes: this.nodes, helper: hotplugHelperPath() }, diff);
-      await this.applyNicPolicies(spec.name, spec.run.nics);
+      await applyNicHostSides(this.dir(spec.name), spec.name, spec.run.nics);
       return result;
     } catch (e) {
       if (diff.proxiesChanged) await this.proxies.sync(spec.name, init, from.proxies).catch(() => undefined);
