@@ -184,3 +184,24 @@ test("kill -9 in the middle of a restore: the next start finishes it", async (t)
   assert.equal(c1.config["user.after"], undefined, "the config is the snapshot's");
   await d.lxc(["start", "c1"]);
 });
+
+test("a cancelled copy or snapshot leaves nothing behind", async (t) => {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
+  await bigContainer(d, "c1");
+  const containers = join(d.dir, "storage-pools/default/containers");
+  const snapDir = join(d.dir, "storage-pools/default/containers-snapshots/c1");
+  const cancelWhen = async (send: () => Promise<{ id: string }>, started: () => Promise<boolean>) => {
+    const op = await send();
+    await eventually(async () => await started(), "the work under way", 20_000, 20);
+    await d.client.delete(`/1.0/operations/${op.id}`);
+    await eventually(async () => ((await d.client.get<{ status: string }>(`/1.0/operations/${op.id}`)).status === "Cancelled" ? true : undefined), "the operation cancelled");
+  };
+  await cancelWhen(() => d.client.post("/1.0/instances", { name: "c2", source: { type: "copy", source: "c1" } }), async () => (await ls(containers)).some((f) => f.startsWith("c2")));
+  await cancelWhen(() => d.client.post("/1.0/instances/c1/snapshots", { name: "s0" }), async () => (await ls(snapDir)).length > 0);
+  assert.deepEqual(await ls(containers), ["c1"]);
+  assert.deepEqual(await ls(snapDir), []);
+  assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances"])).stdout), ["/1.0/instances/c1"]);
+  assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances/c1/snapshots"])).stdout), []);
+  assert.deepEqual(await ls(join(d.dir, "containers")), ["c1"]);
+});

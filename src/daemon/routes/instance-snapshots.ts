@@ -63,7 +63,7 @@ export function instanceSnapshotRoutes(deps: SnapshotRouteDeps): Route[] {
         if (typeof body !== "object" || Array.isArray(body)) throw badRequest("The request body must be a snapshot object");
         if (body.stateful) throw badRequest("Stateful snapshots are not supported: Lodge has no CRIU checkpointing; take a stateless snapshot");
         await snapshots.check(req.project, inst(req), body);
-        return task(req, "Snapshotting instance", (signal) => snapshots.create(req.project, inst(req), body, signal));
+        return instanceTask(operations, req.project, inst(req), "Snapshotting instance", (signal) => snapshots.create(req.project, inst(req), body, signal), { cancellable: true });
       },
     },
     {
