@@ -205,3 +205,23 @@ test("a cancelled copy or snapshot leaves nothing behind", async (t) => {
   assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances/c1/snapshots"])).stdout), []);
   assert.deepEqual(await ls(join(d.dir, "containers")), ["c1"]);
 });
+
+test("a snapshot rename cut short after its record moved is finished at the next start", async (t) => {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
+  await d.lxc(["init", "bb", "c1"]);
+  await d.lxc(["snapshot", "c1", "s0"]);
+  await d.lxc(["move", "c1/s0", "c1/s1"]);
+  // Put the data back under the old name, with the record's rename mark: as a crash would leave it.
+  await d.stop();
+  const snaps = join(d.dir, "storage-pools/default/containers-snapshots/c1");
+  await runCommand("mv", [join(snaps, "s1"), join(snaps, "s0")]);
+  const store = SqliteStore.open(databasePath(d.dir));
+  const doc = await store.get<Record<string, unknown>>("instance-snapshots/default/c1/s1");
+  await store.put("instance-snapshots/default/c1/s1", { ...doc!.value, renamed_from: "s0" });
+  await store.close();
+  await d.launch();
+  assert.deepEqual(await ls(snaps), ["s1"]);
+  await d.lxc(["copy", "c1/s1", "c2"]);
+  await d.lxc(["restore", "c1", "s1"]);
+});
