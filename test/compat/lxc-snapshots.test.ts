@@ -126,6 +126,12 @@ test("copy: independent data, new volatile keys, snapshots carried unless --inst
   assert.equal(c4.config["user.k"], "v");
   assert.equal(c4.ephemeral, true);
 
+  // Without profiles, the copy keeps the source's root disk as its own.
+  await d.lxc(["copy", "c1", "c5", "--no-profiles", "--instance-only"]);
+  const c5 = await json(d, "/1.0/instances/c5");
+  assert.deepEqual(c5.profiles, []);
+  assert.equal(c5.devices.root.pool, "default");
+
   const dup = await d.lxc(["copy", "c1", "c2"], { allowFail: true });
   assert.notEqual(dup.code, 0);
   assert.match(dup.stderr, /already exists/);
