@@ -225,3 +225,15 @@ test("a snapshot rename cut short after its record moved is finished at the next
   await d.lxc(["copy", "c1/s1", "c2"]);
   await d.lxc(["restore", "c1", "s1"]);
 });
+
+test("the daemon's own timer takes a due snapshot within a minute", async (t) => {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
+  await d.lxc(["init", "bb", "c1", "-c", "snapshots.schedule=* * * * *", "-c", "snapshots.schedule.stopped=true", "-c", "snapshots.pattern=tick%d"]);
+  const names = await eventually(async () => {
+    const l = JSON.parse((await d.lxc(["query", "/1.0/instances/c1/snapshots"])).stdout) as string[];
+    return l.length > 0 ? l : undefined;
+  }, "a scheduled snapshot", 75_000, 1_000);
+  assert.equal(names[0], "/1.0/instances/c1/snapshots/tick0");
+  assert.match(await d.logFile(), /took a scheduled snapshot/);
+});
