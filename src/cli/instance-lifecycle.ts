@@ -10,7 +10,7 @@ import { globalsOf, withClient } from "./globals.js";
 import { checkInstanceName, parseId } from "./instance-args.js";
 import { allInstanceNames, changeState, fetchInstance, forEachName, instanceUrl, runOperation, type StateOptions } from "./instance-ref.js";
 import type { VerbModule } from "./program.js";
-import { deleteSnapshot, splitSnapshot } from "./instance-snapshot.js";
+import { deleteSnapshot, renameSnapshot, splitSnapshot } from "./instance-snapshot.js";
 
 interface LifecycleOpts {
   force?: boolean;
@@ -86,10 +86,17 @@ function registerDelete(program: Command): void {
 function registerRename(program: Command): void {
   program
     .command("rename")
-    .description("Rename an instance (it must be stopped)")
-    .argument("<old>", "Current name")
+    .description("Rename an instance (it must be stopped), or a snapshot (INSTANCE/OLD NEW or INSTANCE/NEW)")
+    .argument("<old>", "Current name (INSTANCE/SNAPSHOT for a snapshot)")
     .argument("<new>", "New name")
     .action(async (from: string, to: string, _opts, c: Command) => {
+      const snap = splitSnapshot(from);
+      if (snap) {
+        const target = to.includes("/") ? splitSnapshot(to) : [snap[0], to];
+        if (!target || target[0] !== snap[0]) throw new UsageError(`A snapshot is renamed within its instance: lodge rename ${snap[0]}/${snap[1]} NEW`);
+        await withClient(globalsOf(c), (client) => renameSnapshot(client, snap[0], snap[1], target[1]!));
+        return;
+      }
       if (to.includes(":") || to.includes("/")) throw new UsageError(`Cannot move "${from}" to "${to}": only renames on this server are supported`);
       checkInstanceName(to);
       await withClient(globalsOf(c), (client) => runOperation(client, () => client.post<Operation>(instanceUrl(from), { name: to })));

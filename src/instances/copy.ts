@@ -88,6 +88,12 @@ export class InstanceCopier {
     await checkDeviceSources(devices);
     const profiles = req.profiles === undefined || req.profiles === null ? [...state.profiles] : profileList(req.profiles);
     const layers = await this.d.profiles.resolve(project, profiles);
+    if (!rootDisk(expandDevices({ devices }, layers))) {
+      // Without the profiles that gave it one (--no-profiles), the copy keeps the source's root disk.
+      const srcDevices = expandDevices(state, await this.d.profiles.resolve(project, state.profiles));
+      const srcRoot = rootDisk(srcDevices);
+      if (srcRoot) devices[srcRoot.name] = { ...srcDevices[srcRoot.name]! };
+    }
     const root = rootDisk(expandDevices({ devices }, layers));
     if (!root) throw noRootDevice(name);
     await this.d.storage.pool(root.pool);

@@ -126,6 +126,12 @@ test("copy: independent data, new volatile keys, snapshots carried unless --inst
   assert.equal(c4.config["user.k"], "v");
   assert.equal(c4.ephemeral, true);
 
+  // Without profiles, the copy keeps the source's root disk as its own.
+  await d.lxc(["copy", "c1", "c5", "--no-profiles", "--instance-only"]);
+  const c5 = await json(d, "/1.0/instances/c5");
+  assert.deepEqual(c5.profiles, []);
+  assert.equal(c5.devices.root.pool, "default");
+
   const dup = await d.lxc(["copy", "c1", "c2"], { allowFail: true });
   assert.notEqual(dup.code, 0);
   assert.match(dup.stderr, /already exists/);
@@ -172,4 +178,24 @@ test("lxc config edit of a snapshot changes its expiry (PUT with the ETag)", asy
   assert.equal((await json(d, "/1.0/instances/c1/snapshots/s0")).expires_at, "2031-01-02T03:04:05.000Z");
   const shown = (await d.lxc(["config", "show", "c1/s0"])).stdout;
   assert.match(shown, /expires_at: 2031-01-02T03:04:05/);
+});
+
+test("a copy gets its own MACs and uuid, no host-side names, and keeps its base image", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["init", "bb", "c1"]);
+  await d.lxc(["config", "device", "add", "c1", "eth1", "nic", "nictype=p2p"]);
+  await d.lxc(["start", "c1"]);
+  const c1 = await json(d, "/1.0/instances/c1");
+  assert.ok(c1.config["volatile.eth1.hwaddr"]);
+  await d.lxc(["copy", "c1", "c2"]);
+  const c2 = await json(d, "/1.0/instances/c2");
+  assert.ok(c2.config["volatile.eth1.hwaddr"]);
+  assert.notEqual(c2.config["volatile.eth1.hwaddr"], c1.config["volatile.eth1.hwaddr"]);
+  assert.notEqual(c2.config["volatile.uuid"], c1.config["volatile.uuid"]);
+  assert.equal(c2.config["volatile.eth1.host_name"], undefined);
+  assert.equal(c2.config["volatile.last_state.power"], undefined);
+  assert.equal(c2.config["volatile.base_image"], c1.config["volatile.base_image"]);
+  await d.lxc(["start", "c2"]);
+  const mac = (await d.lxc(["exec", "c2", "--", "cat", "/sys/class/net/eth1/address"])).stdout.trim();
+  assert.equal(mac, c2.config["volatile.eth1.hwaddr"]);
 });

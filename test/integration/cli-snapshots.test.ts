@@ -37,7 +37,8 @@ test("lodge snapshot, info, restore, move and delete of snapshots, copy and move
   assert.match(taken.stderr, /already exists/);
   await ok(["snapshot", "c1", "named", "--reuse"]);
 
-  await ok(["move", "c1/named", "c1/renamed"]);
+  await ok(["move", "c1/named", "c1/tmp"]);
+  await ok(["rename", "c1/tmp", "renamed"]);
   await ok(["delete", "c1/snap0"]);
   assert.deepEqual(JSON.parse((await ok(["query", "/1.0/instances/c1/snapshots"])).stdout), ["/1.0/instances/c1/snapshots/renamed"]);
 

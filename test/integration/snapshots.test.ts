@@ -185,3 +185,56 @@ test("kill -9 in the middle of a restore: the next start finishes it", async (t)
   assert.equal(c1.config["user.after"], undefined, "the config is the snapshot's");
   await d.lxc(["start", "c1"]);
 });
+
+test("a cancelled copy or snapshot leaves nothing behind", async (t) => {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
+  await bigContainer(d, "c1");
+  const containers = join(d.dir, "storage-pools/default/containers");
+  const snapDir = join(d.dir, "storage-pools/default/containers-snapshots/c1");
+  const cancelWhen = async (send: () => Promise<{ id: string }>, started: () => Promise<boolean>) => {
+    const op = await send();
+    await eventually(async () => await started(), "the work under way", 20_000, 20);
+    await d.client.delete(`/1.0/operations/${op.id}`);
+    await eventually(async () => ((await d.client.get<{ status: string }>(`/1.0/operations/${op.id}`)).status === "Cancelled" ? true : undefined), "the operation cancelled");
+  };
+  await cancelWhen(() => d.client.post("/1.0/instances", { name: "c2", source: { type: "copy", source: "c1" } }), async () => (await ls(containers)).some((f) => f.startsWith("c2")));
+  await cancelWhen(() => d.client.post("/1.0/instances/c1/snapshots", { name: "s0" }), async () => (await ls(snapDir)).length > 0);
+  assert.deepEqual(await ls(containers), ["c1"]);
+  assert.deepEqual(await ls(snapDir), []);
+  assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances"])).stdout), ["/1.0/instances/c1"]);
+  assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances/c1/snapshots"])).stdout), []);
+  assert.deepEqual(await ls(join(d.dir, "containers")), ["c1"]);
+});
+
+test("a snapshot rename cut short after its record moved is finished at the next start", async (t) => {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
+  await d.lxc(["init", "bb", "c1"]);
+  await d.lxc(["snapshot", "c1", "s0"]);
+  await d.lxc(["move", "c1/s0", "c1/s1"]);
+  // Put the data back under the old name, with the record's rename mark: as a crash would leave it.
+  await d.stop();
+  const snaps = join(d.dir, "storage-pools/default/containers-snapshots/c1");
+  await runCommand("mv", [join(snaps, "s1"), join(snaps, "s0")]);
+  const store = SqliteStore.open(databasePath(d.dir));
+  const doc = await store.get<Record<string, unknown>>("instance-snapshots/default/c1/s1");
+  await store.put("instance-snapshots/default/c1/s1", { ...doc!.value, renamed_from: "s0" });
+  await store.close();
+  await d.launch();
+  assert.deepEqual(await ls(snaps), ["s1"]);
+  await d.lxc(["copy", "c1/s1", "c2"]);
+  await d.lxc(["restore", "c1", "s1"]);
+});
+
+test("the daemon's own timer takes a due snapshot within a minute", async (t) => {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
+  await d.lxc(["init", "bb", "c1", "-c", "snapshots.schedule=* * * * *", "-c", "snapshots.schedule.stopped=true", "-c", "snapshots.pattern=tick%d"]);
+  const names = await eventually(async () => {
+    const l = JSON.parse((await d.lxc(["query", "/1.0/instances/c1/snapshots"])).stdout) as string[];
+    return l.length > 0 ? l : undefined;
+  }, "a scheduled snapshot", 75_000, 1_000);
+  assert.equal(names[0], "/1.0/instances/c1/snapshots/tick0");
+  assert.match(await d.logFile(), /took a scheduled snapshot/);
+});

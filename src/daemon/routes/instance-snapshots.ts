@@ -31,12 +31,14 @@ export function instanceSnapshotRoutes(deps: SnapshotRouteDeps): Route[] {
     return snapshotToApi(s, await instances.layers(r));
   }
 
-  async function update(req: Request) {
+  async function update(req: Request, mode: "put" | "patch") {
     const body = (req.body ?? {}) as { expires_at?: unknown };
     const current = await snapshots.get(req.project, inst(req), snap(req));
     const etag = ifMatch(req);
     if (etag && etag !== etagOf({ expires_at: current.expires_at })) throw preconditionFailed(`Snapshot "${current.name}" changed since it was read (ETag mismatch)`);
     // Checked on the request; the operation reports the stored change.
+    // PUT replaces (no expires_at: never expires); PATCH leaves what it does not name.
+    if (mode === "patch" && body.expires_at === undefined) return task(req, "Updating snapshot", async () => undefined);
     await snapshots.update(req.project, inst(req), snap(req), body);
     return task(req, "Updating snapshot", async () => undefined);
   }
@@ -63,7 +65,7 @@ export function instanceSnapshotRoutes(deps: SnapshotRouteDeps): Route[] {
         if (typeof body !== "object" || Array.isArray(body)) throw badRequest("The request body must be a snapshot object");
         if (body.stateful) throw badRequest("Stateful snapshots are not supported: Lodge has no CRIU checkpointing; take a stateless snapshot");
         await snapshots.check(req.project, inst(req), body);
-        return task(req, "Snapshotting instance", (signal) => snapshots.create(req.project, inst(req), body, signal));
+        return instanceTask(operations, req.project, inst(req), "Snapshotting instance", (signal) => snapshots.create(req.project, inst(req), body, signal), { cancellable: true });
       },
     },
     {
@@ -75,8 +77,8 @@ export function instanceSnapshotRoutes(deps: SnapshotRouteDeps): Route[] {
         return sync(v, { etag: etagOf({ expires_at: v.expires_at }) });
       },
     },
-    { method: "PUT", path: "/1.0/instances/:name/snapshots/:snapshot", access: "trusted", handler: update },
-    { method: "PATCH", path: "/1.0/instances/:name/snapshots/:snapshot", access: "trusted", handler: update },
+    { method: "PUT", path: "/1.0/instances/:name/snapshots/:snapshot", access: "trusted", handler: (req) => update(req, "put") },
+    { method: "PATCH", path: "/1.0/instances/:name/snapshots/:snapshot", access: "trusted", handler: (req) => update(req, "patch") },
     {
       method: "POST",
       path: "/1.0/instances/:name/snapshots/:snapshot",

@@ -65,10 +65,11 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     if (typeof body !== "object" || Array.isArray(body)) throw badRequest("The request body must be an instance object");
     if (body.source?.type === "copy") {
       const copy = await copier.prepare(req.project, body);
-      return async_(req, copy.refresh ? "Refreshing instance" : "Creating instance", copy.record.name, async (signal) => {
+      // Cancellable: the copy stops its tools and removes what it made.
+      return instanceTask(operations, req.project, copy.record.name, copy.refresh ? "Refreshing instance" : "Creating instance", async (signal) => {
         await copier.copy(copy, signal);
         if (body.start && !copy.refresh) await lifecycle.change(req.project, copy.record.name, "start", {});
-      });
+      }, { cancellable: true });
     }
     const prepared = await instances.prepare(req.project, body);
     return async_(req, "Creating instance", prepared.record.name, async (signal, ctx) => {

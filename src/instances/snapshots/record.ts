@@ -28,6 +28,8 @@ export interface SnapshotRecord {
   /** Go's zero time when it never expires (LXD's wire form). */
   expires_at: string;
   phase: "creating" | "ready" | "deleting";
+  /** A rename under way: the volume snapshot may still have this name (recover() finishes it). */
+  renamed_from?: string;
 }
 
 /** Go's zero time: "no expiry" on the wire. */

@@ -1,3 +1,4 @@
+import { lstat } from "node:fs/promises";
 import { badRequest, conflict, notFound } from "../../api/errors.js";
 import type { EventHub } from "../../core/events.js";
 import type { Logger } from "../../core/logger.js";
@@ -151,7 +152,8 @@ export class SnapshotService {
     return this.d.instances.locks.with(`${project}/${instance}`, `Instance "${instance}"`, LOCK_TIMEOUT_MS, async () => {
       const s = await this.get(project, instance, name);
       const r = await this.d.instances.record(project, instance);
-      const renamed = { ...s, name: target };
+      // The record moves first, marked, so a crash before the data follows is finished at start.
+      const renamed: SnapshotRecord = { ...s, name: target, renamed_from: name };
       await this.d.store.txn(async (tx) => {
         if (await tx.get(snapshotKey(project, instance, target))) throw conflict(`Snapshot "${target}" already exists`);
         tx.delete(snapshotKey(project, instance, name));
@@ -166,6 +168,8 @@ export class SnapshotService {
         });
         throw e;
       }
+      delete renamed.renamed_from;
+      await this.d.store.put(snapshotKey(project, instance, target), renamed);
       this.d.events.lifecycle("instance-snapshot-renamed", snapshotUrl(project, instance, target), { old_name: name }, project);
       return renamed;
     });
@@ -266,6 +270,15 @@ export class SnapshotService {
     for (const doc of await this.d.store.list<SnapshotRecord>(ALL_SNAPSHOTS)) {
       const s = doc.value;
       const inst = await this.d.store.get<InstanceRecord>(instanceKey(s.project, s.instance));
+      if (s.phase === "ready" && inst && s.renamed_from !== undefined) {
+        const ref = await this.d.storage.instanceVolume(inst.value.pool, s.project, s.instance, "container");
+        if (!(await exists(this.d.storage.snapshotPath(ref, s.name)))) await this.d.storage.renameVolumeSnapshot(ref, s.renamed_from, s.name);
+        const done = { ...s };
+        delete done.renamed_from;
+        await this.d.store.put(doc.key, done);
+        this.d.log.warn("finished a snapshot rename that was interrupted", { project: s.project, instance: s.instance, snapshot: s.name });
+        continue;
+      }
       if (s.phase === "ready" && inst) continue;
       if (inst && inst.value.phase === "ready") {
         const ref = await this.d.storage.instanceVolume(inst.value.pool, s.project, s.instance, "container");
@@ -285,4 +298,8 @@ export function ownSnapshotName(instance: string, name: string): string {
   if (i < 0) return name;
   if (name.slice(0, i) !== instance) throw badRequest(`Snapshot "${name}" is not a snapshot of instance "${instance}"`);
   return name.slice(i + 1);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return !!(await lstat(path).catch(() => undefined));
 }
