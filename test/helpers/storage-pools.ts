@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export const STORAGE_DRIVERS = ["dir", "btrfs"] as const;
+export const STORAGE_DRIVERS = ["dir"] as const;
 export type TestDriver = (typeof STORAGE_DRIVERS)[number];
 
 /** `lxc storage create NAME DRIVER …` arguments for a pool of the test's own. */
@@ -18,8 +18,5 @@ export async function storagePoolArgs(t: TestContext, driver: TestDriver): Promi
   switch (driver) {
     case "dir":
       return [`source=${join(dir, "pool")}`];
-    case "btrfs":
-      // lodged makes the loop file in its LODGE_DIR/disks; TestDaemon.destroy unmounts it.
-      return ["size=300MiB"];
   }
 }
