@@ -128,12 +128,15 @@ export async function mountSource(src: PoolSource, at: string, mountOptions: str
 export async function unmountSource(src: PoolSource, at: string): Promise<void> {
   if (await isMountPoint(at)) await run("umount", [at]);
   if (src.kind !== "loop") return;
-  // mount -o loop sets autoclear, so the device usually went with the umount; one that a
-  // crash or a manual losetup left goes here.
-  const r = await run("losetup", ["-j", src.file], { allowFail: true });
-  for (const line of r.stdout.split("\n")) {
-    const dev = /^(\/dev\/loop\d+):/.exec(line)?.[1];
-    if (dev) await run("losetup", ["-d", dev], { allowFail: true });
+  // mount -o loop sets autoclear, so the device goes with the umount, but the kernel lets go
+  // of it a moment later (asynchronously); one that a crash or a manual losetup left is
+  // detached here. Returns once none is bound to the file (or after about 3 seconds).
+  for (let i = 0; i < 100; i++) {
+    const r = await run("losetup", ["-j", src.file], { allowFail: true });
+    const devs = r.stdout.split("\n").flatMap((line) => /^(\/dev\/loop\d+):/.exec(line)?.[1] ?? []);
+    if (!devs.length) return;
+    if (i % 10 === 0) for (const dev of devs) await run("losetup", ["-d", dev], { allowFail: true });
+    await new Promise((r) => setTimeout(r, 30));
   }
 }
 
