@@ -32,6 +32,8 @@ import { InstanceService } from "../instances/service.js";
 import { EphemeralReaper } from "../instances/ephemeral.js";
 import { ContainerSpecs } from "../instances/spec.js";
 import { instanceRoutes } from "./routes/instances.js";
+import { importBackupHandler, instanceBackupRoutes } from "./routes/instance-backups.js";
+import { BackupService } from "../backups/service.js";
 import { instanceStateRoutes } from "./routes/instance-state.js";
 import { instanceFileRoutes } from "./routes/instance-files.js";
 import { instanceConsoleRoutes } from "./routes/instance-console.js";
@@ -151,6 +153,8 @@ export class Daemon {
       const reaper = new EphemeralReaper({ instances, driver, events, log: log.child({ module: "instances" }), stopped: (r): Promise<void> => lifecycle.noteStopped(r) });
       const lifecycle = new InstanceLifecycle({ store, storage, driver, instances, specs, events, log: log.child({ module: "instances" }), stops: reaper, beforeStart: (r) => networks.syncHosts(r.project) });
       await instances.recover();
+      const backups = new BackupService({ dir, store, storage, instances, profiles, events });
+      await backups.init();
       // Bridges, dnsmasq and NAT come back (after a host reboot, or a daemon that was killed)
       // before any instance starts on them.
       await networks.start();
@@ -192,7 +196,14 @@ export class Daemon {
           ...serverRoutes({ config, info }),
           ...ops.routes,
           ...warningRoutes({ warnings }),
-          ...instanceRoutes({ instances, lifecycle, operations }),
+          ...instanceRoutes({
+            instances,
+            lifecycle,
+            operations,
+            backups,
+            importBackup: importBackupHandler({ dir: backups.dir, instances, storage, profiles, operations }),
+          }),
+          ...instanceBackupRoutes({ backups, operations }),
           ...profileRoutes({ profiles: profileService }),
           ...networkRoutes({ networks, forwards }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),

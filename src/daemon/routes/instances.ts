@@ -7,7 +7,8 @@ import { instanceUrl, toApi, type InstanceRecord } from "../../instances/record.
 import type { InstanceService } from "../../instances/service.js";
 import type { ProfileLayer } from "../../profiles/record.js";
 import type { OperationManager } from "../../core/operations.js";
-import { flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
+import type { Readable } from "node:stream";
+import { flag, ifMatch, recursion, sync, type Reply, type Request, type Route } from "../route.js";
 import { instanceTask } from "./instance-operation.js";
 import type { OperationContext } from "../../core/operations.js";
 
@@ -15,6 +16,10 @@ export interface InstanceRouteDeps {
   instances: InstanceService;
   lifecycle: InstanceLifecycle;
   operations: OperationManager;
+  /** POST /1.0/instances with a backup tarball as the body (`lxc import`). */
+  importBackup?: (req: Request, body: Readable) => Promise<Reply>;
+  /** An instance's backups follow it when it is renamed and go when it is deleted. */
+  backups?: { renameAll(project: string, name: string, newName: string): Promise<void>; deleteAll(project: string, name: string): Promise<void> };
 }
 
 /** Instances whose views are gathered between two turns of the event loop. */
@@ -51,6 +56,11 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
   }
 
   async function create(req: Request) {
+    const stream = req.body as Readable | undefined;
+    if (stream && typeof stream.pipe === "function") {
+      if (!deps.importBackup) throw badRequest("Importing backups is not supported");
+      return deps.importBackup(req, stream);
+    }
     const body = (req.body ?? {}) as InstancesPost;
     if (typeof body !== "object" || Array.isArray(body)) throw badRequest("The request body must be an instance object");
     const prepared = await instances.prepare(req.project, body);
@@ -65,7 +75,7 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
 
   return [
     { method: "GET", path: "/1.0/instances", access: "trusted", handler: list },
-    { method: "POST", path: "/1.0/instances", access: "trusted", handler: create },
+    { method: "POST", path: "/1.0/instances", access: "trusted", rawBody: true, handler: create },
     {
       method: "GET",
       path: "/1.0/instances/:name",
@@ -95,7 +105,10 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
         const body = (req.body ?? {}) as { name?: unknown; migration?: boolean };
         if (body.migration) throw badRequest("Migration is not supported yet");
         await instances.record(req.project, name(req));
-        return async_(req, "Renaming instance", name(req), () => instances.rename(req.project, name(req), body.name));
+        return async_(req, "Renaming instance", name(req), async () => {
+          const renamed = await instances.rename(req.project, name(req), body.name);
+          await deps.backups?.renameAll(req.project, name(req), renamed.name);
+        });
       },
     },
     {
@@ -107,7 +120,10 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
         // Refused on the request itself, as LXD does, so a client learns at once and nothing runs
         // (the service checks again under the instance's lock). `lxc delete --force` stops first.
         if ((await lifecycle.status(r)).status !== "Stopped") throw badRequest("Instance is running");
-        return async_(req, "Deleting instance", name(req), () => instances.delete(req.project, name(req)));
+        return async_(req, "Deleting instance", name(req), async () => {
+          await instances.delete(req.project, name(req));
+          await deps.backups?.deleteAll(req.project, name(req));
+        });
       },
     },
   ];
