@@ -34,6 +34,7 @@ import { ContainerSpecs } from "../instances/spec.js";
 import { instanceRoutes } from "./routes/instances.js";
 import { importBackupHandler, instanceBackupRoutes } from "./routes/instance-backups.js";
 import { BackupService } from "../backups/service.js";
+import { publishSources } from "../instances/publish.js";
 import { instanceStateRoutes } from "./routes/instance-state.js";
 import { instanceFileRoutes } from "./routes/instance-files.js";
 import { instanceConsoleRoutes } from "./routes/instance-console.js";
@@ -209,7 +210,10 @@ export class Daemon {
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
           ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, "container") }),
           ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),
-          ...imageRoutes({ images, operations, events, sources: remoteImageSources(), refresh: (p, fp, op) => refresher.refresh(p, fp, op) }),
+          ...imageRoutes({ images, operations, events, sources: {
+              ...remoteImageSources(),
+              ...publishSources({ instances, storage, scratchDir: join(dir, "images"), running: async (r) => (await lifecycle.status(r)).status !== "Stopped" }),
+            }, refresh: (p, fp, op) => refresher.refresh(p, fp, op) }),
           ...internalRoutes({ lifecycle, exit: () => requestExit() }),
         ]),
         wsRoutes: [...eventRoutes({ events }), ...ops.ws],
