@@ -185,7 +185,20 @@ const TAR_COMPRESS: Record<Compression, string[]> = {
 export function createTarball(members: readonly string[], compression: Compression, signal?: AbortSignal): { stdout: Readable; done: Promise<void> } {
   const child = spawnProcess(
     "tar",
-    ["--create", "--file=-", "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "--sparse", ...TAR_COMPRESS[compression], ...members],
+    [
+      "--create",
+      "--file=-",
+      "--numeric-owner",
+      "--xattrs",
+      "--xattrs-include=*",
+      "--acls",
+      "--sparse",
+      // xattrs make the archive pax; its extended headers are named without --transform, so
+      // the default name (<dir>/PaxHeaders/<file>) would show scratch paths. Readers ignore it.
+      "--pax-option=exthdr.name=PaxHeaders/%f,globexthdr.name=PaxHeaders/global",
+      ...TAR_COMPRESS[compression],
+      ...members,
+    ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   let stderr = "";
