@@ -137,7 +137,7 @@ export class BackupService {
       project,
       instance,
       created_at: new Date().toISOString(),
-      expires_at: expires ? expires.toISOString() : GO_ZERO_TIME,
+      expires_at: expires ? expires.toISOString().replace(/\.000Z$/, "Z") : GO_ZERO_TIME,
       instance_only: !!(req.instance_only || req.container_only),
       optimized_storage: !!req.optimized_storage,
       compression_algorithm: compression,

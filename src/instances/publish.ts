@@ -11,7 +11,7 @@ import { badRequest } from "../api/errors.js";
 import { parseCompression } from "../images/format.js";
 import { progressText } from "../images/progress.js";
 import type { ImageSource, ImageSourceContext, ImagesPostJson } from "../images/source.js";
-import type { Image } from "../images/types.js";
+import { unixToTime, type Image } from "../images/types.js";
 import type { StorageService } from "../storage/service.js";
 import { run } from "../sys/exec.js";
 import { idmapFromJson } from "../sys/idmap.js";
@@ -78,7 +78,7 @@ async function publishInstance(d: PublishDeps, req: ImagesPostJson, ctx: ImageSo
         filename: req.filename,
         aliases: req.aliases,
         profiles: req.profiles,
-        expiresAt: expires?.toISOString(),
+        expiresAt: expires ? unixToTime(Math.floor(expires.getTime() / 1000)) : undefined,
         signal: ctx.op.signal,
         onProgress: (p) => ctx.op.updateMetadata({ create_image_from_container_pack_progress: `Image pack: ${progressText(p)}` }),
       });
