@@ -87,6 +87,22 @@ export class BackupService {
     for (const inst of await readdir(join(this.dir, "instances")))
       for (const f of await readdir(join(this.dir, "instances", inst)).catch(() => []))
         if (f.startsWith(SCRATCH)) await rm(join(this.dir, "instances", inst, f), { recursive: true, force: true });
+    await this.pruneExpired();
+  }
+
+  /**
+   * Deletes backups past their expires_at (`lxc export` makes one that expires in a day, so a
+   * download that never finished does not keep it forever). Run at start and before each create.
+   */
+  async pruneExpired(now = Date.now()): Promise<string[]> {
+    const gone: string[] = [];
+    for (const { value: b } of await this.d.store.list<BackupRecord>(KEY)) {
+      if (b.expires_at === GO_ZERO_TIME || Date.parse(b.expires_at) > now) continue;
+      await rm(this.filePath(b.project, b.instance, b.name), { force: true });
+      await this.d.store.delete(key(b.project, b.instance, b.name));
+      gone.push(`${b.project}/${b.instance}/${b.name}`);
+    }
+    return gone;
   }
 
   private fileDir(project: string, instance: string): string {
@@ -112,6 +128,7 @@ export class BackupService {
   /** Checks a create request on the request itself (400/404/409 before any operation). */
   async prepare(project: string, instance: string, req: BackupsPost): Promise<BackupRecord> {
     const r = await this.d.instances.record(project, instance);
+    await this.pruneExpired();
     if (req.optimized_storage) {
       const caps = await this.d.storage.capabilities(r.pool);
       if (!caps.optimizedBackups)

@@ -97,6 +97,8 @@ test("backups API: create with a name and expiry, list, rename, export, delete; 
   const op = await d.client.wait(await d.client.post<Operation>("/1.0/instances/b1/backups", { name: "nightly", expires_at: "2031-01-01T00:00:00Z", compression_algorithm: "none" }));
   assert.equal(op.status, "Success");
   assert.deepEqual(op.resources!.backups, ["nightly"]);
+  // An expired backup goes at the next create (lxc export's expire in a day).
+  await d.client.wait(await d.client.post<Operation>("/1.0/instances/b1/backups", { name: "stale", expires_at: "2001-01-01T00:00:00Z" }));
   await d.client.wait(await d.client.post<Operation>("/1.0/instances/b1/backups", {}));
   const list = JSON.parse((await d.lxc(["query", "/1.0/instances/b1/backups?recursion=1"])).stdout) as { name: string; expires_at: string; instance_only: boolean }[];
   assert.deepEqual(list.map((b) => b.name).sort(), ["backup0", "nightly"]);
