@@ -198,6 +198,15 @@ for i, (m, x) in enumerate(members):
       /names instance "other", but backup\.yaml "h1"/,
     ],
     ["a file outside the layout", `add("backup/container/evil.sh", b"x")`, /outside an instance volume's layout/],
+    [
+      // Passes the checks; tar fails midway (the link's target comes later): the unpack's undo.
+      "an unpack that fails midway",
+      `add("backup/container/rootfs/aaa", type=tarfile.LNKTYPE, linkname="backup/container/rootfs/bin/busybox")
+link = members.pop()
+at = next(i for i, (m, x) in enumerate(members) if m.name == "backup/container/rootfs")
+members.insert(at + 1, link)`,
+      /Cannot hard link/,
+    ],
   ];
   const before = await readdir(join(d.dir, "storage-pools/default/containers"));
   for (const [what, python, refusal] of cases) {
@@ -214,6 +223,30 @@ for i, (m, x) in enumerate(members):
   }
   // The untouched tarball still imports (the refusals were about the edits).
   await d.lxc(["import", good, "imported"]);
+});
+
+test("lodged killed (-9) in the middle of an import: after a restart the instance is absent, nothing left", async (t) => {
+  const d = await daemonWithImage(t);
+  await d.lxc(["launch", "bb", "k1"]);
+  // Incompressible data, so the unpack takes long enough to be caught in the middle.
+  await d.lxc(["exec", "k1", "--", "sh", "-c", "dd if=/dev/urandom of=/big bs=1M count=192 2>/dev/null"]);
+  await d.lxc(["stop", "-f", "k1"]);
+  const file = join(d.dir, "k1.tar");
+  const ex = await d.lodge(["export", "k1", file, "--compression", "none"], { allowFail: true });
+  assert.equal(ex.code, 0, ex.stderr);
+  const importing = d.lxc(["import", file, "k2"], { allowFail: true });
+  const volume = join(d.dir, "storage-pools/default/containers/k2");
+  for (let i = 0; i < 600 && !(await stat(join(volume, "rootfs")).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(await stat(join(volume, "rootfs")).catch(() => undefined), "the unpack was not caught in the middle");
+  await d.kill9();
+  await importing;
+  await d.launch();
+  assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances"])).stdout), ["/1.0/instances/k1"]);
+  assert.deepEqual(await readdir(join(d.dir, "storage-pools/default/containers")), ["k1"]);
+  assert.deepEqual((await readdir(join(d.dir, "backups"))).filter((f) => f !== "instances"), []);
+  assert.deepEqual(await readdir(join(d.dir, "containers")), ["k1"]);
+  // And the same tarball imports whole afterwards.
+  await d.lxc(["import", file, "k2"]);
 });
 
 // ---- LXD ⇄ Lodge ----
