@@ -10,6 +10,7 @@ import { byteSize } from "../images/progress.js";
 import { expandConfig, expandDevices } from "../instances/expand.js";
 import type { InstanceRecord } from "../instances/record.js";
 import { instanceUrl } from "../instances/record.js";
+import type { ProfileLayer } from "../profiles/record.js";
 import type { ProfileStore } from "../profiles/store.js";
 import type { DocumentStore } from "../state/store.js";
 import type { StorageService } from "../storage/service.js";
@@ -50,7 +51,7 @@ export interface BackupsPost {
 /** What the backup service needs of the instances service. */
 export interface BackupInstances {
   record(project: string, name: string): Promise<InstanceRecord>;
-  layers(r: InstanceRecord): Promise<import("../profiles/record.js").ProfileLayer[]>;
+  layers(r: InstanceRecord): Promise<ProfileLayer[]>;
 }
 
 const KEY = "backups/";
@@ -116,6 +117,16 @@ export class BackupService {
   async list(project: string, instance: string): Promise<BackupRecord[]> {
     await this.d.instances.record(project, instance);
     return (await this.d.store.list<BackupRecord>(`${KEY}${project}/${instance}/`)).map((d) => d.value);
+  }
+
+  /** Every backup of a project (or of all projects) in the wire shape, by "<project>/<instance>". */
+  async byInstance(project?: string): Promise<Map<string, InstanceBackup[]>> {
+    const out = new Map<string, InstanceBackup[]>();
+    for (const { value: b } of await this.d.store.list<BackupRecord>(project ? `${KEY}${project}/` : KEY)) {
+      const k = `${b.project}/${b.instance}`;
+      out.set(k, [...(out.get(k) ?? []), toApiBackup(b)]);
+    }
+    return out;
   }
 
   async get(project: string, instance: string, name: string): Promise<BackupRecord> {
@@ -305,7 +316,7 @@ function escapeRegex(s: string): string {
 /** backup.yaml for an instance, in LXD's shape (lxd/backup/backup_config.go). */
 export function backupConfig(
   r: InstanceRecord,
-  layers: import("../profiles/record.js").ProfileLayer[],
+  layers: ProfileLayer[],
   pool: { name: string; driver: string; description: string; config: Record<string, string>; status: string },
   profiles: { name: string; description: string; config: Record<string, string>; devices: Record<string, Record<string, string>> }[],
 ): BackupConfig {

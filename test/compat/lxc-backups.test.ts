@@ -103,6 +103,9 @@ test("backups API: create with a name and expiry, list, rename, export, delete; 
   const list = JSON.parse((await d.lxc(["query", "/1.0/instances/b1/backups?recursion=1"])).stdout) as { name: string; expires_at: string; instance_only: boolean }[];
   assert.deepEqual(list.map((b) => b.name).sort(), ["backup0", "nightly"]);
   assert.equal(list.find((b) => b.name === "nightly")!.expires_at, "2031-01-01T00:00:00Z");
+  // recursion=2 lists them inline, as `lxc list`/`lxc info` read them.
+  const full = JSON.parse((await d.lxc(["query", "/1.0/instances?recursion=2"])).stdout) as { backups: { name: string }[] }[];
+  assert.deepEqual(full[0]!.backups.map((b) => b.name).sort(), ["backup0", "nightly"]);
   const file = join(d.dir, "backups/instances/b1/nightly");
   const st = await stat(file);
   assert.equal(st.mode & 0o777, 0o600);

@@ -19,7 +19,12 @@ export interface InstanceRouteDeps {
   /** POST /1.0/instances with a backup tarball as the body (`lxc import`). */
   importBackup?: (req: Request, body: Readable) => Promise<Reply>;
   /** An instance's backups follow it when it is renamed and go when it is deleted. */
-  backups?: { renameAll(project: string, name: string, newName: string): Promise<void>; deleteAll(project: string, name: string): Promise<void> };
+  backups?: {
+    renameAll(project: string, name: string, newName: string): Promise<void>;
+    deleteAll(project: string, name: string): Promise<void>;
+    /** Every backup of a project (or of all), by "<project>/<instance>": one store read for a whole list. */
+    byInstance(project?: string): Promise<Map<string, unknown[]>>;
+  };
 }
 
 /** Instances whose views are gathered between two turns of the event loop. */
@@ -30,11 +35,12 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
   const { instances, lifecycle, operations } = deps;
   const name = (req: Request) => req.params.name!;
 
-  async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[]) {
+  async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[], backups?: Map<string, unknown[]>) {
     layers ??= await instances.layers(r);
     if (!full) return toApi(r, statusOf((await lifecycle.status(r)).status), layers);
     const state = await lifecycle.wireState(r);
-    return { ...toApi(r, state, layers), state, snapshots: [], backups: [] };
+    backups ??= await deps.backups?.byInstance(r.project);
+    return { ...toApi(r, state, layers), state, snapshots: [], backups: backups?.get(`${r.project}/${r.name}`) ?? [] };
   }
 
   async function list(req: Request) {
@@ -46,10 +52,11 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     // with the event loop free between them, so a long list never holds other requests up long.
     // Profiles are read once per project for the whole list, not once per instance.
     const layersOf = await instances.layerResolver(records);
+    const backups = depth > 1 ? await deps.backups?.byInstance(flag(req.query["all-projects"]) ? undefined : req.project) : undefined;
     let views: Awaited<ReturnType<typeof view>>[] = [];
     for (let i = 0; i < records.length; i += LIST_BATCH) {
       if (i > 0) await new Promise((r) => setImmediate(r));
-      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1, layersOf(r))))));
+      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1, layersOf(r), backups)))));
     }
     if (filter) views = views.filter((v) => matchFilter(v, filter));
     return sync(depth === 0 ? views.map((v) => instanceUrl(v.project, v.name)) : views);
