@@ -1,6 +1,6 @@
 import { createWriteStream } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import { once } from "node:events";
 import { badRequest, conflict, notFound } from "../api/errors.js";
 import type { EventHub } from "../core/events.js";
@@ -39,6 +39,25 @@ export interface InstanceBackup {
   optimized_storage: boolean;
 }
 
+/** A snapshot as a backup records it (the snapshots service's records have this shape). */
+export interface BackupSnapshotRecord {
+  name: string;
+  architecture: string;
+  description: string;
+  config: Record<string, string>;
+  devices: Record<string, Record<string, string>>;
+  profiles: string[];
+  ephemeral: boolean;
+  created_at: string;
+  last_used_at: string;
+  expires_at: string;
+}
+
+/** Where a backup gets an instance's snapshots from: ready ones, oldest first, with their trees. */
+export interface BackupSnapshots {
+  list(project: string, instance: string): Promise<{ record: BackupSnapshotRecord; path: string }[]>;
+}
+
 export interface BackupsPost {
   name?: string;
   expires_at?: string;
@@ -75,6 +94,8 @@ export class BackupService {
       instances: BackupInstances;
       profiles: ProfileStore;
       events: EventHub;
+      /** Instance snapshots, once the snapshots service is wired in; without it backups hold none. */
+      snapshots?: BackupSnapshots;
     },
   ) {
     this.dir = join(d.dir, "backups");
@@ -174,7 +195,7 @@ export class BackupService {
 
   /**
    * Writes the tarball (to a scratch name, renamed when whole) and then the record. Snapshots
-   * are not included yet: instance snapshots have no records on this branch.
+   * go in unless instance_only, when a snapshot source is wired (deps.snapshots).
    */
   async create(rec: BackupRecord, opts: { signal?: AbortSignal; onProgress?: (text: string) => void } = {}): Promise<BackupRecord> {
     const { project, instance } = rec;
@@ -182,7 +203,8 @@ export class BackupService {
     const volume = await this.d.storage.instancePath(r.pool, project, instance, "container");
     const pool = await this.d.storage.pool(r.pool);
     const layers = await this.d.instances.layers(r);
-    const config = backupConfig(r, layers, pool, await this.d.profiles.list(project));
+    const snaps = rec.instance_only || !this.d.snapshots ? [] : await this.d.snapshots.list(project, instance);
+    const config = backupConfig(r, layers, pool, await this.d.profiles.list(project), snaps.map((x) => x.record));
     // LXD keeps backup.yaml in the volume at all times; Lodge writes it when it is needed.
     const by = join(volume, "backup.yaml");
     await rm(by, { force: true });
@@ -196,7 +218,7 @@ export class BackupService {
         name: instance,
         backend: pool.driver,
         pool: pool.name,
-        snapshots: [],
+        snapshots: snaps.map((x) => x.record.name),
         optimized: false,
         optimized_header: false,
         type: "container",
@@ -204,14 +226,15 @@ export class BackupService {
       };
       await mkdir(join(scratch, ".index"), { mode: 0o700 });
       await writeFile(join(scratch, ".index", "index.yaml"), indexYaml(index), { mode: 0o644 });
-      const vol = basename(volume);
-      // Expressions apply in order: the volume's first, then the index's (an instance may be
-      // called "backup"; the index's scratch name cannot be an instance's).
+      // Trees are named by their whole host path (tar -C /), so no two can share a prefix
+      // whatever the instance and snapshot names; each is renamed to its place in LXD's layout.
+      // The index's scratch name (".index/…") is not a host path; its expression comes last.
+      const trees = [...snaps.map((x) => ({ path: x.path, as: `backup/snapshots/${x.record.name}` })), { path: volume, as: "backup/container" }];
       const members = [
-        "--transform", `s,^${escapeRegex(vol)}\\(/\\|$\\),backup/container\\1,S`,
+        ...trees.flatMap((t) => ["--transform", `s,^${escapeRegex(t.path.replace(/^\/+/, ""))}\\(/\\|$\\),${t.as.replace(/[\\,&]/g, "\\$&")}\\1,S`]),
         "--transform", "s,^\\.index/,backup/,S",
         "-C", scratch, ".index/index.yaml",
-        "-C", dirname(volume), vol,
+        "-C", "/", ...trees.map((t) => t.path.replace(/^\/+/, "")),
       ];
       const tarball = join(scratch, "backup");
       const tar = createTarball(members, rec.compression_algorithm as Parameters<typeof createTarball>[1], opts.signal);
@@ -319,6 +342,7 @@ export function backupConfig(
   layers: ProfileLayer[],
   pool: { name: string; driver: string; description: string; config: Record<string, string>; status: string },
   profiles: { name: string; description: string; config: Record<string, string>; devices: Record<string, Record<string, string>> }[],
+  snapshots: BackupSnapshotRecord[] = [],
 ): BackupConfig {
   const used = new Set(r.profiles);
   return {
@@ -341,7 +365,22 @@ export function backupConfig(
       expanded_config: expandConfig(r, layers),
       expanded_devices: expandDevices(r, layers),
     },
-    snapshots: [],
+    snapshots: snapshots.map((x) => ({
+      name: x.name,
+      architecture: x.architecture,
+      description: x.description,
+      config: x.config,
+      devices: x.devices,
+      profiles: x.profiles,
+      ephemeral: x.ephemeral,
+      stateful: false,
+      created_at: x.created_at,
+      last_used_at: x.last_used_at,
+      expires_at: x.expires_at,
+      expanded_config: expandConfig(x, layers),
+      expanded_devices: expandDevices(x, layers),
+      size: -1,
+    })),
     pool: { name: pool.name, driver: pool.driver, description: pool.description, config: pool.config, used_by: [], status: pool.status, locations: ["none"] },
     profiles: profiles
       .filter((p) => used.has(p.name))
@@ -357,6 +396,6 @@ export function backupConfig(
       project: r.project,
       created_at: GO_ZERO_TIME,
     },
-    volume_snapshots: [],
+    volume_snapshots: snapshots.map((x) => ({ name: x.name, description: "", expires_at: x.expires_at, config: {}, content_type: "filesystem", created_at: x.created_at })),
   };
 }

@@ -135,6 +135,16 @@ test("backups API: create with a name and expiry, list, rename, export, delete; 
   assert.equal(im.code, 0, im.stderr);
   assert.deepEqual(await manifest(rootfsOf(d, "b2")), await manifest(rootfsOf(d, "b1")));
 
+  // An instance called "backup" (its names must not mix with the tarball's own).
+  await d.lxc(["init", "bb", "backup"]);
+  const named = join(d.dir, "named.tar.gz");
+  await d.lxc(["export", "backup", named]);
+  const names = (await runCommand("tar", ["-tzf", named])).stdout.split("\n");
+  assert.equal(names.filter((n) => n === "backup/index.yaml").length, 1);
+  assert.ok(names.includes("backup/container/rootfs/bin/busybox"));
+  assert.ok(names.every((n) => n === "" || n === "backup/index.yaml" || n.startsWith("backup/container")), "nothing else in the tarball");
+  await d.lxc(["import", named, "backup2"]);
+
   // Deleting the instance deletes its backups.
   await d.lxc(["delete", "b1"]);
   assert.deepEqual(await readdir(join(d.dir, "backups/instances")), []);
