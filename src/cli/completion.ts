@@ -21,7 +21,8 @@ const VALUES: Record<string, readonly string[]> = {
   "lodge console --type": ["console"],
   "lodge network create --type": ["bridge"],
   "lodge network create -t": ["bridge"],
-  "lodge init --storage-backend": ["dir"],
+  "lodge init --storage-backend": ["dir", "btrfs"],
+  "lodge storage volume create --type": ["filesystem", "block"],
 };
 
 export function register(program: Command): void {

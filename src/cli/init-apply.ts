@@ -11,7 +11,8 @@ import { Revert } from "../core/revert.js";
 import type { Current, Etagged, Step } from "./init-plan.js";
 import type { Preseed } from "./init-preseed.js";
 import { fetchWithEtag, ifMatch } from "./network-ref.js";
-import type { Network, StoragePool } from "./network-types.js";
+import type { Network } from "./network-types.js";
+import type { StoragePool } from "./storage-types.js";
 
 /** The part of the client the plan needs (a fake in unit tests). */
 export type InitApi = {

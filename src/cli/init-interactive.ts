@@ -1,6 +1,7 @@
 /**
  * `lodge init` without --auto, --preseed or --dump: the questions `lxd init` asks that Lodge
- * can act on (a new bridge, its name and addresses, or an existing interface; image updates),
+ * can act on (a new storage pool, its backend and loop file or device, when the server has a
+ * storage pool API; a new bridge, its name and addresses, or an existing interface; image updates),
  * turned into a preseed. The answers are read line by line from stdin, which need not be a
  * terminal: `printf 'yes\nlt0\nauto\nnone\n' | lodge init` works, and an input that ends early
  * takes the defaults. The interview itself is pure (answers come through `ask`): unit-tested.
@@ -8,11 +9,18 @@
 import { createInterface } from "node:readline";
 import { UsageError } from "./exit.js";
 import { AUTO_NETWORK_PREFIX, defaultPool, defaultProfile, type AutoFacts, type Current } from "./init-plan.js";
-import type { Preseed } from "./init-preseed.js";
+import type { Preseed, PreseedStoragePool } from "./init-preseed.js";
 import { nicFor } from "./network-attach.js";
 
 /** Asks one question; null when the input has ended. */
 export type Ask = (prompt: string) => Promise<string | null>;
+
+/** What the questions know besides the server's state: AutoFacts, and for a loop file and a device… */
+export interface InterviewFacts extends AutoFacts {
+  /** The loop file size offered (lxd init: a fifth of the disk, 5 to 30 GiB). */
+  loopSizeGiB?: number;
+  isBlockDevice?: (path: string) => boolean;
+}
 
 export interface Interview {
   preseed: Preseed;
@@ -22,6 +30,7 @@ export interface Interview {
 }
 
 const BRIDGE_NAME = /^[a-zA-Z][a-zA-Z0-9_.-]{0,14}$/;
+const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const V4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 
 function validV4(v: string): boolean {
@@ -41,7 +50,7 @@ function validV6(v: string): boolean {
  * host interfaces) and the host's interfaces; `cur` holds the default profile and pool. `say`
  * prints retry hints.
  */
-export async function interview(ask: Ask, facts: AutoFacts, cur: Current, say: (text: string) => void): Promise<Interview> {
+export async function interview(ask: Ask, facts: InterviewFacts, cur: Current, say: (text: string) => void): Promise<Interview> {
   const byName = new Map(facts.networks.map((n) => [n.name, n]));
   const taken = (name: string) => byName.has(name) || facts.hostInterfaces.includes(name);
   const question = async (prompt: string, def: string | undefined, check: (v: string) => string | undefined): Promise<string> => {
@@ -58,10 +67,52 @@ export async function interview(ask: Ask, facts: AutoFacts, cur: Current, say: (
     const v = await question(`${prompt} (yes/no) [default=${def ? "yes" : "no"}]: `, def ? "yes" : "no", (a) => (/^(y|yes|n|no)$/i.test(a) ? undefined : "Invalid input, try again."));
     return /^y/i.test(v);
   };
+  /** Where a pool of a driver other than dir lives: a new loop file or device, or an existing source. */
+  const poolSource = async (driver: string): Promise<Record<string, string>> => {
+    const upper = driver.toUpperCase();
+    if (!(await yesNo(`Create a new ${upper} pool?`, true))) return { source: await question(`Name of the existing ${upper} pool or dataset: `, undefined, (v) => (v ? undefined : "An answer is needed.")) };
+    if (await yesNo("Would you like to use an existing empty block device (e.g. a disk or partition)?", false)) {
+      const device = await question("Path to the existing block device: ", undefined, (v) =>
+        !v.startsWith("/") || (facts.isBlockDevice && !facts.isBlockDevice(v)) ? `"${v}" is not a block device` : undefined,
+      );
+      return { source: device };
+    }
+    const def = facts.loopSizeGiB ?? 5;
+    const size = await question(`Size in GiB of the new loop device (1GiB minimum) [default=${def}GiB]: `, `${def}GiB`, (v) => {
+      const m = /^(\d+)\s*(GiB)?$/.exec(v);
+      if (!m) return `Invalid size "${v}": a whole number of GiB, e.g. 5 or 5GiB`;
+      return Number(m[1]) < 1 ? "Minimum size is 1GiB" : undefined;
+    });
+    return { size: `${/^(\d+)/.exec(size)![1]}GiB` };
+  };
 
-  const preseed: Preseed = { storage_pools: [defaultPool(cur)] };
   const notes: string[] = [];
   let eth0: Record<string, string> | undefined;
+
+  // Storage first, as lxd init asks; only of a server with a storage pool API.
+  let rootPool: string | undefined;
+  const preseed: Preseed = { storage_pools: [defaultPool(cur)] };
+  if (cur.pools && facts.pools) {
+    const pools = new Set(facts.pools);
+    const drivers = facts.storageDrivers?.length ? facts.storageDrivers : ["dir"];
+    if (await yesNo("Do you want to configure a new storage pool?", !pools.has("default"))) {
+      let free = "default";
+      for (let i = 1; pools.has(free); i++) free = `pool${i}`;
+      const name = await question(`Name of the new storage pool [default=${free}]: `, free, (v) => {
+        if (pools.has(v)) return `The requested storage pool "${v}" already exists. Please choose another name.`;
+        if (!POOL_NAME.test(v)) return `Invalid storage pool name "${v}": letters, digits, "_", "." and "-", starting with a letter or digit.`;
+        return undefined;
+      });
+      const driver =
+        drivers.length > 1
+          ? await question(`Name of the storage backend to use (${drivers.join(", ")}) [default=dir]: `, drivers.includes("dir") ? "dir" : drivers[0], (v) => (drivers.includes(v) ? undefined : "Invalid input, try again."))
+          : drivers[0]!;
+      const pool: PreseedStoragePool = { name, driver };
+      if (driver !== "dir") pool.config = await poolSource(driver);
+      preseed.storage_pools = [pool];
+      rootPool = name;
+    }
+  }
 
   if (await yesNo("Would you like to create a new local network bridge?", true)) {
     let free = 0;
@@ -84,7 +135,7 @@ export async function interview(ask: Ask, facts: AutoFacts, cur: Current, say: (
     eth0 = nicFor(byName.get(name)!, "eth0");
   }
   // Asked for in so many words: eth0 moves to the new bridge (a nic of another kind stays).
-  const profile = defaultProfile(cur, eth0, notes, true);
+  const profile = defaultProfile(cur, eth0, notes, true, rootPool);
   if (Object.keys(profile.devices ?? {}).length) preseed.profiles = [profile];
 
   if (!(await yesNo("Would you like stale cached images to be updated automatically?", true))) preseed.config = { "images.auto_update_interval": "0" };

@@ -8,7 +8,8 @@
 import type { Profile } from "../api/profile.js";
 import { UsageError } from "./exit.js";
 import { IMPLICIT_POOL, type Preseed, type PreseedNetwork, type PreseedProfile, type PreseedStoragePool } from "./init-preseed.js";
-import type { Network, StoragePool } from "./network-types.js";
+import type { Network } from "./network-types.js";
+import type { StoragePool } from "./storage-types.js";
 
 type Strings = Record<string, string>;
 
@@ -135,8 +136,14 @@ export interface AutoOptions {
   /** core.https_address's host (lxd init --network-address). */
   networkAddress?: string;
   networkPort?: number;
-  /** The default pool's driver when it must be made. */
+  /** The pool's driver (lxd init --storage-backend; dir when absent). */
   storageBackend?: string;
+  /** A loop file of this many GB for the new pool (--storage-create-loop). */
+  storageLoopSize?: number;
+  /** A block device for the new pool (--storage-create-device). */
+  storageDevice?: string;
+  /** The new pool's name with a loop or a device, else its source (--storage-pool). */
+  storagePool?: string;
 }
 
 /** What `--auto` needs to know besides `cur`: every network of the server and the host's interfaces. */
@@ -144,10 +151,17 @@ export interface AutoFacts {
   networks: readonly Network[];
   /** Interface names on the host (bridges are host-global: another daemon's lodgebr0 is taken). */
   hostInterfaces: readonly string[];
+  /** The storage drivers the server offers (GET /1.0 environment), when it says. */
+  storageDrivers?: readonly string[];
+  /** Every storage pool of the server, when it has the storage pool API. */
+  pools?: readonly string[];
 }
 
 /** The names `--auto` reads before planning (the networks come from AutoFacts). */
 export const AUTO_NAMES = { networks: [] as string[], pools: ["default"], profiles: ["default"] };
+
+/** The names `--auto` reads, with the pool --storage-pool names. */
+export const autoNames = (opts: AutoOptions) => ({ ...AUTO_NAMES, pools: opts.storagePool ? ["default", opts.storagePool] : AUTO_NAMES.pools });
 
 /** The first lodgebrN that is this server's managed network, or is free on the host. */
 export function autoNetworkName(facts: AutoFacts): { name: string; exists: boolean } {
@@ -175,19 +189,57 @@ export function autoPreseed(cur: Current, facts: AutoFacts, opts: AutoOptions = 
     const host = opts.networkAddress.includes(":") && !opts.networkAddress.startsWith("[") ? `[${opts.networkAddress}]` : opts.networkAddress;
     preseed.config = { "core.https_address": `${host}:${opts.networkPort ?? 8443}` };
   }
-  preseed.storage_pools = [defaultPool(cur, opts.storageBackend)];
+  const storage = autoStorage(cur, facts, opts);
+  preseed.storage_pools = [storage.pool];
   const eth0 = cur.profiles.get("default")?.value.devices?.eth0;
   const managed = new Set(facts.networks.filter((n) => n.managed).map((n) => n.name));
   if (eth0) {
     if (!(eth0.type === "nic" && eth0.network && managed.has(eth0.network)))
       notes.push(`The default profile's eth0 is left as it is (${Object.entries(eth0).map(([k, v]) => `${k}=${v}`).join(" ")}); change it with lodge profile device`);
-    preseed.profiles = [defaultProfile(cur, undefined, notes)];
+    preseed.profiles = [defaultProfile(cur, undefined, notes, false, storage.root)];
     return { preseed, notes };
   }
   const net = autoNetworkName(facts);
   if (!net.exists) preseed.networks = [{ name: net.name, type: "bridge", config: { "ipv4.address": "auto", "ipv6.address": "auto" } }];
-  preseed.profiles = [defaultProfile(cur, { type: "nic", network: net.name, name: "eth0" }, notes)];
+  preseed.profiles = [defaultProfile(cur, { type: "nic", network: net.name, name: "eth0" }, notes, false, storage.root)];
   return { preseed, notes };
+}
+
+/**
+ * The pool `--auto` wants, as lxd init's flags say: without any, the default pool as it is (dir
+ * when missing). With them: `--storage-backend` (dir unless given) and a loop file
+ * (`--storage-create-loop`, size in GB), a block device (`--storage-create-device`) or, alone,
+ * `--storage-pool` as the source; with a loop or a device, `--storage-pool` names the pool
+ * (else "default"). A pool that exists already is taken as it is if its driver is the one asked
+ * for (a second run changes nothing), and refused otherwise. `root`: with storage flags, the
+ * pool the default profile's root disk moves to (lxd init points it at the pool it makes).
+ */
+export function autoStorage(cur: Current, facts: AutoFacts, opts: AutoOptions): { pool: PreseedStoragePool; root?: string } {
+  const loop = opts.storageLoopSize;
+  const device = opts.storageDevice;
+  if (opts.storageBackend === undefined && loop === undefined && device === undefined && opts.storagePool === undefined) return { pool: defaultPool(cur) };
+  const backend = opts.storageBackend ?? "dir";
+  if (facts.storageDrivers?.length && !facts.storageDrivers.includes(backend))
+    throw new UsageError(`The requested backend "${backend}" isn't available on this server (available: ${facts.storageDrivers.join(", ")})`);
+  if (backend === "dir" && (loop !== undefined || device !== undefined || opts.storagePool !== undefined))
+    throw new UsageError("None of --storage-pool, --storage-create-device or --storage-create-loop may be used with the 'dir' backend");
+  if (loop !== undefined && device !== undefined) throw new UsageError("Only one of --storage-create-device or --storage-create-loop can be specified");
+  const name = opts.storagePool !== undefined && (loop !== undefined || device !== undefined) ? opts.storagePool : "default";
+  const have = cur.pools?.get(name)?.value;
+  if (have) {
+    if (have.driver !== backend)
+      throw new UsageError(
+        `Storage pool "${name}" exists with driver "${have.driver}", not "${backend}": name a new ${backend} pool with --storage-pool NAME and --storage-create-loop SIZE_GB (or --storage-create-device DEVICE)`,
+      );
+    return { pool: { name, driver: backend }, root: name };
+  }
+  const config: Strings = {};
+  if (device !== undefined) config.source = device;
+  else if (loop !== undefined) config.size = `${loop}GB`;
+  else if (opts.storagePool !== undefined) config.source = opts.storagePool;
+  const pool: PreseedStoragePool = { name, driver: backend };
+  if (Object.keys(config).length) pool.config = config;
+  return { pool, root: name };
 }
 
 /** The default pool as init wants it: the one there is, else a new one (dir unless told). */
@@ -196,15 +248,18 @@ export function defaultPool(cur: Current, backend?: string): PreseedStoragePool 
 }
 
 /**
- * The default profile as init wants it: a root disk on the default pool unless it has one,
- * and `eth0` when given. An eth0 it has already is left alone (and `notes` says so), unless
- * `move` is set and it is a nic on a managed network: then it moves to the new one (only its
- * keys change, so nothing of another kind of nic is left mixed in).
+ * The default profile as init wants it: a root disk on the default pool unless it has one (on
+ * `rootPool` when given: then a root disk it has moves there), and `eth0` when given. An eth0
+ * it has already is left alone (and `notes` says so), unless `move` is set and it is a nic on a
+ * managed network: then it moves to the new one (only its keys change, so nothing of another
+ * kind of nic is left mixed in).
  */
-export function defaultProfile(cur: Current, eth0: Strings | undefined, notes: string[], move = false): PreseedProfile {
+export function defaultProfile(cur: Current, eth0: Strings | undefined, notes: string[], move = false, rootPool?: string): PreseedProfile {
   const devices: Record<string, Strings> = {};
   const have = cur.profiles.get("default")?.value.devices ?? {};
-  if (!Object.values(have).some((d) => d.type === "disk" && d.path === "/")) devices.root = { type: "disk", path: "/", pool: "default" };
+  const root = Object.keys(have).find((n) => have[n]!.type === "disk" && have[n]!.path === "/");
+  if (root === undefined) devices.root = { type: "disk", path: "/", pool: rootPool ?? "default" };
+  else if (rootPool !== undefined && have[root]!.pool !== rootPool) devices[root] = { ...have[root]!, pool: rootPool };
   const old = have.eth0;
   if (eth0 && (!old || (move && old.type === "nic" && old.network && !old.nictype && !old.parent && eth0.network))) devices.eth0 = eth0;
   else if (eth0 && old && !same(old, eth0))

@@ -5,7 +5,8 @@
  */
 import type { Profile } from "../api/profile.js";
 import { UsageError } from "./exit.js";
-import type { Network, StoragePool } from "./network-types.js";
+import type { Network } from "./network-types.js";
+import type { StoragePool } from "./storage-types.js";
 import { loadYaml } from "./yaml.js";
 
 type Strings = Record<string, string>;

@@ -30,9 +30,12 @@ interface CreateOpts {
   networkAddress?: string;
   networkPort?: string;
   storageBackend?: string;
+  storageCreateLoop?: string;
+  storageCreateDevice?: string;
+  storagePool?: string;
 }
 
-const SERVER_INIT_FLAGS = ["auto", "preseed", "dump", "networkAddress", "networkPort", "storageBackend"] as const;
+const SERVER_INIT_FLAGS = ["auto", "preseed", "dump", "networkAddress", "networkPort", "storageBackend", "storageCreateLoop", "storageCreateDevice", "storagePool"] as const;
 
 /** Flags of instance creation given on the command line (refused when init sets up the server). */
 function instanceOnlyFlags(o: CreateOpts): string[] {
@@ -74,8 +77,11 @@ function registerCreate(program: Command, verb: "launch" | "init"): void {
       .option("--dump", "Print the server's configuration as a preseed")
       .option("--network-address <address>", "With --auto: address to serve the API on (core.https_address)")
       .option("--network-port <port>", "With --auto: port for --network-address (default 8443)")
-      .option("--storage-backend <driver>", "With --auto: driver of the default storage pool (dir)")
-      .addHelpText("after", "\nExamples:\n  lodge init bb c1              create instance c1 from image bb\n  lodge init --auto             set up the server with defaults\n  lodge init --preseed < seed.yaml\n  lodge init --dump > seed.yaml");
+      .option("--storage-backend <driver>", "With --auto: driver of the storage pool (dir or btrfs; default: dir)")
+      .option("--storage-create-loop <size>", "With --auto: make the pool on a loop file of SIZE GB (btrfs)")
+      .option("--storage-create-device <device>", "With --auto: make the pool on this empty block device (btrfs)")
+      .option("--storage-pool <name>", "With --auto: the new pool's name (with a loop or a device), else an existing source for it")
+      .addHelpText("after", "\nExamples:\n  lodge init bb c1              create instance c1 from image bb\n  lodge init --auto             set up the server with defaults\n  lodge init --auto --storage-backend btrfs --storage-pool fast --storage-create-loop 5\n  lodge init --preseed < seed.yaml\n  lodge init --dump > seed.yaml");
   cmd.action(async (image: string | undefined, name: string | undefined, opts: CreateOpts, c: Command) => {
     const serverFlags = SERVER_INIT_FLAGS.filter((f) => opts[f] !== undefined);
     if (verb === "init" && image === undefined && !opts.empty) {

@@ -1,7 +1,7 @@
 /**
  * The network wire shapes as the client reads them (LXD 5.0.2's Network, NetworkLease,
- * NetworkState, NetworkForward*, StoragePool*). They are kept apart from the daemon's own
- * (src/api/network.ts) on purpose: the client talks to any LXD-API server, so lists Go leaves
+ * NetworkState, NetworkForward*; the storage ones are in storage-types.ts). They are kept
+ * apart from the daemon's own (src/api/network.ts) on purpose: the client talks to any LXD-API server, so lists Go leaves
  * nil arrive as null and fields a real LXD omits are optional here, where the daemon's types
  * say exactly what lodged sends.
  */
@@ -100,24 +100,4 @@ export interface NetworkForward {
   config: Record<string, string>;
   ports: NetworkForwardPort[] | null;
   location?: string;
-}
-
-export interface StoragePoolPut {
-  description?: string;
-  config?: Record<string, string>;
-}
-
-export interface StoragePoolsPost extends StoragePoolPut {
-  name: string;
-  driver: string;
-}
-
-export interface StoragePool {
-  name: string;
-  driver: string;
-  description: string;
-  config: Record<string, string>;
-  status?: string;
-  used_by?: string[] | null;
-  locations?: string[] | null;
 }

@@ -43,6 +43,7 @@ export const VERBS: Verb[] = [
   { name: "file", summary: "Push, pull, delete and edit files in instances", load: () => import("./instance-file.js").then((m) => m.verb("file")) },
   { name: "config", summary: "Manage instance configuration and devices", load: () => import("./instance-config.js").then((m) => m.verb("config")) },
   { name: "profile", summary: "Manage profiles and the profiles of instances", load: () => import("./profile.js") },
+  { name: "storage", summary: "Manage storage pools and volumes: create, attach, snapshot, copy and move volumes", load: () => import("./storage.js") },
   { name: "network", summary: "Manage networks, their forwards, and attach instances and profiles to them", load: () => import("./network.js") },
   { name: "export", summary: "Export an instance as a backup tarball (LXD's format)", load: () => import("./backup.js").then((m) => m.verb("export")) },
   { name: "import", summary: "Create an instance from a backup tarball", load: () => import("./backup.js").then((m) => m.verb("import")) },

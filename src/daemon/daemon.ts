@@ -9,6 +9,10 @@ import { ProfileStore } from "../profiles/store.js";
 import { ProfileService } from "../profiles/service.js";
 import { profileRoutes } from "./routes/profiles.js";
 import { networkRoutes } from "./routes/networks.js";
+import { storageRoutes } from "./routes/storage.js";
+import { PoolService } from "../storage/pools.js";
+import { CustomVolumes } from "../storage/custom-volumes.js";
+import type { InstanceRecord } from "../instances/record.js";
 import { NetworkService } from "../networks/service.js";
 import { NetworkForwards } from "../networks/forwards.js";
 import { BridgeDriver } from "../networks/drivers/bridge.js";
@@ -46,6 +50,7 @@ import { operationRoutes } from "./routes/operations.js";
 import { rootRoutes } from "./routes/root.js";
 import { serverRoutes } from "./routes/server.js";
 import { warningRoutes } from "./routes/warnings.js";
+import { resourceRoutes } from "./routes/resources.js";
 import { internalRoutes } from "./routes/internal.js";
 import { socketAnswers } from "./socket-probe.js";
 import { ServerInfo } from "./server-info.js";
@@ -128,7 +133,12 @@ export class Daemon {
       if (closed) log.warn("closed instance directories that host users could reach", { count: closed });
       const profiles = new ProfileStore(store);
       await profiles.ensureDefault("default", DEFAULT_POOL);
-      const specs = new ContainerSpecs(profiles);
+      // Read lazily: the instance service is made below.
+      const storageUsers = { records: (p?: string) => instances.records(p), layers: (r: InstanceRecord) => instances.layers(r), profiles: (p: string) => profiles.list(p) };
+      const pools = new PoolService({ store, storage, users: storageUsers, events, log: log.child({ module: "storage" }) });
+      const volumes = new CustomVolumes({ store, storage, users: storageUsers, events });
+      await volumes.recover();
+      const specs = new ContainerSpecs(profiles, volumes);
       const netDriver = new BridgeDriver({ runDir: join(dir, "networks"), log: log.child({ module: "networks" }) });
       const networks: NetworkService = new NetworkService({
         store,
@@ -141,6 +151,7 @@ export class Daemon {
       const forwards = new NetworkForwards({ store, driver: netDriver, networks });
       const instances: InstanceService = new InstanceService({
         networks,
+        volumes,
         profiles,
         store,
         storage,
@@ -166,6 +177,7 @@ export class Daemon {
         instances,
         events,
         networks,
+        volumes,
         live: (before, after, layers) => lifecycle.applyLive(before, after, layers),
         running: async (r) => (await lifecycle.status(r)).status !== "Stopped",
         log: log.child({ module: "profiles" }),
@@ -197,6 +209,7 @@ export class Daemon {
           ...serverRoutes({ config, info }),
           ...ops.routes,
           ...warningRoutes({ warnings }),
+          ...resourceRoutes(),
           ...instanceRoutes({
             instances,
             lifecycle,
@@ -207,6 +220,7 @@ export class Daemon {
           ...instanceBackupRoutes({ backups, operations }),
           ...profileRoutes({ profiles: profileService }),
           ...networkRoutes({ networks, forwards }),
+          ...storageRoutes({ pools, volumes, operations }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
           ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, "container") }),
           ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),

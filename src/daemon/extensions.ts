@@ -76,6 +76,37 @@ export const API_EXTENSIONS: readonly string[] = [
   "network_forward",
   // NICs name a managed network (`network=`) rather than its bridge; `lxc launch --network` uses it.
   "instance_nic_network",
+  // /1.0/storage-pools (dir, btrfs) with resources; custom volumes: create, copy, rename,
+  // move between pools, snapshots, attached as disks (pool=, source=).
+  "storage",
+  "storage_api_volume_rename",
+  "storage_api_volume_snapshots",
+  "storage_api_local_volume_handling",
+  // GET /1.0/resources (sys/resources/): CPU sockets, cores and threads with NUMA nodes, dies,
+  // caches, frequencies and isolation; memory and huge pages per NUMA node; GPUs (DRM, SR-IOV,
+  // mdev, USB); NICs and ports; disks (SATA details, by-id, PCI/USB address); USB and PCI
+  // devices (IOMMU group, VPD); DMI system data. `lxc info --resources` needs resources_v2,
+  // `lxc storage info` needs resources. Not resources_network_firmware: the firmware version
+  // comes only from an ethtool ioctl, which Lodge does not make.
+  "resources",
+  "resources_cpu_socket",
+  "resources_gpu",
+  "resources_numa",
+  "resources_v2",
+  "resources_infiniband",
+  "resources_disk_sata",
+  "resources_disk_id",
+  "resources_usb_pci",
+  "resources_cpu_threads_numa",
+  "resources_cpu_core_die",
+  "resources_system",
+  "resources_cpu_isolated",
+  "resources_gpu_mdev",
+  "resources_pci_iommu",
+  "resources_network_usb",
+  "resources_disk_address",
+  "resources_gpu_usb",
+  "resources_pci_vpd",
   // /1.0/instances/<name>/backups: create (name, expires_at, instance_only, optimized_storage
   // refused without a driver that has it), rename, delete, export; POST /1.0/instances with a
   // backup tarball (lxc import) in LXD's format; compression_algorithm on create (the server key

@@ -50,6 +50,8 @@ export interface RunConfigHost {
   devices?: HostDevices;
   /** Skip devices whose required source is missing instead of failing (what may already run). */
   lenient?: boolean;
+  /** Host paths of custom volumes attached as disks, by "pool/volume" (devices/volumes.ts). */
+  volumes?: Map<string, string>;
 }
 
 /** Turns the expanded config and devices into the declarative run-config a driver applies. */
@@ -57,7 +59,10 @@ export function runConfig(config: Record<string, string>, devices: Record<string
   const run = emptyRunConfig();
   run.limits = limits(config, host.memory);
   for (const [name, d] of Object.entries(devices)) {
-    if (d.type === "disk" && d.path !== "/" && d.source) run.mounts.push(mount(d));
+    if (d.type === "disk" && d.path !== "/" && d.source) {
+      const m = d.pool ? volumeMount(d, host) : mount(d);
+      if (m) run.mounts.push(m);
+    }
     if (d.type === "nic") run.nics.push(nic(name, d, config));
     if (d.type === "proxy") run.proxies.push(parseProxyDevice(name, d));
     if (d.type === "unix-char" || d.type === "unix-block") {
@@ -69,6 +74,19 @@ export function runConfig(config: Record<string, string>, devices: Record<string
     }
   }
   return run;
+}
+
+/**
+ * A custom volume: always through an idmapped mount, so its files (stored with host ids 0…,
+ * as instance volumes are) show with the instance's own ids, whichever instance attaches it.
+ */
+function volumeMount(d: Record<string, string>, host: RunConfigHost): MountSpec | undefined {
+  const source = host.volumes?.get(`${d.pool}/${d.source}`);
+  if (!source) {
+    if (host.lenient) return undefined;
+    throw new Error(`storage volume "${d.source}" not found in pool "${d.pool}"`);
+  }
+  return { ...mount({ ...d, source }), shift: true };
 }
 
 function mount(d: Record<string, string>): MountSpec {

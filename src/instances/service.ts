@@ -23,6 +23,7 @@ import { layersOf, type ProfileStore } from "../profiles/store.js";
 import { KeyedLock } from "./locks.js";
 import { checkDeviceSources } from "./devices/sources.js";
 import { checkNicParents, type ManagedNetworks } from "./nic-parents.js";
+import { checkVolumeDisks, type ManagedVolumes } from "./devices/volumes.js";
 import { withNicVolatile } from "./devices/nic.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
@@ -41,6 +42,8 @@ export interface InstanceServiceDeps {
   logsDir: string;
   /** Managed networks, for NICs that name one (checked on create and change). */
   networks?: ManagedNetworks;
+  /** Custom storage volumes, for disks that attach one. */
+  volumes?: ManagedVolumes;
 }
 
 /** Applies an update to the running instance; returns its undo (lifecycle.applyLive). */
@@ -114,6 +117,7 @@ export class InstanceService {
     const devices = validateDevices(req.devices);
     checkDevicesApplied(devices);
     await checkNicParents(devices, {}, { networks: this.d.networks, project, instance: name });
+    await checkVolumeDisks(devices, {}, this.d.volumes, project);
     await checkDeviceSources(devices);
     const profiles = profileList(req.profiles);
     const layers = await this.d.profiles.resolve(project, profiles);
@@ -333,6 +337,7 @@ export class InstanceService {
       const devices = validateDevices(mode === "put" ? (put.devices ?? {}) : { ...before.devices, ...(put.devices ?? {}) });
       checkDevicesApplied(devices);
       await checkNicParents(devices, before.devices, { networks: this.d.networks, project, instance: name });
+      await checkVolumeDisks(devices, before.devices, this.d.volumes, project);
       await checkDeviceSources(devices, before.devices);
       const profiles = put.profiles === undefined ? before.profiles : named;
       const [beforeLayers, afterLayers] = await Promise.all([this.d.profiles.resolve(project, before.profiles), this.d.profiles.resolve(project, profiles)]);

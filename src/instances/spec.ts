@@ -4,6 +4,7 @@ import { parseBool } from "../config/keys.js";
 import { idmapFromJson } from "../sys/idmap.js";
 import type { ContainerSpec } from "./driver.js";
 import { lookupHostDevices } from "./devices/unix.js";
+import { lookupVolumePaths, type ManagedVolumes } from "./devices/volumes.js";
 import { expandConfig, expandDevices, runConfig } from "./expand.js";
 import { hostName, type InstanceRecord } from "./record.js";
 import type { ProfileLayer } from "../profiles/record.js";
@@ -13,7 +14,10 @@ import type { ProfileStore } from "../profiles/store.js";
 export class ContainerSpecs {
   private memTotal?: Promise<number>;
 
-  constructor(private readonly profiles: Pick<ProfileStore, "resolve">) {}
+  constructor(
+    private readonly profiles: Pick<ProfileStore, "resolve">,
+    private readonly volumes?: ManagedVolumes,
+  ) {}
 
   private hostMemory(): Promise<number> {
     return (this.memTotal ??= readFile("/proc/meminfo", "utf8").then((t) => {
@@ -39,7 +43,12 @@ export class ContainerSpecs {
       name: hostName(r.project, r.name),
       rootfs: join(volumePath, "rootfs"),
       hostname: r.name,
-      run: runConfig(config, devices, { memory: await this.hostMemory(), devices: await lookupHostDevices(devices), lenient: opts.lenient }),
+      run: runConfig(config, devices, {
+        memory: await this.hostMemory(),
+        devices: await lookupHostDevices(devices),
+        volumes: await lookupVolumePaths(devices, this.volumes, r.project),
+        lenient: opts.lenient,
+      }),
       privileged,
       idmap: !privileged && next ? idmapFromJson(next) : undefined,
       rootfsIdmap: lastMap.length > 0 ? lastMap : null,

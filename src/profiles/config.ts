@@ -5,6 +5,7 @@ import { validateInstanceConfig } from "../instances/config/keys.js";
 import { checkDevicesApplied } from "../instances/expand.js";
 import { checkDeviceSources } from "../instances/devices/sources.js";
 import { checkNicParents, type ManagedNetworks } from "../instances/nic-parents.js";
+import { checkVolumeDisks, type ManagedVolumes } from "../instances/devices/volumes.js";
 
 type Devices = Record<string, Record<string, string>>;
 
@@ -21,7 +22,8 @@ export function validateProfileBody(body: ProfilePut): { description: string; co
 }
 
 /** Host-side checks of devices that are new or changed (bridges, sources). */
-export async function checkProfileDevicesOnHost(devices: Devices, before: Devices = {}, net: { networks?: ManagedNetworks; project?: string } = {}): Promise<void> {
+export async function checkProfileDevicesOnHost(devices: Devices, before: Devices = {}, net: { networks?: ManagedNetworks; volumes?: ManagedVolumes; project?: string } = {}): Promise<void> {
   await checkNicParents(devices, before, net);
+  await checkVolumeDisks(devices, before, net.volumes, net.project ?? "default");
   await checkDeviceSources(devices, before);
 }

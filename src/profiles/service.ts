@@ -6,6 +6,7 @@ import { instanceKey, instanceUrl, type InstanceRecord } from "../instances/reco
 import type { InstanceService } from "../instances/service.js";
 import { checkProfileDevicesOnHost, validateProfileBody } from "./config.js";
 import type { ManagedNetworks } from "../instances/nic-parents.js";
+import type { ManagedVolumes } from "../instances/devices/volumes.js";
 import { DEFAULT_PROFILE, profileKey, profileUrl, validateProfileName, type ProfileRecord } from "./record.js";
 import type { ProfileStore } from "./store.js";
 import { changeProfileForUsers, usersOf, withInstanceLocks, type ProfileUsersDeps } from "./users.js";
@@ -15,6 +16,8 @@ export interface ProfileServiceDeps extends ProfileUsersDeps {
   events: EventHub;
   /** Managed networks, for NICs that name one. */
   networks?: ManagedNetworks;
+  /** Custom storage volumes, for disks that attach one. */
+  volumes?: ManagedVolumes;
 }
 
 /**
@@ -62,7 +65,7 @@ export class ProfileService {
     if (!req || typeof req !== "object" || Array.isArray(req)) throw badRequest("The request body must be a profile object");
     const name = validateProfileName(req.name);
     const body = validateProfileBody(req);
-    await checkProfileDevicesOnHost(body.devices, {}, { networks: this.d.networks, project });
+    await checkProfileDevicesOnHost(body.devices, {}, { networks: this.d.networks, volumes: this.d.volumes, project });
     const record: ProfileRecord = { name, project, ...body };
     try {
       await this.d.store.put(profileKey(project, name), record, { revision: 0 });
@@ -89,7 +92,7 @@ export class ProfileService {
             };
       const body = validateProfileBody(merged);
       if (mode === "patch") for (const [k, v] of Object.entries(body.config)) if (v === "") delete body.config[k];
-      await checkProfileDevicesOnHost(body.devices, before.devices, { networks: this.d.networks, project });
+      await checkProfileDevicesOnHost(body.devices, before.devices, { networks: this.d.networks, volumes: this.d.volumes, project });
       const after: ProfileRecord = { ...before, ...body };
       await changeProfileForUsers(this.d, before, after);
     });

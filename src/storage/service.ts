@@ -8,6 +8,8 @@ import { DirDriver } from "./drivers/dir.js";
 export interface PoolRecord extends PoolSpec {
   description: string;
   status: "Created" | "Errored";
+  /** "creating" until the driver has made the pool (undone at start when a crash cut it short). */
+  phase?: "creating";
 }
 
 export interface VolumeRecord {
@@ -18,6 +20,11 @@ export interface VolumeRecord {
   created_at: string;
   /** Image the volume was created from. */
   image?: string;
+  /** Custom volumes: what the API shows and changes. */
+  description?: string;
+  config?: Record<string, string>;
+  /** "creating" until the data is whole (a crash mid-create is undone at start). */
+  phase?: "creating";
 }
 
 /** What the storage service needs from the image store. */
@@ -25,8 +32,8 @@ export interface ImageTrees {
   ensureUnpacked(fp: string, signal?: AbortSignal): Promise<string>;
 }
 
-const POOLS = "storage-pools/";
-const VOLUMES = "storage-volumes/";
+export const POOLS = "storage-pools/";
+export const VOLUMES = "storage-volumes/";
 export const DEFAULT_POOL = "default";
 
 /**
@@ -52,11 +59,17 @@ export class StorageService {
     const existing = await this.opts.store.get<PoolRecord>(POOLS + DEFAULT_POOL);
     if (!existing) {
       const pool: PoolRecord = { name: DEFAULT_POOL, driver: "dir", config: {}, description: "Default storage pool", status: "Created" };
-      await this.driver(pool).createPool(pool);
+      pool.config = await this.driver(pool).createPool(pool);
       await this.opts.store.put(POOLS + DEFAULT_POOL, pool, { revision: 0 });
     }
     let opened = 0;
     for (const p of await this.pools()) {
+      if (p.phase === "creating") {
+        // A create cut short by a crash: undone, as if it had failed.
+        await this.driver(p).deletePool(p).catch(() => {});
+        await this.opts.store.delete(POOLS + p.name);
+        continue;
+      }
       // A pool whose driver is missing or whose mount fails stays listed (status Errored
       // would be a later refinement); its instances fail to start with the driver's words.
       try {
@@ -65,6 +78,14 @@ export class StorageService {
       } catch {
         /* reported when the pool is used */
       }
+    }
+    // Volumes whose making a crash cut short (custom volumes, copies): data and record go.
+    for (const doc of await this.opts.store.list<VolumeRecord>(VOLUMES)) {
+      const v = doc.value;
+      if (v.phase !== "creating") continue;
+      const pool = await this.pool(v.pool).catch(() => undefined);
+      if (pool) await this.driver(pool).deleteVolume(this.ref(pool, v.type, v.project, v.name)).catch(() => {});
+      await this.opts.store.delete(doc.key);
     }
     return opened;
   }
@@ -210,11 +231,18 @@ export class StorageService {
 
   /** Removes the image volumes of `fp` from every pool (the image was deleted). */
   async deleteImageVolumes(fp: string): Promise<void> {
-    for (const v of (await this.volumes()).filter((v) => v.type === "image" && v.name === fp)) {
-      const pool = await this.pool(v.pool);
-      await this.driver(pool).deleteVolume({ pool, type: "image", name: fp });
-      await this.opts.store.delete(this.key(v.pool, v.project, "image", fp));
-    }
+    for (const v of (await this.volumes()).filter((v) => v.type === "image" && v.name === fp)) await this.deleteImageVolume(v.pool, fp);
+  }
+
+  async deleteImageVolume(poolName: string, fp: string): Promise<void> {
+    const pool = await this.pool(poolName);
+    await this.driver(pool).deleteVolume({ pool, type: "image", name: fp });
+    await this.opts.store.delete(this.key(poolName, "default", "image", fp));
+  }
+
+  /** Store key of a volume record. */
+  volumeKey(pool: string, project: string, type: VolumeType, name: string): string {
+    return this.key(pool, project, type, name);
   }
 
   /** The driver's reference to an instance's volume. */

@@ -152,7 +152,7 @@ test("disk recursive and propagation: sub-mounts bound too, host mounts propagat
   assert.match(bad.stderr, /Invalid device "b": "propagation" "sideways" is not one of private, shared, slave/);
   const vol = await d.lxc(["config", "device", "add", "c2", "v", "disk", "pool=default", "source=vol1", "path=/mnt/v"], { allowFail: true });
   assert.notEqual(vol.code, 0);
-  assert.match(vol.stderr, /custom storage volumes .* are not supported yet/);
+  assert.match(vol.stderr, /Invalid device "v": storage volume "vol1" not found in pool "default"/);
   assert.deepEqual(await devices(d, "c2"), ["h", "n", "r"]);
   await d.lxc(["delete", "--force", "c2"]);
 });

@@ -150,8 +150,8 @@ test("bad input is refused with a clear error and leaves nothing behind", async 
     source: { type: "image", alias: "bb" },
     devices: { eth0: { type: "nic", network: "lxdbr0" } },
   });
-  assert.equal(managed.status, 400, "a NIC on a managed network is refused, not dropped");
-  assert.match(managed.body.type === "error" ? managed.body.error : "", /Invalid device "eth0": managed networks \("network": "lxdbr0"\) are not supported yet; .*nictype=bridged parent=BRIDGE/);
+  assert.equal(managed.status, 400, "a NIC on a managed network that does not exist is refused, not dropped");
+  assert.match(managed.body.type === "error" ? managed.body.error : "", /Invalid device "eth0": network "lxdbr0" not found/);
   const proxy = await d.client.raw("POST", "/1.0/instances", {
     name: "c6",
     source: { type: "image", alias: "bb" },

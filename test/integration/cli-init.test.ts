@@ -1,6 +1,9 @@
 import test, { type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { Operation } from "../../src/api/operation.js";
 import type { Profile } from "../../src/api/profile.js";
@@ -188,10 +191,17 @@ profiles:
   assert.equal((await d.client.raw("GET", "/1.0/profiles/web")).status, 404);
 });
 
+/** Whether the server has /1.0/storage-pools (then init asks about storage first). */
+async function hasPoolApi(d: TestDaemon): Promise<boolean> {
+  return (await d.client.raw("GET", "/1.0/storage-pools")).status !== 404;
+}
+
 test("init asks lxd init's questions, also with answers piped in", async (t) => {
   const d = await freshDaemon(t);
   const name = netName();
-  const r = await ok(d, ["init"], `yes\n${name}\nauto\nnone\nno\nyes\n`);
+  // With a storage pool API the first question is whether to make a new pool: no.
+  const storage = (await hasPoolApi(d)) ? "no\n" : "";
+  const r = await ok(d, ["init"], `${storage}yes\n${name}\nauto\nnone\nno\nyes\n`);
   assert.match(r.stdout, /Would you like to create a new local network bridge\? \(yes\/no\) \[default=yes\]: /);
   assert.match(r.stdout, /What should the new bridge be called\? \[default=lodgebr\d+\]: /);
   assert.match(r.stdout, /What IPv6 address should be used\?/);
@@ -203,13 +213,100 @@ test("init asks lxd init's questions, also with answers piped in", async (t) => 
   assert.equal((await d.client.get<Server>("/1.0")).config["images.auto_update_interval"], "0");
 });
 
-test("init --auto --storage-backend other than dir is refused while there is only the implicit pool", async (t) => {
+test("init --auto --storage-backend btrfs is refused while the default pool is a dir pool, changing nothing", async (t) => {
+  // Needs the daemon's /1.0/storage-pools (the default pool read as dir); btrfs when offered.
   const d = await freshDaemon(t);
-  const before = await snapshot(d, ["/1.0", "/1.0/networks", "/1.0/profiles/default"]);
+  const urls = ["/1.0", "/1.0/networks", "/1.0/profiles/default", "/1.0/storage-pools"];
+  const before = await snapshot(d, urls);
   const r = await d.lodge(["init", "--auto", "--storage-backend", "btrfs"], { allowFail: true });
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /storage pool "default" \(driver btrfs\): this server has no storage pool API yet, only its implicit pool "default" \(driver dir\)/);
-  assert.deepEqual(await snapshot(d, ["/1.0", "/1.0/networks", "/1.0/profiles/default"]), before);
+  const drivers = (await d.client.get<Server>("/1.0")).environment.storage_supported_drivers ?? [];
+  if (drivers.some((x) => x.Name === "btrfs")) assert.match(r.stderr, /Storage pool "default" exists with driver "dir", not "btrfs": name a new btrfs pool with --storage-pool NAME/);
+  else assert.match(r.stderr, /The requested backend "btrfs" isn't available on this server \(available: dir\)/);
+  const zfs = await d.lodge(["init", "--auto", "--storage-backend", "zfs"], { allowFail: true });
+  assert.equal(zfs.code, 2);
+  assert.match(zfs.stderr, /The requested backend "zfs" isn't available on this server/);
+  const loopOnDir = await d.lodge(["init", "--auto", "--storage-create-loop", "1"], { allowFail: true });
+  assert.equal(loopOnDir.code, 2);
+  assert.match(loopOnDir.stderr, /may be used with the 'dir' backend/);
+  assert.deepEqual(await snapshot(d, urls), before);
+});
+
+test("init --auto makes a btrfs pool on a loop file named by --storage-pool, moves the root disk to it, and a second run changes nothing", async (t) => {
+  // Needs the daemon's /1.0/storage-pools with the btrfs driver.
+  const d = await freshDaemon(t);
+  const drivers = (await d.client.get<Server>("/1.0")).environment.storage_supported_drivers ?? [];
+  if (!drivers.some((x) => x.Name === "btrfs")) return t.skip("the server does not offer btrfs");
+  const pool = `fast${randomBytes(2).toString("hex")}`;
+  // The loop file's filesystem must be unmounted while the daemon lives: the root goes back, the pool goes.
+  t.after(async () => {
+    const p = await d.client.get<Profile>("/1.0/profiles/default").catch(() => undefined);
+    if (p?.devices.root?.pool === pool) await d.client.put("/1.0/profiles/default", { description: p.description, config: p.config, devices: { ...p.devices, root: { ...p.devices.root, pool: "default" } } }).catch(() => {});
+    await d.client.delete(`/1.0/storage-pools/${pool}`).catch(() => {});
+  });
+  await ok(d, ["init", "--auto", "--storage-backend", "btrfs", "--storage-create-loop", "1", "--storage-pool", pool]);
+  const made = await d.client.get<{ driver: string; config: Record<string, string> }>(`/1.0/storage-pools/${pool}`);
+  assert.equal(made.driver, "btrfs");
+  assert.equal(made.config.size, "1GB");
+  assert.deepEqual((await d.client.get<Profile>("/1.0/profiles/default")).devices.root, { type: "disk", path: "/", pool });
+
+  const urls = ["/1.0", "/1.0/profiles/default", `/1.0/storage-pools/${pool}`, "/1.0/storage-pools", "/1.0/networks"];
+  const before = await snapshot(d, urls);
+  await ok(d, ["init", "--auto", "--storage-backend", "btrfs", "--storage-create-loop", "1", "--storage-pool", pool]);
+  assert.deepEqual(await snapshot(d, urls), before, "the second run changed something");
+  const dump = parseYaml((await ok(d, ["init", "--dump"])).stdout) as { storage_pools: { name: string; driver: string }[] };
+  assert.deepEqual(dump.storage_pools.map((p) => [p.name, p.driver]), [["default", "dir"], [pool, "btrfs"]].sort());
+});
+
+test("init --preseed makes and updates storage pools through the API, twice changes nothing, and undoes a failed run", async (t) => {
+  // Needs the daemon's /1.0/storage-pools.
+  const d = await freshDaemon(t);
+  const source = await mkdtemp(join(tmpdir(), "lodge-init-pool-"));
+  t.after(() => rm(source, { recursive: true, force: true }));
+  const preseed = `
+storage_pools:
+  - name: extra
+    driver: dir
+    description: From the preseed
+    config:
+      source: ${source}
+  - name: default
+    config:
+      user.note: seeded
+profiles:
+  - name: onextra
+    devices:
+      root: {type: disk, path: /, pool: extra}
+`;
+  await ok(d, ["init", "--preseed"], preseed);
+  const extra = await d.client.get<{ driver: string; description: string; config: Record<string, string> }>("/1.0/storage-pools/extra");
+  assert.equal(extra.driver, "dir");
+  assert.equal(extra.description, "From the preseed");
+  assert.equal(extra.config.source, source);
+  assert.equal((await d.client.get<{ config: Record<string, string> }>("/1.0/storage-pools/default")).config["user.note"], "seeded");
+
+  const urls = ["/1.0/storage-pools", "/1.0/storage-pools/extra", "/1.0/storage-pools/default", "/1.0/profiles/onextra"];
+  const before = await snapshot(d, urls);
+  await ok(d, ["init", "--preseed"], preseed);
+  assert.deepEqual(await snapshot(d, urls), before, "the second run changed something");
+  const dump = (await ok(d, ["init", "--dump"])).stdout;
+  const parsed = parseYaml(dump) as { storage_pools: { name: string; driver: string; config: Record<string, string> }[] };
+  assert.deepEqual(parsed.storage_pools.map((p) => [p.name, p.driver]), [["default", "dir"], ["extra", "dir"]]);
+  assert.equal(parsed.storage_pools[1]!.config.source, source);
+  await ok(d, ["init", "--preseed"], dump);
+  assert.deepEqual(await snapshot(d, urls), before, "applying the dump changed something");
+
+  // A run that fails after making a pool deletes it again.
+  const bad = await d.lodge(["init", "--preseed"], {
+    allowFail: true,
+    input: `storage_pools:\n  - name: made\n    driver: dir\nnetworks:\n  - name: ${netName()}\n    config: {bogus.key: 1}\n`,
+  });
+  assert.equal(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /earlier changes were undone/);
+  assert.equal((await d.client.raw("GET", "/1.0/storage-pools/made")).status, 404);
+  const wrongDriver = await d.lodge(["init", "--preseed"], { allowFail: true, input: "storage_pools:\n  - name: extra\n    driver: btrfs\n" });
+  assert.equal(wrongDriver.code, 2);
+  assert.match(wrongDriver.stderr, /The existing storage pool "extra" has driver "dir", not "btrfs"/);
 });
 
 test("server set-up refuses what it cannot do before changing anything", async (t) => {

@@ -13,6 +13,7 @@ import { buildImage, loadDefinition, parseDefinition, type BuildResult } from ".
 import { lxdArchitecture } from "../../src/images/builder/architecture.js";
 import { inspectImage } from "../../src/images/inspect.js";
 import { run } from "../../src/sys/exec.js";
+import { TestDaemon } from "../helpers/daemon.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const HOST_ARCH = lxdArchitecture(os.machine());
@@ -228,6 +229,47 @@ test("actions run chrooted in the rootfs, files land inside it", async (t) => {
   assert.ok(!members.some((m) => /^rootfs\/dev\/./.test(m)), "the chroot's /dev did not leak into the image");
 });
 
+/**
+ * Debian's own DHCP client (ifupdown's dhclient, started by networking.service under systemd)
+ * gets a lease on a managed network: the split image imported into a real lodged through the
+ * real lxc client, launched with --network, its address shown by `lxc list` and its lease by
+ * `lxc network list-leases` under its hostname.
+ */
+async function assertGetsLeaseOnManagedNetwork(t: TestContext, meta: string, squash: string): Promise<void> {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", meta, squash, "--alias", "deb"], { timeoutMs: 300_000 });
+  const net = `lt${randomBytes(3).toString("hex")}`;
+  t.after(() => d.client.delete(`/1.0/networks/${net}`).catch(() => {}));
+  await d.lxc(["network", "create", net, "ipv6.address=none"]);
+  const gw = (await d.client.get<{ config: Record<string, string> }>(`/1.0/networks/${net}`)).config["ipv4.address"]!;
+  const prefix = gw.split(".").slice(0, 3).join(".") + ".";
+  assert.match(gw, /\/24$/, `the auto subnet is a /24: ${gw}`);
+  await d.lxc(["launch", "deb", "d1", "--network", net], { timeoutMs: 120_000 });
+
+  const t0 = Date.now();
+  let listed = "";
+  let ip: string | undefined;
+  while (Date.now() - t0 < 60_000) {
+    listed = (await d.lxc(["list", "d1", "--format", "csv", "-c", "4"])).stdout;
+    ip = /(\d+\.\d+\.\d+\.\d+) \(eth0\)/.exec(listed)?.[1];
+    if (ip) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  if (!ip) {
+    const why = await d.lxc(["exec", "d1", "--", "sh", "-c", "systemctl --no-pager status networking; journalctl --no-pager -u networking | tail -30; ip addr"], { allowFail: true });
+    assert.fail(`no IPv4 on eth0 in lxc list after 60 s (last: ${JSON.stringify(listed)}):\n${why.stdout}${why.stderr}`);
+  }
+  assert.ok(ip.startsWith(prefix), `${ip} is in ${gw}`);
+  const leases = (await d.lxc(["network", "list-leases", net, "--format", "csv"])).stdout;
+  assert.match(leases, new RegExp(`^d1,[0-9a-f:]+,${ip.replace(/\./g, "\\.")},`, "m"), `list-leases shows d1's lease:\n${leases}`);
+  // The client that got it is Debian's dhclient, run by ifupdown under systemd.
+  const ps = await d.lxc(["exec", "d1", "--", "sh", "-c", "cat /proc/1/comm; pgrep -a dhclient"]);
+  assert.match(ps.stdout, /^systemd\n/);
+  assert.match(ps.stdout, /dhclient .*eth0/, ps.stdout);
+  t.diagnostic(`Debian's dhclient got ${ip} on ${net} (${gw}) ${((Date.now() - t0) / 1000).toFixed(1)} s after lxc launch returned; ${ps.stdout.split("\n")[1]}`);
+  await d.lxc(["delete", "--force", "d1"]);
+}
+
 test("Debian bookworm from debootstrap, split: a systemd container image that boots under liblxc", async (t) => {
   const out = await tempDir(t);
   const work = await tempDir(t);
@@ -261,6 +303,7 @@ test("Debian bookworm from debootstrap, split: a systemd container image that bo
   const rootfs = path.join(unpacked, "rootfs");
   await run("unsquashfs", ["-q", "-n", "-d", rootfs, squash]);
   assert.equal((await inspectImage({ metadata: meta, rootfs: squash })).type, "container", "Lodge's image store accepts it");
+  await assertGetsLeaseOnManagedNetwork(t, meta, squash);
   await rm(squash); // keep the disk use of this test down
   assert.match(await readFile(path.join(rootfs, "etc/network/interfaces"), "utf8"), /^iface eth0 inet dhcp$/m);
   assert.match(await readFile(path.join(rootfs, "etc/apt/sources.list"), "utf8"), /bookworm-security/);

@@ -4,9 +4,10 @@ import type { Profile } from "../../src/api/profile.js";
 import { checkServerInitOptions } from "../../src/cli/init.js";
 import { applyPlan, InitStepError, namesOf, type InitApi } from "../../src/cli/init-apply.js";
 import { interview } from "../../src/cli/init-interactive.js";
-import { autoPreseed, planPreseed, same, type Current, type Step } from "../../src/cli/init-plan.js";
+import { autoNames, autoPreseed, planPreseed, same, type AutoFacts, type AutoOptions, type Current, type Step } from "../../src/cli/init-plan.js";
 import { dumpPreseed, parsePreseed } from "../../src/cli/init-preseed.js";
-import type { Network, StoragePool } from "../../src/cli/network-types.js";
+import type { Network } from "../../src/cli/network-types.js";
+import type { StoragePool } from "../../src/cli/storage-types.js";
 
 const ROOT = { type: "disk", path: "/", pool: "default" };
 
@@ -352,4 +353,102 @@ test("same() is deep equality of JSON values, key order aside", () => {
   assert.ok(!same({ a: 1 }, { a: 1, b: undefined }));
   assert.ok(!same([1, 2], { 0: 1, 1: 2 }));
   assert.ok(!same({ a: "1" }, { a: 1 }));
+});
+
+const dirDefault = () => ({ name: "default", driver: "dir", description: "", config: {}, status: "Created", used_by: ["/1.0/profiles/default"] });
+const facts = (over: Partial<AutoFacts> = {}): AutoFacts => ({ networks: [], hostInterfaces: [], storageDrivers: ["dir", "btrfs"], pools: ["default"], ...over });
+
+test("--auto storage flags as lxd init's: a btrfs pool on a loop file, named by --storage-pool, becomes the root pool; a second run plans nothing", () => {
+  const cur = current({ pools: [dirDefault()], profiles: [profile("default", { devices: { root: ROOT, eth0: { type: "nic", network: "lt1", name: "eth0" } } })], networks: [net("lt1")] });
+  const f = facts({ networks: [net("lt1")] });
+  const opts = { storageBackend: "btrfs", storageLoopSize: 5, storagePool: "fast" };
+  assert.deepEqual(autoNames(opts).pools, ["default", "fast"]);
+  const { preseed } = autoPreseed(cur, f, opts);
+  assert.deepEqual(preseed.storage_pools, [{ name: "fast", driver: "btrfs", config: { size: "5GB" } }]);
+  assert.deepEqual(preseed.profiles, [{ name: "default", devices: { root: { ...ROOT, pool: "fast" } } }]);
+  assert.deepEqual(planPreseed(preseed, cur).map((s) => `${s.kind} ${s.what}`), ['create storage pool "fast"', 'update profile "default"']);
+  assert.deepEqual((planPreseed(preseed, cur)[1] as { body: { devices: object } }).body.devices, { root: { ...ROOT, pool: "fast" }, eth0: { type: "nic", network: "lt1", name: "eth0" } });
+
+  // Done: the pool exists with that driver and is the root pool; its config is not asked again.
+  const fast = { name: "fast", driver: "btrfs", description: "", config: { size: "5GB", source: "/var/lib/lodge/disks/fast.img" }, status: "Created", used_by: [] };
+  const done = current({ pools: [dirDefault(), fast], profiles: [profile("default", { devices: { root: { ...ROOT, pool: "fast" }, eth0: { type: "nic", network: "lt1", name: "eth0" } } })], networks: [net("lt1")] });
+  const again = autoPreseed(done, facts({ networks: [net("lt1")], pools: ["default", "fast"] }), opts).preseed;
+  assert.deepEqual(again.storage_pools, [{ name: "fast", driver: "btrfs" }]);
+  assert.deepEqual(planPreseed(again, done), []);
+
+  // Without flags the default pool is kept as it is, whatever its driver, and the root stays where it is.
+  assert.deepEqual(autoPreseed(done, facts()).preseed.storage_pools, [{ name: "default", driver: "dir" }]);
+  assert.deepEqual(planPreseed(autoPreseed(done, facts({ networks: [net("lt1")] })).preseed, done), []);
+});
+
+test("--auto storage flags: the other forms, and what lxd init refuses", () => {
+  const fresh = current({ pools: [], profiles: [profile("default")] });
+  const pools = (opts: AutoOptions, f = facts({ pools: [] })) => autoPreseed(fresh, f, opts).preseed.storage_pools;
+  assert.deepEqual(pools({ storageBackend: "btrfs" }), [{ name: "default", driver: "btrfs" }]);
+  assert.deepEqual(pools({ storageBackend: "btrfs", storagePool: "/srv/btrfs" }), [{ name: "default", driver: "btrfs", config: { source: "/srv/btrfs" } }]);
+  assert.deepEqual(pools({ storageBackend: "btrfs", storageDevice: "/dev/loop9", storagePool: "disk" }), [{ name: "disk", driver: "btrfs", config: { source: "/dev/loop9" } }]);
+  assert.deepEqual(pools({ storageBackend: "btrfs", storageLoopSize: 2 }), [{ name: "default", driver: "btrfs", config: { size: "2GB" } }]);
+  assert.deepEqual(autoPreseed(fresh, facts({ pools: [] }), { storageBackend: "btrfs", storageLoopSize: 2 }).preseed.profiles, [
+    { name: "default", devices: { root: { ...ROOT, pool: "default" }, eth0: { type: "nic", network: "lodgebr0", name: "eth0" } } },
+  ]);
+  assert.deepEqual(pools({ storageBackend: "dir" }), [{ name: "default", driver: "dir" }]);
+
+  assert.throws(() => pools({ storageBackend: "zfs" }), /The requested backend "zfs" isn't available on this server \(available: dir, btrfs\)/);
+  assert.throws(() => pools({ storageLoopSize: 5 }), /None of --storage-pool, --storage-create-device or --storage-create-loop may be used with the 'dir' backend/);
+  assert.throws(() => pools({ storageBackend: "dir", storagePool: "x" }), /with the 'dir' backend/);
+  assert.throws(() => pools({ storageBackend: "btrfs", storageLoopSize: 5, storageDevice: "/dev/sdb" }), /Only one of --storage-create-device or --storage-create-loop can be specified/);
+  // Lodge makes a dir pool "default" when it first starts: a btrfs one needs another name.
+  const withDefault = current({ pools: [dirDefault()] });
+  assert.throws(
+    () => autoPreseed(withDefault, facts(), { storageBackend: "btrfs", storageLoopSize: 5 }),
+    /Storage pool "default" exists with driver "dir", not "btrfs": name a new btrfs pool with --storage-pool NAME and --storage-create-loop SIZE_GB/,
+  );
+  // A server that does not say which drivers it has: the server decides.
+  assert.deepEqual(pools({ storageBackend: "btrfs" }, facts({ storageDrivers: undefined })), [{ name: "default", driver: "btrfs" }]);
+});
+
+test("--auto storage flags go with --auto, a loop size is a whole number of GB, a device a path", () => {
+  checkServerInitOptions({ auto: true, storageBackend: "btrfs", storageCreateLoop: "5", storagePool: "fast" });
+  assert.throws(() => checkServerInitOptions({ storageCreateLoop: "5" }), /--storage-create-loop goes with --auto/);
+  assert.throws(() => checkServerInitOptions({ preseed: true, storagePool: "x" }), /--storage-pool goes with --auto/);
+  assert.throws(() => checkServerInitOptions({ storageCreateDevice: "/dev/sdb" }), /--storage-create-device goes with --auto/);
+  assert.throws(() => checkServerInitOptions({ auto: true, storageCreateLoop: "5GiB" }), /Invalid --storage-create-loop "5GiB": the loop file's size in GB/);
+  assert.throws(() => checkServerInitOptions({ auto: true, storageCreateLoop: "0" }), /Invalid --storage-create-loop "0"/);
+  assert.throws(() => checkServerInitOptions({ auto: true, storageCreateDevice: "sdb" }), /Invalid --storage-create-device "sdb"/);
+});
+
+test("the questions ask for a storage pool first when the server has the API: backend, loop size, and the root disk moves to it", async () => {
+  const cur = current({ pools: [dirDefault()], profiles: [profile("default", { devices: { root: ROOT } })] });
+  const s = script(["yes", "default", "fast", "zfs", "btrfs", "", "no", "0", "3", "no", "no", "yes", "no"]);
+  const r = await interview(s.ask, { ...facts(), loopSizeGiB: 7 }, cur, s.say);
+  assert.deepEqual(s.asked.slice(0, 8), [
+    "Do you want to configure a new storage pool? (yes/no) [default=no]: ",
+    "Name of the new storage pool [default=pool1]: ",
+    "Name of the new storage pool [default=pool1]: ",
+    "Name of the storage backend to use (dir, btrfs) [default=dir]: ",
+    "Name of the storage backend to use (dir, btrfs) [default=dir]: ",
+    "Create a new BTRFS pool? (yes/no) [default=yes]: ",
+    "Would you like to use an existing empty block device (e.g. a disk or partition)? (yes/no) [default=no]: ",
+    "Size in GiB of the new loop device (1GiB minimum) [default=7GiB]: ",
+  ]);
+  assert.deepEqual(s.said, ['The requested storage pool "default" already exists. Please choose another name.\n\n', "Invalid input, try again.\n\n", "Minimum size is 1GiB\n\n"]);
+  assert.deepEqual(r.preseed.storage_pools, [{ name: "fast", driver: "btrfs", config: { size: "3GiB" } }]);
+  assert.deepEqual(r.preseed.profiles, [{ name: "default", devices: { root: { ...ROOT, pool: "fast" } } }]);
+  assert.deepEqual(planPreseed(r.preseed, cur).map((st) => `${st.kind} ${st.what}`), ['create storage pool "fast"', 'update profile "default"']);
+
+  // Enter everywhere on a fresh server: no new pool (Lodge made "default"), nothing planned for storage.
+  const enter = script([]);
+  const def = await interview(enter.ask, facts(), cur, enter.say);
+  assert.equal(enter.asked[0], "Do you want to configure a new storage pool? (yes/no) [default=no]: ");
+  assert.deepEqual(def.preseed.storage_pools, [{ name: "default", driver: "dir" }]);
+
+  // A block device, or an existing btrfs filesystem; dir asks nothing more; one driver, no choice.
+  const dev = await interview(script(["y", "", "btrfs", "", "yes", "/dev/nope", "/dev/loop7"]).ask, { ...facts({ pools: [] }), isBlockDevice: (p) => p === "/dev/loop7" }, current({ pools: [] }), () => {});
+  assert.deepEqual(dev.preseed.storage_pools, [{ name: "default", driver: "btrfs", config: { source: "/dev/loop7" } }]);
+  const existing = await interview(script(["y", "b", "btrfs", "no", "/srv/btrfs"]).ask, facts(), cur, () => {});
+  assert.deepEqual(existing.preseed.storage_pools, [{ name: "b", driver: "btrfs", config: { source: "/srv/btrfs" } }]);
+  const onlyDir = script(["yes", "more"]);
+  const d = await interview(onlyDir.ask, facts({ storageDrivers: ["dir"] }), cur, () => {});
+  assert.deepEqual(d.preseed.storage_pools, [{ name: "more", driver: "dir" }]);
+  assert.ok(!onlyDir.asked.some((q) => q.includes("backend")));
 });

@@ -138,8 +138,8 @@ const CHECKS: Record<string, (dev: DeviceConfig) => void> = {
       if (dev.source) throw badRequest('the root disk ("path: /") takes a pool, not a source');
       return;
     }
-    if (dev.pool) throw badRequest('custom storage volumes ("pool" on a disk other than the root disk) are not supported yet; bind a host path with "source"');
-    if (!dev.source) throw badRequest('"source" is required');
+    if (!dev.source) throw badRequest(dev.pool ? '"source" is required: the name of the custom volume in the pool' : '"source" is required');
+    if (dev.pool && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(dev.source)) throw badRequest(`"source" ${JSON.stringify(dev.source)} is not a storage volume name`);
     if (dev.size) throw badRequest('"size" only applies to the root disk');
     if (dev.propagation && !PROPAGATIONS.includes(dev.propagation as Propagation))
       throw badRequest(`"propagation" ${JSON.stringify(dev.propagation)} is not one of ${PROPAGATIONS.join(", ")}`);
