@@ -85,6 +85,15 @@ test("lxc export then lxc import under a second name: identical files, and the c
   assert.equal((await d.lxc(["exec", "c2", "--", "cat", "/srv/data/f"])).stdout, "hello\n");
   assert.match((await d.lxc(["exec", "c2", "--", "ls", "-ln", "/srv/data/f"])).stdout, /^-\S+\s+\d+\s+1000\s+1001 /);
   assert.match((await d.lxc(["exec", "c2", "--", "ls", "-l", "/srv/suid"])).stdout, /^-rwsr-xr-x/);
+  // Into another pool (X-LXD-pool): the root disk follows it.
+  await d.lxc(["storage", "create", "p2", "dir"]);
+  await d.lxc(["import", file, "c3", "--storage", "p2"]);
+  const c3 = JSON.parse((await d.lxc(["query", "/1.0/instances/c3"])).stdout);
+  assert.equal(c3.expanded_devices.root.pool, "p2");
+  const p2 = JSON.parse((await d.lxc(["query", "/1.0/storage-pools/p2"])).stdout);
+  assert.deepEqual(await manifest(join(p2.config.source, "containers/c3/rootfs")), await manifest(rootfsOf(d, "c1")));
+  await d.lxc(["start", "c3"]);
+  assert.equal((await d.lxc(["exec", "c3", "--", "cat", "/srv/data/f"])).stdout, "hello\n");
   const c2 = JSON.parse((await d.lxc(["query", "/1.0/instances/c2"])).stdout);
   const c1 = JSON.parse((await d.lxc(["query", "/1.0/instances/c1"])).stdout);
   assert.notEqual(c2.config["volatile.idmap.base"], undefined);
