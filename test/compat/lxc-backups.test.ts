@@ -9,6 +9,7 @@ import { parse as parseYaml } from "yaml";
 import { runCommand, TestDaemon, type RunResult } from "../helpers/daemon.js";
 import { busyboxImage } from "../helpers/busybox-image.js";
 import type { Operation } from "../../src/api/operation.js";
+import { shapeProblems } from "../helpers/api-shape.js";
 
 // `lxc export` / `lxc import` against lodged, in LXD 5.0.2's backup format, both ways with a
 // real LXD; and hostile backup tarballs, refused with nothing left behind.
@@ -112,6 +113,8 @@ test("backups API: create with a name and expiry, list, rename, export, delete; 
   const list = JSON.parse((await d.lxc(["query", "/1.0/instances/b1/backups?recursion=1"])).stdout) as { name: string; expires_at: string; instance_only: boolean }[];
   assert.deepEqual(list.map((b) => b.name).sort(), ["backup0", "nightly"]);
   assert.equal(list.find((b) => b.name === "nightly")!.expires_at, "2031-01-01T00:00:00Z");
+  for (const b of list) assert.deepEqual(await shapeProblems("InstanceBackup", b), [], `backup ${b.name}`);
+  assert.deepEqual(await shapeProblems("InstanceBackup", await d.client.get("/1.0/instances/b1/backups/nightly")), []);
   // recursion=2 lists them inline, as `lxc list`/`lxc info` read them.
   const full = JSON.parse((await d.lxc(["query", "/1.0/instances?recursion=2"])).stdout) as { backups: { name: string }[] }[];
   assert.deepEqual(full[0]!.backups.map((b) => b.name).sort(), ["backup0", "nightly"]);
