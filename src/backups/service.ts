@@ -237,7 +237,7 @@ export class BackupService {
         "-C", "/", ...trees.map((t) => t.path.replace(/^\/+/, "")),
       ];
       const tarball = join(scratch, "backup");
-      const tar = createTarball(members, rec.compression_algorithm as Parameters<typeof createTarball>[1], opts.signal);
+      const tar = createTarball(members, rec.compression_algorithm as Parameters<typeof createTarball>[1], opts.signal, { live: true });
       const out = createWriteStream(tarball, { mode: 0o600 });
       let bytes = 0;
       const started = Date.now();

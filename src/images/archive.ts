@@ -182,7 +182,12 @@ const TAR_COMPRESS: Record<Compression, string[]> = {
  * stream, with numeric owners, modes, xattrs and ACLs as they are on disk. `done` settles when
  * tar has exited; it rejects with tar's words if tar failed.
  */
-export function createTarball(members: readonly string[], compression: Compression, signal?: AbortSignal): { stdout: Readable; done: Promise<void> } {
+export function createTarball(
+  members: readonly string[],
+  compression: Compression,
+  signal?: AbortSignal,
+  opts: { live?: boolean } = {},
+): { stdout: Readable; done: Promise<void> } {
   const child = spawnProcess(
     "tar",
     [
@@ -197,6 +202,9 @@ export function createTarball(members: readonly string[], compression: Compressi
       // the default name (<dir>/PaxHeaders/<file>) would show scratch paths. Readers ignore it.
       "--pax-option=exthdr.name=PaxHeaders/%f,globexthdr.name=PaxHeaders/global",
       ...TAR_COMPRESS[compression],
+      // A tree in use (a running instance's): a file that changes or goes while it is read is
+      // taken as it is, as LXD does, rather than failing the whole backup.
+      ...(opts.live ? ["--warning=no-file-changed", "--warning=no-file-removed", "--ignore-failed-read"] : []),
       ...members,
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
@@ -209,7 +217,8 @@ export function createTarball(members: readonly string[], compression: Compressi
     child.once("error", reject);
     child.once("close", (code: number | null, sig: string | null) => {
       signal?.removeEventListener("abort", onAbort);
-      if (code === 0) resolve();
+      // GNU tar's 1 is "some files differ" (changed while read): a warning where opts.live.
+      if (code === 0 || (code === 1 && opts.live)) resolve();
       else reject(new Error(`tar failed (${code ?? sig}): ${stderr.trim().split("\n").slice(-3).join("; ")}`));
     });
   });

@@ -147,6 +147,18 @@ test("backups API: create with a name and expiry, list, rename, export, delete; 
   assert.equal(im.code, 0, im.stderr);
   assert.deepEqual(await manifest(rootfsOf(d, "b2")), await manifest(rootfsOf(d, "b1")));
 
+  // Backups follow their instance's rename.
+  await d.lxc(["rename", "b1", "b1r"]);
+  assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances/b1r/backups"])).stdout), ["/1.0/instances/b1r/backups/backup0"]);
+  assert.deepEqual(await readdir(join(d.dir, "backups/instances/b1r")), ["backup0"]);
+  await d.lxc(["rename", "b1r", "b1"]);
+
+  // A running instance's files are taken as they are, even while they change.
+  await d.lxc(["start", "b2"]);
+  await d.lxc(["exec", "b2", "--", "sh", "-c", "(while :; do date >> /root/busy; done) >/dev/null 2>&1 &"]);
+  await d.lxc(["export", "b2", join(d.dir, "live.tar.gz")]);
+  await d.lxc(["stop", "-f", "b2"]);
+
   // An instance called "backup" (its names must not mix with the tarball's own).
   await d.lxc(["init", "bb", "backup"]);
   const named = join(d.dir, "named.tar.gz");
