@@ -121,7 +121,13 @@ export function parseIndex(text: string): ParsedIndex {
 }
 
 /** The instance part of backup.yaml (a whole backup.yaml: its `container`). */
-export function parseBackupYaml(text: string): { container: ParsedInstance; snapshots: string[] } {
+/** A snapshot as backup.yaml records it (for the snapshots service to restore). */
+export interface ParsedSnapshot extends Omit<ParsedInstance, "type"> {
+  expires_at: string;
+  last_used_at?: string;
+}
+
+export function parseBackupYaml(text: string): { container: ParsedInstance; snapshots: ParsedSnapshot[] } {
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -132,7 +138,15 @@ export function parseBackupYaml(text: string): { container: ParsedInstance; snap
   const snaps = Array.isArray(doc.snapshots) ? doc.snapshots : [];
   return {
     container: parseInstance(doc.container, "backup/container/backup.yaml"),
-    snapshots: snaps.map((s) => (isObject(s) && typeof s.name === "string" ? s.name : "")),
+    snapshots: snaps.map((x, i) => {
+      if (!isObject(x)) throw badRequest(`Invalid backup: backup.yaml's snapshot ${i + 1} is not a map`);
+      const { type: _type, ...rest } = parseInstance(x, `backup.yaml (snapshot ${i + 1})`);
+      return {
+        ...rest,
+        expires_at: typeof x.expires_at === "string" ? x.expires_at : GO_ZERO_TIME,
+        last_used_at: typeof x.last_used_at === "string" ? x.last_used_at : undefined,
+      };
+    }),
   };
 }
 

@@ -80,7 +80,7 @@ export async function importBackup(d: ImportDeps, req: ImportRequest): Promise<{
     const config = parseBackupYaml(configText.toString("utf8"));
     const inst = config.container;
     if (inst.name !== index.name) throw badRequest(`Invalid backup: backup/index.yaml names instance "${index.name}", but backup.yaml "${inst.name}"`);
-    const yamlSnaps = new Set(config.snapshots);
+    const yamlSnaps = new Set(config.snapshots.map((x) => x.name));
     for (const s of listed) if (!yamlSnaps.has(s)) throw badRequest(`Invalid backup: snapshot "${s}" is in the index but not in backup.yaml`);
     if (inst.type !== "container") throw badRequest(`Backups of a ${inst.type} cannot be imported yet: only containers`);
 
