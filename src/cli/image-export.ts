@@ -41,7 +41,7 @@ export function extensionOf(name: string): string {
 export async function exportImage(client: LodgeClient, fingerprint: string, target: string, totalSize?: number): Promise<string[]> {
   // A target ending in "/" names a directory: create it.
   if (/[\\/]$/.test(target)) await mkdir(target, { recursive: true });
-  const res = await get(client, `/1.0/images/${fingerprint}/export`);
+  const res = await getRaw(client, `/1.0/images/${fingerprint}/export`);
   const renderer = new ProgressRenderer();
   const length = Number(res.headers["content-length"]);
   const tracker = new ProgressTracker(
@@ -104,7 +104,7 @@ function dispositionFilename(disp: string | undefined): string | undefined {
 }
 
 /** A GET whose body is not JSON: resolves with the response once it is 200, else throws its error. */
-function get(client: LodgeClient, path: string): Promise<IncomingMessage> {
+export function getRaw(client: LodgeClient, path: string): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath: client.socket, path: client.url(path), method: "GET" }, (res) => {
       if (res.statusCode === 200) return resolve(res);

@@ -41,6 +41,9 @@ import { SnapshotScheduler } from "../instances/snapshots/schedule.js";
 import { instanceSnapshotRoutes } from "./routes/instance-snapshots.js";
 import { ContainerSpecs } from "../instances/spec.js";
 import { instanceRoutes } from "./routes/instances.js";
+import { importBackupHandler, instanceBackupRoutes } from "./routes/instance-backups.js";
+import { BackupService } from "../backups/service.js";
+import { publishSources } from "../instances/publish.js";
 import { instanceStateRoutes } from "./routes/instance-state.js";
 import { instanceFileRoutes } from "./routes/instance-files.js";
 import { instanceConsoleRoutes } from "./routes/instance-console.js";
@@ -174,6 +177,8 @@ export class Daemon {
       const mover = new PoolMover({ store, storage, instances, driver, specs, events, log: log.child({ module: "instances" }) });
       await mover.recover();
       const copier = new InstanceCopier({ store, storage, instances, snapshots, driver, specs, profiles, events, networks });
+      const backups = new BackupService({ dir, store, storage, instances, profiles, events });
+      await backups.init();
       // Bridges, dnsmasq and NAT come back (after a host reboot, or a daemon that was killed)
       // before any instance starts on them.
       await networks.start();
@@ -217,15 +222,28 @@ export class Daemon {
           ...ops.routes,
           ...warningRoutes({ warnings }),
           ...resourceRoutes(),
-          ...instanceRoutes({ instances, lifecycle, operations, snapshots, copier, mover }),
+          ...instanceRoutes({
+            instances,
+            lifecycle,
+            operations,
+            snapshots,
+            copier,
+            mover,
+            backups,
+            importBackup: importBackupHandler({ dir: backups.dir, instances, storage, profiles, operations }),
+          }),
           ...instanceSnapshotRoutes({ instances, snapshots, operations }),
+          ...instanceBackupRoutes({ backups, operations }),
           ...profileRoutes({ profiles: profileService }),
           ...networkRoutes({ networks, forwards }),
           ...storageRoutes({ pools, volumes, operations }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
           ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, "container") }),
           ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),
-          ...imageRoutes({ images, operations, events, sources: remoteImageSources(), refresh: (p, fp, op) => refresher.refresh(p, fp, op) }),
+          ...imageRoutes({ images, operations, events, sources: {
+              ...remoteImageSources(),
+              ...publishSources({ instances, storage, scratchDir: join(dir, "images"), running: async (r) => (await lifecycle.status(r)).status !== "Stopped" }),
+            }, refresh: (p, fp, op) => refresher.refresh(p, fp, op) }),
           ...internalRoutes({ lifecycle, exit: () => requestExit() }),
         ]),
         wsRoutes: [...eventRoutes({ events }), ...ops.ws],

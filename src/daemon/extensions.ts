@@ -120,4 +120,13 @@ export const API_EXTENSIONS: readonly string[] = [
   "container_incremental_copy",
   // POST /1.0/instances/<n> with "pool": a stopped instance moves to another storage pool.
   "instance_pool_move",
+  // /1.0/instances/<name>/backups: create (name, expires_at, instance_only, optimized_storage
+  // refused without a driver that has it), rename, delete, export; POST /1.0/instances with a
+  // backup tarball (lxc import) in LXD's format; compression_algorithm on create (the server key
+  // backups.compression_algorithm, "backup_compression", is not there yet); X-LXD-pool and
+  // X-LXD-name on import.
+  "container_backup",
+  "backup_compression_algorithm",
+  "container_backup_override_pool",
+  "backup_override_name",
 ];

@@ -2,6 +2,8 @@ import { spawn } from "node:child_process";
 import { open } from "node:fs/promises";
 import { badRequest } from "../api/errors.js";
 import { run } from "../sys/exec.js";
+import { spawnProcess } from "../sys/spawn.js";
+import type { Readable } from "node:stream";
 import { decompressor, type Compression } from "./format.js";
 import { memberChecker, normalizeMember, type ArchiveLayout } from "./members.js";
 import { readTar, type MemberType, type TarListing, type TarMember } from "./tar-reader.js";
@@ -131,7 +133,11 @@ export function deviceMembers(members: readonly TarMember[]): string[] {
  * names exactly as stored, matched literally (--no-wildcards) and whole (--anchored), which is
  * sound because the member check accepts only names in the one form tar compares them in.
  */
-export async function extractTarball(path: string, dest: string, opts: { exclude: readonly string[]; signal?: AbortSignal }): Promise<void> {
+export async function extractTarball(
+  path: string,
+  dest: string,
+  opts: { exclude: readonly string[]; signal?: AbortSignal; only?: string; stripComponents?: number },
+): Promise<void> {
   await run(
     "tar",
     [
@@ -148,6 +154,9 @@ export async function extractTarball(path: string, dest: string, opts: { exclude
       "--anchored",
       "--no-wildcards",
       ...opts.exclude.map((name) => `--exclude=${name}`),
+      ...(opts.stripComponents ? [`--strip-components=${opts.stripComponents}`] : []),
+      // One subtree of the archive (named as the archive spells it), e.g. a backup's instance volume.
+      ...(opts.only !== undefined ? ["--", opts.only] : []),
     ],
     { signal: opts.signal },
   );
@@ -156,4 +165,63 @@ export async function extractTarball(path: string, dest: string, opts: { exclude
 /** Extracts a SquashFS image (already inspected) into dest, which must not exist yet. */
 export async function extractSquashfs(path: string, dest: string, signal?: AbortSignal): Promise<void> {
   await run("unsquashfs", ["-n", "-d", dest, path], { signal });
+}
+
+/** GNU tar's flag for each compression (tar runs the compressor itself). */
+const TAR_COMPRESS: Record<Compression, string[]> = {
+  none: [],
+  gzip: ["--gzip"],
+  xz: ["--xz"],
+  lzma: ["--lzma"],
+  bzip2: ["--bzip2"],
+  zstd: ["--zstd"],
+};
+
+/**
+ * Writes a tarball of `members` (tar arguments: "-C dir name …", --transform expressions) to a
+ * stream, with numeric owners, modes, xattrs and ACLs as they are on disk. `done` settles when
+ * tar has exited; it rejects with tar's words if tar failed.
+ */
+export function createTarball(
+  members: readonly string[],
+  compression: Compression,
+  signal?: AbortSignal,
+  opts: { live?: boolean } = {},
+): { stdout: Readable; done: Promise<void> } {
+  const child = spawnProcess(
+    "tar",
+    [
+      "--create",
+      "--file=-",
+      "--numeric-owner",
+      "--xattrs",
+      "--xattrs-include=*",
+      "--acls",
+      "--sparse",
+      // xattrs make the archive pax; its extended headers are named without --transform, so
+      // the default name (<dir>/PaxHeaders/<file>) would show scratch paths. Readers ignore it.
+      "--pax-option=exthdr.name=PaxHeaders/%f,globexthdr.name=PaxHeaders/global",
+      ...TAR_COMPRESS[compression],
+      // A tree in use (a running instance's): a file that changes or goes while it is read is
+      // taken as it is, as LXD does, rather than failing the whole backup.
+      ...(opts.live ? ["--warning=no-file-changed", "--warning=no-file-removed", "--ignore-failed-read"] : []),
+      ...members,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  const onAbort = () => child.kill("SIGKILL");
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const done = new Promise<void>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code: number | null, sig: string | null) => {
+      signal?.removeEventListener("abort", onAbort);
+      // GNU tar's 1 is "some files differ" (changed while read): a warning where opts.live.
+      if (code === 0 || (code === 1 && opts.live)) resolve();
+      else reject(new Error(`tar failed (${code ?? sig}): ${stderr.trim().split("\n").slice(-3).join("; ")}`));
+    });
+  });
+  done.catch(() => {});
+  return { stdout: child.stdout!, done };
 }

@@ -95,3 +95,28 @@ export function decompressor(c: Compression): [string, string[]] | undefined {
       return ["zstd", ["-dcq"]];
   }
 }
+
+/** The filter that compresses plain tar from stdin to stdout, or undefined for plain tar. */
+export function compressor(c: Compression): [string, string[]] | undefined {
+  switch (c) {
+    case "none":
+      return undefined;
+    case "gzip":
+      return ["gzip", ["-c", "-n"]];
+    case "xz":
+      return ["xz", ["-c", "-T0"]];
+    case "lzma":
+      return ["xz", ["--format=lzma", "-c"]];
+    case "bzip2":
+      return ["bzip2", ["-c"]];
+    case "zstd":
+      return ["zstd", ["-c", "-q", "-T0"]];
+  }
+}
+
+/** A compression_algorithm as LXD's API takes it ("gzip", "zstd", "none", …), checked. */
+export function parseCompression(value: string | undefined, fallback: Compression): Compression {
+  if (value === undefined || value === "") return fallback;
+  if (value in TAR_EXT) return value as Compression;
+  throw badRequest(`Unsupported compression algorithm "${value}": use one of ${Object.keys(TAR_EXT).join(", ")}`);
+}

@@ -5,7 +5,7 @@ import type { MemberType, TarMember } from "./tar-reader.js";
  * What an archive holds: an image (a unified tarball, or the metadata tarball of a split image:
  * metadata.yaml, templates/, and rootfs/ or rootfs.img) or a bare rootfs (a split image's).
  */
-export type ArchiveLayout = "image" | "rootfs";
+export type ArchiveLayout = "image" | "rootfs" | "backup";
 
 /**
  * The safety rule for unpacking an archive into a directory, checked on the member list before
@@ -28,8 +28,9 @@ export function memberChecker(what = "tarball", layout: ArchiveLayout = "image")
   const symlinks = new Set<string>();
   const devices = new Set<string>();
   const devDir = layout === "image" ? "rootfs/dev/" : "dev/";
+  const isDevPath = (p: string) => (layout === "backup" ? /^backup\/(container|snapshots\/[^/]+)\/rootfs\/dev\//.test(p) : p.startsWith(devDir));
   const refuse = (m: TarMember, why: string) =>
-    badRequest(`Unsafe image: ${what} entry "${m.name}" ${why}; refusing to unpack it`);
+    badRequest(`Unsafe ${layout === "backup" ? "backup" : "image"}: ${what} entry "${m.name}" ${why}; refusing to unpack it`);
 
   return (m) => {
     // GNU tar reads names as C strings: a NUL would make it act on a shorter name than the one checked.
@@ -59,13 +60,15 @@ export function memberChecker(what = "tarball", layout: ArchiveLayout = "image")
       if (devices.has(target)) throw refuse(m, `is a hard link to the device node "${m.linkname}"`);
       if (layout === "image" && isImageFile(target))
         throw refuse(m, `is a hard link to "${m.linkname}", which must not share its content with another file`);
+      if (layout === "backup" && (!BACKUP_ROOTFS.test(path) || !BACKUP_ROOTFS.test(target)))
+        throw refuse(m, `is a hard link to "${m.linkname}"; hard links may only join files inside an instance's rootfs/`);
     }
     if (m.type === "char" || m.type === "block") {
-      if (!path.startsWith(devDir)) throw refuse(m, `is a device node outside /dev (${devDir})`);
+      if (!isDevPath(path)) throw refuse(m, `is a device node outside /dev (${layout === "backup" ? "rootfs/dev/" : devDir})`);
       devices.add(path);
     }
-    if (layout === "image") {
-      const wrong = imageLayoutError(path, m.type);
+    if (layout === "image" || layout === "backup") {
+      const wrong = layout === "image" ? imageLayoutError(path, m.type) : backupLayoutError(path, m.type);
       if (wrong) throw refuse(m, wrong);
     }
     if (m.type === "symlink") symlinks.add(path);
@@ -84,6 +87,30 @@ function imageLayoutError(path: string, type: MemberType): string | undefined {
   if (path.startsWith("templates/") && type !== "file" && type !== "dir")
     return `${is} under templates/, where only regular files and directories are allowed`;
   return undefined;
+}
+
+/** An instance volume's tree in a backup: backup/container or backup/snapshots/<name>. */
+const BACKUP_VOLUME = /^backup\/(container|snapshots\/[^/]+)(\/|$)/;
+const BACKUP_ROOTFS = /^backup\/(container|snapshots\/[^/]+)\/rootfs\//;
+
+/**
+ * LXD's backup tarball (dir pool, not optimized): backup/index.yaml, then one volume tree per
+ * snapshot (backup/snapshots/<name>/) and the instance's (backup/container/), each laid out as
+ * an image (metadata.yaml, templates/, rootfs/) plus backup.yaml. The daemon reads the YAML
+ * files as host root, so each must be a regular file, and every directory on the way a directory.
+ */
+function backupLayoutError(path: string, type: MemberType): string | undefined {
+  const is = `is ${KINDS[type]}`;
+  if (path === "backup" || path === "backup/snapshots") return type === "dir" ? undefined : `${is}, but ${path} must be a directory`;
+  if (path === "backup/index.yaml") return type === "file" ? undefined : `${is}, but ${path} must be a regular file`;
+  const vol = BACKUP_VOLUME.exec(path);
+  if (!vol) return "is outside the backup's layout (backup/index.yaml, backup/container/, backup/snapshots/<name>/)";
+  const rest = path.slice(vol[0].length);
+  if (rest === "") return type === "dir" ? undefined : `${is}, but ${path} must be a directory`;
+  if (rest === "backup.yaml") return type === "file" ? undefined : `${is}, but ${path} must be a regular file`;
+  if (rest === "rootfs.img" || rest.startsWith("rootfs.img")) return "is a virtual machine's disk; only container backups can be imported";
+  if (!/^(metadata\.yaml|templates|rootfs)(\/|$)/.test(rest)) return "is outside an instance volume's layout (backup.yaml, metadata.yaml, templates/, rootfs/)";
+  return imageLayoutError(rest, type);
 }
 
 function isImageFile(path: string): boolean {

@@ -8,7 +8,8 @@ import { Revert } from "../core/revert.js";
 import type { DocumentStore } from "../state/store.js";
 import { ImageAliases, validateAliasName } from "./aliases.js";
 import { checkExpectedFingerprint, isFingerprintPrefix } from "./fingerprint.js";
-import type { ImageType } from "./format.js";
+import type { Compression, ImageType } from "./format.js";
+import { createTarball } from "./archive.js";
 import { inspectImage } from "./inspect.js";
 import type { ProgressCallback } from "./progress.js";
 import { ImageStaging, STAGING_PREFIX } from "./staging.js";
@@ -200,6 +201,29 @@ export class ImageStore {
       rootfs: opts.rootfsPath ? createReadStream(opts.rootfsPath) : undefined,
       rootfsSize: opts.rootfsPath ? (await stat(opts.rootfsPath)).size : undefined,
     });
+  }
+
+  /**
+   * Packs a unified image from trees on disk (an instance being published): `members` are
+   * top-level names, each in its directory ("metadata.yaml", "templates", "rootfs"), written
+   * as they are (owners, modes, xattrs), compressed, then validated and stored like an upload.
+   */
+  async addFromTree(
+    opts: CommitOptions & { members: { dir: string; name: string }[]; compression: Compression; onProgress?: ProgressCallback },
+  ): Promise<Image> {
+    const staging = await this.stage();
+    try {
+      const tar = createTarball(opts.members.flatMap((m) => ["-C", m.dir, m.name]), opts.compression, opts.signal);
+      try {
+        await staging.receive("metadata", tar.stdout, { label: "image", onProgress: opts.onProgress, signal: opts.signal });
+      } finally {
+        tar.stdout.resume();
+      }
+      await tar.done;
+      return await this.commit(staging, opts);
+    } finally {
+      await staging.discard();
+    }
   }
 
   /**

@@ -199,6 +199,82 @@ export class InstanceService {
     return record;
   }
 
+  /**
+   * Creates an instance whose volume is filled by `fill` (an imported backup) rather than from
+   * an image: the record is checked as a create request would be, written "creating" first,
+   * and everything (record, volume, liblxc config) is undone if any step fails. The id map is
+   * allocated here; `onDisk` is how the filled tree is owned (the backup's
+   * volatile.last_state.idmap), so the first start shifts it as needed.
+   */
+  async createFilled(
+    req: { project: string; name: string; pool?: string; architecture: string; description: string; config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[]; ephemeral: boolean; keepVolatile: Record<string, string> },
+    fill: (volumePath: string) => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<InstanceRecord> {
+    const { project } = req;
+    const name = validateInstanceName(req.name);
+    const config = validateInstanceConfig(stripVolatile(req.config));
+    const devices = validateDevices(req.devices);
+    checkDevicesApplied(devices);
+    await checkNicParents(devices, {}, { networks: this.d.networks, project, instance: name });
+    await checkDeviceSources(devices);
+    const profiles = profileList(req.profiles);
+    const layers = await this.d.profiles.resolve(project, profiles);
+    let root = rootDisk(expandDevices({ devices }, layers));
+    if (!root) throw noRootDevice(name);
+    if (req.pool && req.pool !== root.pool) {
+      // The target pool wins (X-LXD-pool): on the instance's own root disk, or one added over the profile's.
+      devices[root.name] = { ...(devices[root.name] ?? { type: "disk", path: "/" }), pool: req.pool };
+      root = rootDisk(expandDevices({ devices }, layers))!;
+    }
+    await this.d.storage.pool(root.pool);
+    if (await this.d.store.get(instanceKey(project, name))) throw conflict(`Instance "${name}" already exists`);
+    const record: InstanceRecord = {
+      name,
+      project,
+      type: "container",
+      architecture: req.architecture,
+      description: req.description,
+      config,
+      devices,
+      profiles,
+      ephemeral: req.ephemeral,
+      stateful: false,
+      created_at: new Date().toISOString(),
+      last_used_at: NEVER,
+      pool: root.pool,
+      phase: "creating",
+    };
+    checkExpansion({ before: record, beforeLayers: layers, after: record, afterLayers: layers, running: false });
+    await this.checkRootDisk(expandDevices(record, layers));
+    const undo = new Revert();
+    try {
+      try {
+        await this.d.store.put(instanceKey(project, name), record, { revision: 0 });
+      } catch {
+        throw conflict(`Instance "${name}" already exists`);
+      }
+      undo.add(() => this.d.store.delete(instanceKey(project, name)));
+      const volume = await this.d.storage.createInstanceVolume(record.pool, project, name, "container", undefined, signal);
+      undo.add(() => this.d.storage.deleteInstanceVolume(record.pool, project, name, "container"));
+      await fill(volume.path);
+      record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record)), ...req.keepVolatile }, expandDevices(record, layers), { running: false });
+      await this.d.driver.create(await this.d.specs.build(record, volume.path));
+      undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
+      await this.d.profiles.withLocks(project, record.profiles, async () => {
+        const now = await this.d.profiles.resolve(project, record.profiles);
+        checkExpansion({ before: record, beforeLayers: now, after: record, afterLayers: now, running: false });
+        record.phase = "ready";
+        await this.d.store.put(instanceKey(project, name), record);
+      });
+      undo.commit();
+    } finally {
+      await undo.run();
+    }
+    this.d.events.lifecycle("instance-created", instanceUrl(project, name), {}, project);
+    return record;
+  }
+
   private async resolveImage(project: string, req: InstancesPost) {
     const src = req.source ?? { type: "none" };
     if (src.type === "none") return undefined;

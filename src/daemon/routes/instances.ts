@@ -7,7 +7,8 @@ import { instanceUrl, toApi, type InstanceRecord } from "../../instances/record.
 import type { InstanceService } from "../../instances/service.js";
 import type { ProfileLayer } from "../../profiles/record.js";
 import type { OperationManager } from "../../core/operations.js";
-import { flag, ifMatch, recursion, sync, type Request, type Route } from "../route.js";
+import type { Readable } from "node:stream";
+import { flag, ifMatch, recursion, sync, type Reply, type Request, type Route } from "../route.js";
 import { instanceTask } from "./instance-operation.js";
 import type { OperationContext } from "../../core/operations.js";
 import { ownSnapshotName, type SnapshotService } from "../../instances/snapshots/service.js";
@@ -22,6 +23,15 @@ export interface InstanceRouteDeps {
   snapshots: SnapshotService;
   copier: InstanceCopier;
   mover: PoolMover;
+  /** POST /1.0/instances with a backup tarball as the body (`lxc import`). */
+  importBackup?: (req: Request, body: Readable) => Promise<Reply>;
+  /** An instance's backups follow it when it is renamed and go when it is deleted. */
+  backups?: {
+    renameAll(project: string, name: string, newName: string): Promise<void>;
+    deleteAll(project: string, name: string): Promise<void>;
+    /** Every backup of a project (or of all), by "<project>/<instance>": one store read for a whole list. */
+    byInstance(project?: string): Promise<Map<string, unknown[]>>;
+  };
 }
 
 /** Instances whose views are gathered between two turns of the event loop. */
@@ -32,12 +42,13 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
   const { instances, lifecycle, operations, snapshots, copier, mover } = deps;
   const name = (req: Request) => req.params.name!;
 
-  async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[], snaps?: SnapshotRecord[]) {
+  async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[], snaps?: SnapshotRecord[], backups?: Map<string, unknown[]>) {
     layers ??= await instances.layers(r);
     if (!full) return toApi(r, statusOf((await lifecycle.status(r)).status), layers);
     const state = await lifecycle.wireState(r);
     snaps ??= await snapshots.list(r.project, r.name);
-    return { ...toApi(r, state, layers), state, snapshots: snaps.map((s) => snapshotToApi(s, layers)), backups: [] };
+    backups ??= await deps.backups?.byInstance(r.project);
+    return { ...toApi(r, state, layers), state, snapshots: snaps.map((s) => snapshotToApi(s, layers)), backups: backups?.get(`${r.project}/${r.name}`) ?? [] };
   }
 
   async function list(req: Request) {
@@ -49,18 +60,25 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
     // with the event loop free between them, so a long list never holds other requests up long.
     // Profiles are read once per project for the whole list, not once per instance.
     const layersOf = await instances.layerResolver(records);
-    // Snapshots of the whole list in one read, as profiles.
-    const snaps = depth > 1 ? await snapshots.byInstance(flag(req.query["all-projects"]) ? undefined : req.project) : undefined;
+    // Snapshots and backups of the whole list in one read each, as profiles.
+    const scope = flag(req.query["all-projects"]) ? undefined : req.project;
+    const snaps = depth > 1 ? await snapshots.byInstance(scope) : undefined;
+    const backups = depth > 1 ? await deps.backups?.byInstance(scope) : undefined;
     let views: Awaited<ReturnType<typeof view>>[] = [];
     for (let i = 0; i < records.length; i += LIST_BATCH) {
       if (i > 0) await new Promise((r) => setImmediate(r));
-      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1, layersOf(r), snaps?.get(`${r.project}/${r.name}`) ?? [])))));
+      views.push(...(await Promise.all(records.slice(i, i + LIST_BATCH).map((r) => view(r, depth > 1, layersOf(r), snaps?.get(`${r.project}/${r.name}`) ?? [], backups)))));
     }
     if (filter) views = views.filter((v) => matchFilter(v, filter));
     return sync(depth === 0 ? views.map((v) => instanceUrl(v.project, v.name)) : views);
   }
 
   async function create(req: Request) {
+    const stream = req.body as Readable | undefined;
+    if (stream && typeof stream.pipe === "function") {
+      if (!deps.importBackup) throw badRequest("Importing backups is not supported");
+      return deps.importBackup(req, stream);
+    }
     const body = (req.body ?? {}) as InstancesPost;
     if (typeof body !== "object" || Array.isArray(body)) throw badRequest("The request body must be an instance object");
     if (body.source?.type === "copy") {
@@ -83,7 +101,7 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
 
   return [
     { method: "GET", path: "/1.0/instances", access: "trusted", handler: list },
-    { method: "POST", path: "/1.0/instances", access: "trusted", handler: create },
+    { method: "POST", path: "/1.0/instances", access: "trusted", rawBody: true, handler: create },
     {
       method: "GET",
       path: "/1.0/instances/:name",
@@ -115,7 +133,10 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
         if (body.pool !== undefined && body.pool !== "") return movePool(req, body.pool, body.name, !!(body.instance_only || body.container_only));
         if (body.migration) throw badRequest("Migration to another server is not supported yet");
         await instances.record(req.project, name(req));
-        return async_(req, "Renaming instance", name(req), () => instances.rename(req.project, name(req), body.name));
+        return async_(req, "Renaming instance", name(req), async () => {
+          const renamed = await instances.rename(req.project, name(req), body.name);
+          await deps.backups?.renameAll(req.project, name(req), renamed.name);
+        });
       },
     },
     {
@@ -127,7 +148,10 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
         // Refused on the request itself, as LXD does, so a client learns at once and nothing runs
         // (the service checks again under the instance's lock). `lxc delete --force` stops first.
         if ((await lifecycle.status(r)).status !== "Stopped") throw badRequest("Instance is running");
-        return async_(req, "Deleting instance", name(req), () => instances.delete(req.project, name(req)));
+        return async_(req, "Deleting instance", name(req), async () => {
+          await instances.delete(req.project, name(req));
+          await deps.backups?.deleteAll(req.project, name(req));
+        });
       },
     },
   ];

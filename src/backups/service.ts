@@ -1,0 +1,401 @@
+import { createWriteStream } from "node:fs";
+import { chmod, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { once } from "node:events";
+import { badRequest, conflict, notFound } from "../api/errors.js";
+import type { EventHub } from "../core/events.js";
+import { createTarball } from "../images/archive.js";
+import { parseCompression } from "../images/format.js";
+import { byteSize } from "../images/progress.js";
+import { expandConfig, expandDevices } from "../instances/expand.js";
+import type { InstanceRecord } from "../instances/record.js";
+import { instanceUrl } from "../instances/record.js";
+import type { ProfileLayer } from "../profiles/record.js";
+import type { ProfileStore } from "../profiles/store.js";
+import type { DocumentStore } from "../state/store.js";
+import type { StorageService } from "../storage/service.js";
+import { volumeName } from "../storage/service.js";
+import { backupYaml, GO_ZERO_TIME, indexYaml, type BackupConfig, type BackupIndex } from "./config.js";
+
+/** What the store keeps for a backup at backups/<project>/<instance>/<name>. */
+export interface BackupRecord {
+  name: string;
+  project: string;
+  instance: string;
+  created_at: string;
+  expires_at: string;
+  instance_only: boolean;
+  optimized_storage: boolean;
+  compression_algorithm: string;
+}
+
+/** The wire shape (reference: InstanceBackup). */
+export interface InstanceBackup {
+  name: string;
+  created_at: string;
+  expires_at: string;
+  instance_only: boolean;
+  container_only: boolean;
+  optimized_storage: boolean;
+}
+
+/** A snapshot as a backup records it (the snapshots service's records have this shape). */
+export interface BackupSnapshotRecord {
+  name: string;
+  architecture: string;
+  description: string;
+  config: Record<string, string>;
+  devices: Record<string, Record<string, string>>;
+  profiles: string[];
+  ephemeral: boolean;
+  created_at: string;
+  last_used_at: string;
+  expires_at: string;
+}
+
+/** Where a backup gets an instance's snapshots from: ready ones, oldest first, with their trees. */
+export interface BackupSnapshots {
+  list(project: string, instance: string): Promise<{ record: BackupSnapshotRecord; path: string }[]>;
+}
+
+export interface BackupsPost {
+  name?: string;
+  expires_at?: string;
+  instance_only?: boolean;
+  container_only?: boolean;
+  optimized_storage?: boolean;
+  compression_algorithm?: string;
+}
+
+/** What the backup service needs of the instances service. */
+export interface BackupInstances {
+  record(project: string, name: string): Promise<InstanceRecord>;
+  layers(r: InstanceRecord): Promise<ProfileLayer[]>;
+}
+
+const KEY = "backups/";
+const key = (project: string, instance: string, name: string) => `${KEY}${project}/${instance}/${name}`;
+const SCRATCH = ".creating-";
+
+/**
+ * Instance backups in LXD's format: each is one tarball at
+ * <LODGE_DIR>/backups/instances/<volume name>/<backup> (0600, directories 0700), made from the
+ * instance's volume as it is on disk (ownership included: volatile.last_state.idmap in
+ * backup.yaml tells an importer how), with a record per backup in the store.
+ */
+export class BackupService {
+  readonly dir: string;
+
+  constructor(
+    private readonly d: {
+      dir: string;
+      store: DocumentStore;
+      storage: StorageService;
+      instances: BackupInstances;
+      profiles: ProfileStore;
+      events: EventHub;
+      /** Instance snapshots, once the snapshots service is wired in; without it backups hold none. */
+      snapshots?: BackupSnapshots;
+    },
+  ) {
+    this.dir = join(d.dir, "backups");
+  }
+
+  /** Makes the directories and removes what a crash left half-written. */
+  async init(): Promise<void> {
+    await mkdir(join(this.dir, "instances"), { recursive: true, mode: 0o700 });
+    await chmod(this.dir, 0o700);
+    for (const e of await readdir(this.dir)) if (e.startsWith(".import-")) await rm(join(this.dir, e), { recursive: true, force: true });
+    for (const inst of await readdir(join(this.dir, "instances")))
+      for (const f of await readdir(join(this.dir, "instances", inst)).catch(() => []))
+        if (f.startsWith(SCRATCH)) await rm(join(this.dir, "instances", inst, f), { recursive: true, force: true });
+    await this.pruneExpired();
+  }
+
+  /**
+   * Deletes backups past their expires_at (`lxc export` makes one that expires in a day, so a
+   * download that never finished does not keep it forever). Run at start and before each create.
+   */
+  async pruneExpired(now = Date.now()): Promise<string[]> {
+    const gone: string[] = [];
+    for (const { value: b } of await this.d.store.list<BackupRecord>(KEY)) {
+      if (b.expires_at === GO_ZERO_TIME || Date.parse(b.expires_at) > now) continue;
+      await rm(this.filePath(b.project, b.instance, b.name), { force: true });
+      await this.d.store.delete(key(b.project, b.instance, b.name));
+      gone.push(`${b.project}/${b.instance}/${b.name}`);
+    }
+    return gone;
+  }
+
+  private fileDir(project: string, instance: string): string {
+    return join(this.dir, "instances", volumeName(project, instance));
+  }
+
+  filePath(project: string, instance: string, name: string): string {
+    return join(this.fileDir(project, instance), name);
+  }
+
+  async list(project: string, instance: string): Promise<BackupRecord[]> {
+    await this.d.instances.record(project, instance);
+    return (await this.d.store.list<BackupRecord>(`${KEY}${project}/${instance}/`)).map((d) => d.value);
+  }
+
+  /** Every backup of a project (or of all projects) in the wire shape, by "<project>/<instance>". */
+  async byInstance(project?: string): Promise<Map<string, InstanceBackup[]>> {
+    const out = new Map<string, InstanceBackup[]>();
+    for (const { value: b } of await this.d.store.list<BackupRecord>(project ? `${KEY}${project}/` : KEY)) {
+      const k = `${b.project}/${b.instance}`;
+      out.set(k, [...(out.get(k) ?? []), toApiBackup(b)]);
+    }
+    return out;
+  }
+
+  async get(project: string, instance: string, name: string): Promise<BackupRecord> {
+    await this.d.instances.record(project, instance);
+    const doc = await this.d.store.get<BackupRecord>(key(project, instance, name));
+    if (!doc) throw notFound(`Backup "${name}" of instance "${instance}" not found`);
+    return doc.value;
+  }
+
+  /** Checks a create request on the request itself (400/404/409 before any operation). */
+  async prepare(project: string, instance: string, req: BackupsPost): Promise<BackupRecord> {
+    const r = await this.d.instances.record(project, instance);
+    await this.pruneExpired();
+    if (req.optimized_storage) {
+      const caps = await this.d.storage.capabilities(r.pool);
+      if (!caps.optimizedBackups)
+        throw badRequest(`Optimized backups need a storage driver that has them; pool "${r.pool}" (${(await this.d.storage.pool(r.pool)).driver}) has none`);
+    }
+    const compression = parseCompression(req.compression_algorithm, "gzip");
+    const existing = await this.list(project, instance);
+    let name = req.name ?? "";
+    if (name === "") {
+      let n = 0;
+      for (const b of existing) {
+        const m = /^backup(\d+)$/.exec(b.name);
+        if (m) n = Math.max(n, Number(m[1]) + 1);
+      }
+      name = `backup${n}`;
+    }
+    checkBackupName(name);
+    if (existing.some((b) => b.name === name)) throw conflict(`Backup "${name}" of instance "${instance}" already exists`);
+    const expires = req.expires_at && !req.expires_at.startsWith("0001-01-01") ? new Date(req.expires_at) : undefined;
+    if (expires && Number.isNaN(expires.getTime())) throw badRequest(`Invalid expires_at "${req.expires_at}": use RFC 3339`);
+    return {
+      name,
+      project,
+      instance,
+      created_at: new Date().toISOString(),
+      expires_at: expires ? expires.toISOString().replace(/\.000Z$/, "Z") : GO_ZERO_TIME,
+      instance_only: !!(req.instance_only || req.container_only),
+      optimized_storage: !!req.optimized_storage,
+      compression_algorithm: compression,
+    };
+  }
+
+  /**
+   * Writes the tarball (to a scratch name, renamed when whole) and then the record. Snapshots
+   * go in unless instance_only, when a snapshot source is wired (deps.snapshots).
+   */
+  async create(rec: BackupRecord, opts: { signal?: AbortSignal; onProgress?: (text: string) => void } = {}): Promise<BackupRecord> {
+    const { project, instance } = rec;
+    const r = await this.d.instances.record(project, instance);
+    const volume = await this.d.storage.instancePath(r.pool, project, instance, "container");
+    const pool = await this.d.storage.pool(r.pool);
+    const layers = await this.d.instances.layers(r);
+    const snaps = rec.instance_only || !this.d.snapshots ? [] : await this.d.snapshots.list(project, instance);
+    const config = backupConfig(r, layers, pool, await this.d.profiles.list(project), snaps.map((x) => x.record));
+    // LXD keeps backup.yaml in the volume at all times; Lodge writes it when it is needed.
+    const by = join(volume, "backup.yaml");
+    await rm(by, { force: true });
+    await writeFile(by, backupYaml(config), { mode: 0o400 });
+
+    const dir = this.fileDir(project, instance);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const scratch = await mkdtemp(join(dir, SCRATCH));
+    try {
+      const index: BackupIndex = {
+        name: instance,
+        backend: pool.driver,
+        pool: pool.name,
+        snapshots: snaps.map((x) => x.record.name),
+        optimized: false,
+        optimized_header: false,
+        type: "container",
+        config,
+      };
+      await mkdir(join(scratch, ".index"), { mode: 0o700 });
+      await writeFile(join(scratch, ".index", "index.yaml"), indexYaml(index), { mode: 0o644 });
+      // Trees are named by their whole host path (tar -C /), so no two can share a prefix
+      // whatever the instance and snapshot names; each is renamed to its place in LXD's layout.
+      // The index's scratch name (".index/…") is not a host path; its expression comes last.
+      const trees = [...snaps.map((x) => ({ path: x.path, as: `backup/snapshots/${x.record.name}` })), { path: volume, as: "backup/container" }];
+      const members = [
+        ...trees.flatMap((t) => ["--transform", `s,^${escapeRegex(t.path.replace(/^\/+/, ""))}\\(/\\|$\\),${t.as.replace(/[\\,&]/g, "\\$&")}\\1,S`]),
+        "--transform", "s,^\\.index/,backup/,S",
+        "-C", scratch, ".index/index.yaml",
+        "-C", "/", ...trees.map((t) => t.path.replace(/^\/+/, "")),
+      ];
+      const tarball = join(scratch, "backup");
+      const tar = createTarball(members, rec.compression_algorithm as Parameters<typeof createTarball>[1], opts.signal, { live: true });
+      const out = createWriteStream(tarball, { mode: 0o600 });
+      let bytes = 0;
+      const started = Date.now();
+      let last = 0;
+      tar.stdout.on("data", (c: Buffer) => {
+        bytes += c.length;
+        const now = Date.now();
+        if (opts.onProgress && now - last > 250) {
+          last = now;
+          opts.onProgress(`${byteSize(bytes)} (${byteSize(Math.round(bytes / Math.max((now - started) / 1000, 0.001)))}/s)`);
+        }
+      });
+      tar.stdout.pipe(out);
+      await Promise.all([tar.done, once(out, "finish")]);
+      const final = this.filePath(project, instance, rec.name);
+      if (await stat(final).catch(() => undefined)) throw conflict(`Backup "${rec.name}" of instance "${instance}" already exists`);
+      await rename(tarball, final);
+      try {
+        await this.d.store.put(key(project, instance, rec.name), rec, { revision: 0 });
+      } catch {
+        await unlink(final).catch(() => {});
+        throw conflict(`Backup "${rec.name}" of instance "${instance}" already exists`);
+      }
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+      await rm(by, { force: true });
+    }
+    this.d.events.lifecycle("instance-backup-created", backupUrl(project, instance, rec.name), {}, project);
+    return rec;
+  }
+
+  async rename(project: string, instance: string, name: string, newName: unknown): Promise<void> {
+    if (typeof newName !== "string") throw badRequest("The new backup name is missing");
+    checkBackupName(newName);
+    const rec = await this.get(project, instance, name);
+    await this.d.store.txn(async (tx) => {
+      if (await tx.get(key(project, instance, newName))) throw conflict(`Backup "${newName}" of instance "${instance}" already exists`);
+      tx.delete(key(project, instance, name));
+      tx.put(key(project, instance, newName), { ...rec, name: newName });
+    });
+    await rename(this.filePath(project, instance, name), this.filePath(project, instance, newName));
+    this.d.events.lifecycle("instance-backup-renamed", backupUrl(project, instance, newName), { old_name: name }, project);
+  }
+
+  async delete(project: string, instance: string, name: string): Promise<void> {
+    await this.get(project, instance, name);
+    await rm(this.filePath(project, instance, name), { force: true });
+    await this.d.store.delete(key(project, instance, name));
+    await rmdir(this.fileDir(project, instance)).catch(() => {});
+    this.d.events.lifecycle("instance-backup-deleted", backupUrl(project, instance, name), {}, project);
+  }
+
+  /** The instance is gone: so are its backups (as LXD does). */
+  async deleteAll(project: string, instance: string): Promise<void> {
+    for (const d of await this.d.store.list<BackupRecord>(`${KEY}${project}/${instance}/`)) await this.d.store.delete(d.key);
+    await rm(this.fileDir(project, instance), { recursive: true, force: true });
+  }
+
+  /** The instance was renamed: its backups follow it. */
+  async renameAll(project: string, instance: string, newName: string): Promise<void> {
+    const docs = await this.d.store.list<BackupRecord>(`${KEY}${project}/${instance}/`);
+    if (docs.length === 0) return;
+    await rename(this.fileDir(project, instance), this.fileDir(project, newName)).catch(() => {});
+    await this.d.store.txn((tx) => {
+      for (const d of docs) {
+        tx.delete(d.key);
+        tx.put(key(project, newName, d.value.name), { ...d.value, instance: newName });
+      }
+    });
+  }
+}
+
+export function toApiBackup(b: BackupRecord): InstanceBackup {
+  return {
+    name: b.name,
+    created_at: b.created_at,
+    expires_at: b.expires_at,
+    instance_only: b.instance_only,
+    container_only: b.instance_only,
+    optimized_storage: b.optimized_storage,
+  };
+}
+
+export function backupUrl(project: string, instance: string, name: string): string {
+  const base = instanceUrl(project, instance);
+  const [path, query] = base.split("?");
+  return `${path}/backups/${encodeURIComponent(name)}${query ? `?${query}` : ""}`;
+}
+
+function checkBackupName(name: string): void {
+  if (name === "" || name.includes("/") || name.startsWith(".") || name.length > 255 || /[\0\n]/.test(name))
+    throw badRequest(`Invalid backup name "${name}": it may not be empty, start with "." or contain "/"`);
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.[\]*^$\\,]/g, (c) => `\\${c}`);
+}
+
+/** backup.yaml for an instance, in LXD's shape (lxd/backup/backup_config.go). */
+export function backupConfig(
+  r: InstanceRecord,
+  layers: ProfileLayer[],
+  pool: { name: string; driver: string; description: string; config: Record<string, string>; status: string },
+  profiles: { name: string; description: string; config: Record<string, string>; devices: Record<string, Record<string, string>> }[],
+  snapshots: BackupSnapshotRecord[] = [],
+): BackupConfig {
+  const used = new Set(r.profiles);
+  return {
+    container: {
+      name: r.name,
+      type: "container",
+      architecture: r.architecture,
+      description: r.description,
+      config: { ...r.config, "volatile.last_state.power": "STOPPED" },
+      devices: r.devices,
+      profiles: r.profiles,
+      ephemeral: r.ephemeral,
+      stateful: r.stateful,
+      created_at: r.created_at,
+      last_used_at: r.last_used_at,
+      location: "none",
+      project: r.project,
+      status: "Stopped",
+      status_code: 102,
+      expanded_config: expandConfig(r, layers),
+      expanded_devices: expandDevices(r, layers),
+    },
+    snapshots: snapshots.map((x) => ({
+      name: x.name,
+      architecture: x.architecture,
+      description: x.description,
+      config: x.config,
+      devices: x.devices,
+      profiles: x.profiles,
+      ephemeral: x.ephemeral,
+      stateful: false,
+      created_at: x.created_at,
+      last_used_at: x.last_used_at,
+      expires_at: x.expires_at,
+      expanded_config: expandConfig(x, layers),
+      expanded_devices: expandDevices(x, layers),
+      size: -1,
+    })),
+    pool: { name: pool.name, driver: pool.driver, description: pool.description, config: pool.config, used_by: [], status: pool.status, locations: ["none"] },
+    profiles: profiles
+      .filter((p) => used.has(p.name))
+      .map((p) => ({ name: p.name, description: p.description, config: p.config, devices: p.devices, used_by: [] })),
+    volume: {
+      name: r.name,
+      type: "container",
+      description: "",
+      config: {},
+      used_by: [],
+      location: "none",
+      content_type: "filesystem",
+      project: r.project,
+      created_at: GO_ZERO_TIME,
+    },
+    volume_snapshots: snapshots.map((x) => ({ name: x.name, description: "", expires_at: x.expires_at, config: {}, content_type: "filesystem", created_at: x.created_at })),
+  };
+}
