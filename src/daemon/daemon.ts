@@ -177,7 +177,23 @@ export class Daemon {
       const mover = new PoolMover({ store, storage, instances, driver, specs, events, log: log.child({ module: "instances" }) });
       await mover.recover();
       const copier = new InstanceCopier({ store, storage, instances, snapshots, driver, specs, profiles, events, networks });
-      const backups = new BackupService({ dir, store, storage, instances, profiles, events });
+      const backups = new BackupService({
+        dir,
+        store,
+        storage,
+        instances,
+        profiles,
+        events,
+        // An export carries the instance's ready snapshots, oldest first, from their trees.
+        snapshots: {
+          list: async (project, instance) => {
+            const r = await instances.record(project, instance);
+            const ref = await storage.instanceVolume(r.pool, project, instance, "container");
+            const snaps = (await snapshots.list(project, instance)).sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
+            return snaps.map((record) => ({ record, path: storage.snapshotPath(ref, record.name) }));
+          },
+        },
+      });
       await backups.init();
       // Bridges, dnsmasq and NAT come back (after a host reboot, or a daemon that was killed)
       // before any instance starts on them.
