@@ -35,9 +35,12 @@ export function buildHttp(opts: HttpOptions): FastifyInstance {
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", (req, payload, done) => {
-    const route = req.routeOptions.config as { rawBody?: boolean } | undefined;
+    const route = req.routeOptions.config as { rawBody?: "always" | "typed" } | undefined;
     const type = String(req.headers["content-type"] ?? "");
-    if (route?.rawBody && !type.startsWith("application/json")) return done(null, payload);
+    // As LXD: an image or backup upload is a file only when it says so; anything else is JSON
+    // (clients such as Ansible's send JSON without a content type). File contents are raw.
+    const file = type.startsWith("application/octet-stream") || type.startsWith("multipart/");
+    if (route?.rawBody === "always" ? !type.startsWith("application/json") : route?.rawBody === "typed" && file) return done(null, payload);
     readJson(payload, JSON_BODY_LIMIT).then(
       (v) => done(null, v),
       (e: Error) => done(e, undefined),

@@ -54,8 +54,12 @@ export interface Route {
   access: Access;
   /** JSON schema of the body; a request that does not match gets a 400 naming the fault. */
   schema?: object;
-  /** The handler accepts a raw stream body (uploads) when the request is not JSON. */
-  rawBody?: boolean;
+  /**
+   * The handler takes a raw stream body: "always" (file contents, whatever their type), or
+   * "typed" (only when the request says it is a file: application/octet-stream or multipart;
+   * anything else is JSON, as LXD reads image and instance creates).
+   */
+  rawBody?: "always" | "typed";
   handler: (req: Request) => Promise<Reply> | Reply;
 }
 

@@ -150,7 +150,7 @@ export function imageRoutes(deps: ImageRouteDeps): Route[] {
 
   return [
     { method: "GET", path: "/1.0/images", access: "untrusted", handler: listImages },
-    { method: "POST", path: "/1.0/images", access: "trusted", rawBody: true, handler: createImage },
+    { method: "POST", path: "/1.0/images", access: "trusted", rawBody: "typed", handler: createImage },
     { method: "GET", path: "/1.0/images/aliases", access: "untrusted", handler: listAliases },
     { method: "POST", path: "/1.0/images/aliases", access: "trusted", handler: createAlias },
     { method: "GET", path: "/1.0/images/aliases/:name", access: "untrusted", handler: getAlias },

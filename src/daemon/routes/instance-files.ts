@@ -99,7 +99,7 @@ export function instanceFileRoutes(deps: InstanceFileDeps): Route[] {
 
   return [
     { method: "GET", path: "/1.0/instances/:name/files", access: "trusted", handler: get },
-    { method: "POST", path: "/1.0/instances/:name/files", access: "trusted", rawBody: true, handler: post },
+    { method: "POST", path: "/1.0/instances/:name/files", access: "trusted", rawBody: "always", handler: post },
     { method: "DELETE", path: "/1.0/instances/:name/files", access: "trusted", handler: remove },
   ];
 }

@@ -101,7 +101,7 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
 
   return [
     { method: "GET", path: "/1.0/instances", access: "trusted", handler: list },
-    { method: "POST", path: "/1.0/instances", access: "trusted", rawBody: true, handler: create },
+    { method: "POST", path: "/1.0/instances", access: "trusted", rawBody: "typed", handler: create },
     {
       method: "GET",
       path: "/1.0/instances/:name",
