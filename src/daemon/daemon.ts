@@ -258,7 +258,19 @@ export class Daemon {
           ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),
           ...imageRoutes({ images, operations, events, sources: {
               ...remoteImageSources(),
-              ...publishSources({ instances, storage, scratchDir: join(dir, "images"), running: async (r) => (await lifecycle.status(r)).status !== "Stopped" }),
+              ...publishSources({
+                instances,
+                storage,
+                scratchDir: join(dir, "images"),
+                running: async (r) => (await lifecycle.status(r)).status !== "Stopped",
+                snapshot: async (project, name, snap) => {
+                  const r = await instances.record(project, name);
+                  const s = (await snapshots.list(project, name)).find((x) => x.name === snap);
+                  if (!s) throw notFound(`Snapshot "${snap}" of instance "${name}" not found`);
+                  const ref = await storage.instanceVolume(r.pool, project, name, "container");
+                  return { path: storage.snapshotPath(ref, snap), architecture: s.architecture, config: s.config };
+                },
+              }),
             }, refresh: (p, fp, op) => refresher.refresh(p, fp, op) }),
           ...internalRoutes({ lifecycle, exit: () => requestExit() }),
         ]),

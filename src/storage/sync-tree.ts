@@ -7,5 +7,7 @@ import { run } from "../sys/exec.js";
  * volume's tree, then snapshotted there.
  */
 export async function syncTree(src: string, dest: string, signal?: AbortSignal): Promise<void> {
-  await run("rsync", ["-aHAXS", "--numeric-ids", "--delete", "--", `${src}/`, `${dest}/`], { signal, dieWithDaemon: true });
+  // --checksum: rsync's quick check (size and mtime) misses a file rewritten with the same size
+  // within the same second, and a copy must be exact.
+  await run("rsync", ["-aHAXS", "--checksum", "--numeric-ids", "--delete", "--", `${src}/`, `${dest}/`], { signal, dieWithDaemon: true });
 }

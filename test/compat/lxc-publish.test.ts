@@ -88,9 +88,15 @@ test("lodge publish: --compression, --expire, --public, properties, and --reuse 
   await d.lxc(["launch", "mine", "c3"]);
   assert.equal((await d.lxc(["exec", "c3", "--", "cat", "/root/second"])).stdout, "two\n");
 
-  // Snapshots are not there yet: publishing one is refused with words, and nothing is left.
-  const snap = await d.lodge(["publish", "c1/snap0", "--alias", "s"], { allowFail: true });
-  assert.notEqual(snap.code, 0);
-  assert.match(snap.stderr, /Publishing a snapshot is not supported yet/);
+  // A snapshot publishes its own state: a file written after it is not in the image.
+  assert.match((await d.lodge(["publish", "c1/snap0", "--alias", "s"], { allowFail: true })).stderr, /Snapshot "snap0" of instance "c1" not found/);
+  await d.lxc(["snapshot", "c1", "snap0"]);
+  await d.lxc(["start", "c1"]);
+  await d.lxc(["exec", "c1", "--", "sh", "-c", "echo later > /root/later"]);
+  const fromSnap = await d.lodge(["publish", "c1/snap0", "--alias", "s"], { allowFail: true });
+  assert.equal(fromSnap.code, 0, fromSnap.stderr);
+  await d.lxc(["launch", "s", "c4"]);
+  assert.equal((await d.lxc(["exec", "c4", "--", "cat", "/root/second"])).stdout, "two\n");
+  assert.notEqual((await d.lxc(["exec", "c4", "--", "test", "-e", "/root/later"], { allowFail: true })).code, 0, "the snapshot's state, not the instance's");
   assert.deepEqual((await readdir(join(d.dir, "images"))).filter((f) => f.startsWith(".")), []);
 });

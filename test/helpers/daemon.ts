@@ -8,6 +8,7 @@ import { socketPath } from "../../src/api/paths.js";
 
 import { BridgeDriver } from "../../src/networks/drivers/bridge.js";
 import { removeNicPolicies } from "../../src/sys/nic-policy.js";
+import { nicPolicyOwner } from "../../src/instances/drivers/lxc/nic-host.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const LODGED = join(ROOT, "dist/lodged.js");
@@ -229,7 +230,7 @@ export async function stopContainers(dir: string): Promise<void> {
     names.map(async (n) => {
       await runCommand("lxc-stop", ["--kill", "-n", n, "-P", lxcpath], { allowFail: true, timeoutMs: 20_000 });
       // NIC filters (sys/nic-policy.ts) stay in nftables until the daemon's stop removes them.
-      await removeNicPolicies(n);
+      await removeNicPolicies(nicPolicyOwner(join(lxcpath, n), n));
     }),
   );
 }
