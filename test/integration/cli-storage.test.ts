@@ -305,6 +305,23 @@ test("volume copy and move between pools, and from a snapshot; the data goes alo
   assert.match(missing.stderr, /not found/i);
 });
 
+test("launch -s puts an instance on a pool: its volume is listed and shown, and the pool cannot go while it is there", async (t) => {
+  const { name: p } = await dirPool(t);
+  const c = `c${suffix()}`;
+  t.after(() => stopAndDelete(c));
+  await ok(["launch", "bb", c, "-s", p]);
+  assert.deepEqual((await cli.d.client.get<{ expanded_devices: Record<string, Record<string, string>> }>(`/1.0/instances/${c}`)).expanded_devices.root, { type: "disk", path: "/", pool: p });
+  assert.match((await ok(["storage", "volume", "list", p, "-f", "csv"])).stdout, new RegExp(`^container,${c},,filesystem,1$`, "m"));
+  assert.equal((parseYaml((await ok(["storage", "volume", "show", p, `container/${c}`])).stdout) as StorageVolume).type, "container");
+  assert.match((await ok(["storage", "volume", "info", p, `container/${c}`])).stdout, new RegExp(`^Name: ${c}\nType: container\n`));
+  assert.deepEqual(parseYaml((await ok(["storage", "info", p])).stdout)["used by"].instances, [c]);
+  const inUse = await lodge(["storage", "delete", p]);
+  assert.equal(inUse.code, 1, "a pool with an instance on it cannot be deleted");
+  assert.match(inUse.stderr, /use/i);
+  await stopAndDelete(c);
+  await ok(["storage", "delete", p]);
+});
+
 test("storage verbs refuse bad words before asking the server", async () => {
   const refused: [string[], RegExp][] = [
     [["storage", "volume", "attach", "default", "container/c1", "c1", "/x"], /Only "custom" volumes can be attached/],
