@@ -20,6 +20,24 @@ const { lodge, ok } = cli;
 
 const suffix = () => randomBytes(2).toString("hex");
 
+/**
+ * Clean-ups of a test, run newest first when it ends (node:test runs t.after hooks in the order
+ * they were added): an instance goes before the volume it holds, a volume before its pool.
+ */
+const cleanups = new WeakMap<TestContext, (() => Promise<unknown>)[]>();
+function later(t: TestContext, fn: () => Promise<unknown>): void {
+  let list = cleanups.get(t);
+  if (!list) {
+    const fns: (() => Promise<unknown>)[] = [];
+    cleanups.set(t, fns);
+    list = fns;
+    t.after(async () => {
+      for (const f of fns.reverse()) await f().catch(() => {});
+    });
+  }
+  list.push(fn);
+}
+
 async function stopAndDelete(name: string): Promise<void> {
   const c = cli.d.client;
   await c.wait(await c.put<Operation>(`/1.0/instances/${name}/state`, { action: "stop", force: true })).catch(() => {});
@@ -44,7 +62,7 @@ async function removePool(name: string): Promise<void> {
 async function dirPool(t: TestContext, prefix = "sp"): Promise<{ name: string; source: string }> {
   const name = `${prefix}${suffix()}`;
   const source = await mkdtemp(join(tmpdir(), "lodge-pool-"));
-  t.after(async () => {
+  later(t, async () => {
     await removePool(name);
     await rm(source, { recursive: true, force: true });
   });
@@ -52,10 +70,10 @@ async function dirPool(t: TestContext, prefix = "sp"): Promise<{ name: string; s
   return { name, source };
 }
 
-/** A busybox container, started, removed when the test ends (before the pools, registered earlier). */
+/** A busybox container, started, removed when the test ends (before the pools made earlier). */
 async function container(t: TestContext): Promise<string> {
   const name = `c${suffix()}`;
-  t.after(() => stopAndDelete(name));
+  later(t, () => stopAndDelete(name));
   await ok(["launch", "bb", name]);
   return name;
 }
@@ -128,7 +146,7 @@ test("storage create, list, show, get, set, unset, edit, info and delete of a di
 test("a btrfs pool on a loop file: create with size=300MiB, info, a volume on it, delete", async (t) => {
   if (!(await offers("btrfs"))) return t.skip("the server does not offer btrfs");
   const name = `bt${suffix()}`;
-  t.after(() => removePool(name));
+  later(t, () => removePool(name));
   assert.equal((await ok(["storage", "create", name, "btrfs", "size=300MiB"])).stdout, `Storage pool ${name} created\n`);
   assert.equal((await pool(name)).driver, "btrfs");
   const bytes = parseYaml((await ok(["storage", "info", name, "--bytes"])).stdout) as { info: Record<string, string> };
@@ -182,9 +200,7 @@ test("a custom volume attached to a container keeps its data across detach and a
 
   // Through a profile too.
   const prof = `p${suffix()}`;
-  t.after(async () => {
-    await cli.d.client.delete(`/1.0/profiles/${prof}`).catch(() => {});
-  });
+  later(t, () => cli.d.client.delete(`/1.0/profiles/${prof}`));
   await ok(["profile", "create", prof]);
   await ok(["storage", "volume", "attach-profile", p, "data", prof, "/mnt/p"]);
   assert.deepEqual((await cli.d.client.get<Profile>(`/1.0/profiles/${prof}`)).devices.data, { type: "disk", pool: p, source: "data", path: "/mnt/p" });
@@ -308,7 +324,7 @@ test("volume copy and move between pools, and from a snapshot; the data goes alo
 test("launch -s puts an instance on a pool: its volume is listed and shown, and the pool cannot go while it is there", async (t) => {
   const { name: p } = await dirPool(t);
   const c = `c${suffix()}`;
-  t.after(() => stopAndDelete(c));
+  later(t, () => stopAndDelete(c));
   await ok(["launch", "bb", c, "-s", p]);
   assert.deepEqual((await cli.d.client.get<{ expanded_devices: Record<string, Record<string, string>> }>(`/1.0/instances/${c}`)).expanded_devices.root, { type: "disk", path: "/", pool: p });
   assert.match((await ok(["storage", "volume", "list", p, "-f", "csv"])).stdout, new RegExp(`^container,${c},,filesystem,1$`, "m"));
