@@ -23,6 +23,7 @@ interface CreateOpts {
   empty?: boolean;
   vm?: boolean;
   description?: string;
+  storage?: string;
   // init only: setting up the server (init.ts)
   auto?: boolean;
   preseed?: boolean;
@@ -47,6 +48,7 @@ function instanceOnlyFlags(o: CreateOpts): string[] {
   if (o.ephemeral) out.push("--ephemeral");
   if (o.vm) out.push("--vm");
   if (o.description !== undefined) out.push("--description");
+  if (o.storage !== undefined) out.push("--storage");
   return out;
 }
 
@@ -69,7 +71,8 @@ function registerCreate(program: Command, verb: "launch" | "init"): void {
     .option("-e, --ephemeral", "Ephemeral instance: deleted when it stops")
     .option("--empty", "Create an empty instance (no image)")
     .option("--vm", "Create a virtual machine")
-    .option("--description <text>", "Instance description");
+    .option("--description <text>", "Instance description")
+    .option("-s, --storage <pool>", "Storage pool for the instance's root disk (default: the profile's)");
   if (verb === "init")
     cmd
       .option("--auto", "Set up the server with defaults: network lodgebr0, the default storage pool, eth0 and root in the default profile")
@@ -119,6 +122,8 @@ export async function createRequest(client: LodgeClient, image: string | undefin
     devices: deviceOverrides(opts.device),
     ephemeral: !!opts.ephemeral,
   };
+  // As lxc: -s puts the root disk on that pool (the profile's root disk, overridden).
+  if (opts.storage !== undefined) body.devices!.root = { type: "disk", path: "/", ...body.devices!.root, pool: opts.storage };
   // commander's --no-profiles sets `profiles: false`; -p adds names.
   if ((opts as { profiles?: boolean }).profiles === false) body.profiles = [];
   else if (opts.profile.length) body.profiles = opts.profile;

@@ -10,6 +10,7 @@ import type { Operation } from "../api/operation.js";
 import type { LodgeClient, RequestOptions } from "../client/client.js";
 import { parseEditedMap } from "./editor.js";
 import { UsageError } from "./exit.js";
+import { withClient, type GlobalOptions } from "./globals.js";
 import { fetchWithEtag, ifMatch } from "./network-ref.js";
 import { waitWithProgress } from "./progress.js";
 import { VOLUME_TYPES, type StoragePool, type StoragePoolPut, type StorageVolume, type StorageVolumePut } from "./storage-types.js";
@@ -169,4 +170,22 @@ export async function parseSnapshotPut(text: string): Promise<{ description?: st
   if (doc.description !== undefined) out.description = description(doc.description);
   if (doc.expires_at !== undefined && doc.expires_at !== null) out.expires_at = doc.expires_at instanceof Date ? doc.expires_at.toISOString() : String(doc.expires_at);
   return out;
+}
+
+/**
+ * `withClient` for the storage verbs: a "not found" from a server that has no storage API at
+ * all (Lodge before storage pools) is said as lxc says it, rather than as a missing pool.
+ */
+export async function withStorage<T>(g: GlobalOptions, fn: (c: LodgeClient) => Promise<T>): Promise<T> {
+  return withClient(g, async (c) => {
+    try {
+      return await fn(c);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) {
+        const server = await c.get<{ api_extensions?: string[] }>("/1.0").catch(() => undefined);
+        if (server && !(server.api_extensions ?? []).includes("storage")) throw new ApiError(404, 'The server is missing the required "storage" API extension');
+      }
+      throw e;
+    }
+  });
 }

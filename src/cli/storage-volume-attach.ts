@@ -7,10 +7,10 @@
  */
 import type { Command } from "commander";
 import { UsageError } from "./exit.js";
-import { globalsOf, withClient } from "./globals.js";
+import { globalsOf } from "./globals.js";
 import { updateInstance } from "./instance-ref.js";
 import { updateProfile } from "./profile-ref.js";
-import { fetchVolume, parseVolumeArg, type VolumeRef } from "./storage-ref.js";
+import { fetchVolume, parseVolumeArg, type VolumeRef, withStorage } from "./storage-ref.js";
 import type { StorageVolume } from "./storage-types.js";
 
 type Devices = Record<string, Record<string, string>>;
@@ -84,7 +84,7 @@ export function registerVolumeAttach(volume: Command): void {
     .action(async (pool: string, word: string, name: string, rest: string[], _opts, cmd: Command) => {
       const v = attachable(pool, word);
       let device = "";
-      await withClient(globalsOf(cmd), async (c) => {
+      await withStorage(globalsOf(cmd), async (c) => {
         const { volume: vol } = await fetchVolume(c, v);
         const w = attachWords(v.name, rest, isBlock(vol));
         device = w.device;
@@ -103,7 +103,7 @@ export function registerVolumeAttach(volume: Command): void {
     .action(async (pool: string, word: string, name: string, rest: string[], _opts, cmd: Command) => {
       const v = attachable(pool, word);
       let device = "";
-      await withClient(globalsOf(cmd), async (c) => {
+      await withStorage(globalsOf(cmd), async (c) => {
         const { volume: vol } = await fetchVolume(c, v);
         const w = attachWords(v.name, rest, isBlock(vol));
         device = w.device;
@@ -122,7 +122,7 @@ export function registerVolumeAttach(volume: Command): void {
     .action(async (pool: string, word: string, name: string, dev: string | undefined, _opts, cmd: Command) => {
       const v = attachable(pool, word);
       let removed = "";
-      await withClient(globalsOf(cmd), (c) =>
+      await withStorage(globalsOf(cmd), (c) =>
         updateInstance(c, name, (put, current) => {
           removed = diskToDetach(put.devices, v, `on instance "${name}"`, dev, current.expanded_devices ?? {});
           delete put.devices[removed];
@@ -141,7 +141,7 @@ export function registerVolumeAttach(volume: Command): void {
     .action(async (pool: string, word: string, name: string, dev: string | undefined, _opts, cmd: Command) => {
       const v = attachable(pool, word);
       let removed = "";
-      await withClient(globalsOf(cmd), (c) =>
+      await withStorage(globalsOf(cmd), (c) =>
         updateProfile(c, name, (put) => {
           removed = diskToDetach(put.devices, v, `in profile "${name}"`, dev);
           delete put.devices[removed];

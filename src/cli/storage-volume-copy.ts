@@ -7,8 +7,8 @@
 import type { Command } from "commander";
 import type { LodgeClient } from "../client/client.js";
 import { UsageError } from "./exit.js";
-import { globalsOf, withClient } from "./globals.js";
-import { fetchVolume, parsePoolVolume, send, sendWithProgress, volumesUrl, volumeUrl, type VolumeRef } from "./storage-ref.js";
+import { globalsOf } from "./globals.js";
+import { fetchVolume, parsePoolVolume, send, sendWithProgress, volumesUrl, volumeUrl, type VolumeRef, withStorage } from "./storage-ref.js";
 import type { StorageVolumePost, StorageVolumesPost, StorageVolumeSnapshot } from "./storage-types.js";
 
 export interface CopyOptions {
@@ -59,7 +59,7 @@ export function registerVolumeCopy(volume: Command): void {
     .action(async (from: string, to: string, opts: CopyOptions, cmd: Command) => {
       const src = parsePoolVolume(from, "source");
       const dst = parsePoolVolume(to, "target");
-      await withClient(globalsOf(cmd), (c) => copy(c, src, dst, opts, "Copying the storage volume"));
+      await withStorage(globalsOf(cmd), (c) => copy(c, src, dst, opts, "Copying the storage volume"));
       process.stdout.write("Storage volume copied successfully!\n");
     });
 
@@ -72,7 +72,7 @@ export function registerVolumeCopy(volume: Command): void {
     .action(async (from: string, to: string, _opts, cmd: Command) => {
       const src = parsePoolVolume(from, "source");
       const dst = parsePoolVolume(to, "target");
-      await withClient(globalsOf(cmd), async (c) => {
+      await withStorage(globalsOf(cmd), async (c) => {
         if (src.snapshot === undefined) return sendWithProgress(c, "POST", volumeUrl(src), moveRequest(src, dst), "Moving the storage volume");
         await copy(c, src, dst, {}, "Moving the storage volume");
         try {

@@ -10,12 +10,12 @@ import type { LodgeClient } from "../client/client.js";
 import { readStdinText, runEditorLoop } from "./editor.js";
 import { UsageError } from "./exit.js";
 import { FORMATS, type Format } from "./format.js";
-import { globalsOf, withClient } from "./globals.js";
+import { globalsOf } from "./globals.js";
 import { parseKeyValues, parseSetArgs } from "./instance-args.js";
 import { fetchWithEtag, ifMatch } from "./network-ref.js";
 import { printObject, renderList } from "./output.js";
 import { DEFAULT_VOLUME_COLUMNS, matchVolume, parseVolumeColumns, parseVolumeFilters, sortedVolumes, volumeInfo, type VolumeRow } from "./storage-columns.js";
-import { fetchVolume, parseSnapshotPut, parseVolumeArg, parseVolumePut, send, updateVolume, volumeLabel, volumePut, volumesUrl, volumeUrl, VOLUME_WRITABLE, type VolumeRef } from "./storage-ref.js";
+import { fetchVolume, parseSnapshotPut, parseVolumeArg, parseVolumePut, send, updateVolume, volumeLabel, volumePut, volumesUrl, volumeUrl, VOLUME_WRITABLE, type VolumeRef, withStorage } from "./storage-ref.js";
 import type { StorageVolume, StorageVolumePut, StorageVolumesPost, StorageVolumeSnapshot, StorageVolumeState } from "./storage-types.js";
 import { registerVolumeAttach } from "./storage-volume-attach.js";
 import { registerVolumeCopy } from "./storage-volume-copy.js";
@@ -115,7 +115,7 @@ export function registerStorageVolume(storage: Command): void {
       const format = opts.format ?? g.format;
       const { columns, needsState } = parseVolumeColumns(opts.columns);
       const filters = parseVolumeFilters(words);
-      const rows = await withClient(g, (c) => listRows(c, pool, filters, needsState && (format === "table" || format === "csv")));
+      const rows = await withStorage(g, (c) => listRows(c, pool, filters, needsState && (format === "table" || format === "csv")));
       // json and yaml are the volumes themselves, as lxc prints them.
       if (format === "json" || format === "yaml") return void (await printObject(rows.map((r) => r.volume), format));
       process.stdout.write(await renderList(columns, rows, format));
@@ -128,7 +128,7 @@ export function registerStorageVolume(storage: Command): void {
     .argument("<volume>", "VOLUME, VOLUME/SNAPSHOT or TYPE/VOLUME (e.g. container/c1)")
     .action(async (pool: string, word: string, _opts, cmd: Command) => {
       const g = globalsOf(cmd);
-      const shown = await withClient(g, (c) => fetchShown(c, parseVolumeArg(pool, word)));
+      const shown = await withStorage(g, (c) => fetchShown(c, parseVolumeArg(pool, word)));
       await printObject(shown, g.format === "json" ? "json" : "yaml");
     });
 
@@ -143,7 +143,7 @@ export function registerStorageVolume(storage: Command): void {
     .action(async (pool: string, word: string, words: string[], opts: { type?: string; description?: string }, cmd: Command) => {
       const v = parseVolumeArg(pool, word);
       const body = createVolumeRequest(v, words, opts);
-      await withClient(globalsOf(cmd), (c) => send(c, "POST", volumesUrl(pool, "custom"), body));
+      await withStorage(globalsOf(cmd), (c) => send(c, "POST", volumesUrl(pool, "custom"), body));
       process.stdout.write(`Storage volume ${word} created\n`);
     });
 
@@ -154,7 +154,7 @@ export function registerStorageVolume(storage: Command): void {
     .argument("<volume>", "VOLUME or VOLUME/SNAPSHOT")
     .argument("<key>", "Config key")
     .action(async (pool: string, word: string, key: string, _opts, cmd: Command) => {
-      const shown = await withClient(globalsOf(cmd), (c) => fetchShown(c, parseVolumeArg(pool, word)));
+      const shown = await withStorage(globalsOf(cmd), (c) => fetchShown(c, parseVolumeArg(pool, word)));
       process.stdout.write((shown.config?.[key] ?? "") + "\n");
     });
 
@@ -172,7 +172,7 @@ export function registerStorageVolume(storage: Command): void {
     .action(async (pool: string, word: string, words: string[], _opts, cmd: Command) => {
       const v = readOnlySnapshot(parseVolumeArg(pool, word));
       const settings = parseSetArgs(words);
-      await withClient(globalsOf(cmd), (c) => updateVolume(c, v, (put) => Object.assign(put.config, settings)));
+      await withStorage(globalsOf(cmd), (c) => updateVolume(c, v, (put) => Object.assign(put.config, settings)));
     });
 
   volume
@@ -183,7 +183,7 @@ export function registerStorageVolume(storage: Command): void {
     .argument("<keys...>", "Config keys")
     .action(async (pool: string, word: string, keys: string[], _opts, cmd: Command) => {
       const v = readOnlySnapshot(parseVolumeArg(pool, word));
-      await withClient(globalsOf(cmd), (c) =>
+      await withStorage(globalsOf(cmd), (c) =>
         updateVolume(c, v, (put) => {
           for (const k of keys) {
             if (!(k in put.config)) throw new UsageError(`Config key "${k}" is not set on storage volume "${volumeLabel(v)}"`);
@@ -199,7 +199,7 @@ export function registerStorageVolume(storage: Command): void {
     .argument("<pool>", "Pool name")
     .argument("<volume>", "VOLUME or VOLUME/SNAPSHOT")
     .action(async (pool: string, word: string, _opts, cmd: Command) => {
-      await withClient(globalsOf(cmd), (c) => editVolume(c, parseVolumeArg(pool, word)));
+      await withStorage(globalsOf(cmd), (c) => editVolume(c, parseVolumeArg(pool, word)));
     });
 
   volume
@@ -210,7 +210,7 @@ export function registerStorageVolume(storage: Command): void {
     .argument("<volume>", "VOLUME or VOLUME/SNAPSHOT")
     .action(async (pool: string, word: string, _opts, cmd: Command) => {
       const v = parseVolumeArg(pool, word);
-      await withClient(globalsOf(cmd), (c) => send(c, "DELETE", volumeUrl(v)));
+      await withStorage(globalsOf(cmd), (c) => send(c, "DELETE", volumeUrl(v)));
       process.stdout.write(`Storage volume ${word} deleted\n`);
     });
 
@@ -228,7 +228,7 @@ export function registerStorageVolume(storage: Command): void {
         if (to.name !== v.name) throw new UsageError("Invalid new snapshot name, parent volume must be the same as source");
         newName = to.snapshot!;
       } else if (target.includes("/")) throw new UsageError(`Invalid new volume name "${target}": a volume moves to another pool with lodge storage volume move`);
-      await withClient(globalsOf(cmd), (c) => send(c, "POST", volumeUrl(v), { name: newName }));
+      await withStorage(globalsOf(cmd), (c) => send(c, "POST", volumeUrl(v), { name: newName }));
       const renamed = v.snapshot === undefined ? { ...v, name: newName } : { ...v, snapshot: newName };
       process.stdout.write(`Renamed storage volume from "${volumeLabel(v)}" to "${volumeLabel(renamed)}"\n`);
     });
@@ -242,7 +242,7 @@ export function registerStorageVolume(storage: Command): void {
       const g = globalsOf(cmd);
       const v = parseVolumeArg(pool, word);
       if (v.snapshot !== undefined || v.type === "image") throw new UsageError("Only instance or custom volumes are supported");
-      await withClient(g, async (c) => {
+      await withStorage(g, async (c) => {
         const { volume: vol } = await fetchVolume(c, v);
         const state = await volumeState(c, v);
         if (g.format === "json" || g.format === "yaml") return printObject(state ?? { usage: null }, g.format);
@@ -265,7 +265,7 @@ export function registerStorageVolume(storage: Command): void {
       const body: { name?: string; expires_at?: string } = {};
       if (snap !== undefined) body.name = snap;
       if (opts.expiry === false) body.expires_at = NO_EXPIRY;
-      await withClient(globalsOf(cmd), async (c) => {
+      await withStorage(globalsOf(cmd), async (c) => {
         await fetchVolume(c, v);
         if (opts.reuse && snap !== undefined) {
           const existing = await c.raw("GET", volumeUrl({ ...v, snapshot: snap }));
@@ -283,7 +283,7 @@ export function registerStorageVolume(storage: Command): void {
     .argument("<snapshot>", "Snapshot name")
     .action(async (pool: string, word: string, snap: string, _opts, cmd: Command) => {
       const v = parseVolumeArg(pool, word, { snapshots: false });
-      await withClient(globalsOf(cmd), async (c) => {
+      await withStorage(globalsOf(cmd), async (c) => {
         const { volume: vol, etag } = await fetchVolume(c, v);
         await send(c, "PUT", volumeUrl(v), { ...volumePut(vol), restore: snap }, ifMatch(etag));
       });

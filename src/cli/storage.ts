@@ -9,13 +9,13 @@ import type { LodgeClient } from "../client/client.js";
 import { readStdinText, runEditorLoop } from "./editor.js";
 import { UsageError } from "./exit.js";
 import { FORMATS, type Format } from "./format.js";
-import { globalsOf, withClient } from "./globals.js";
+import { globalsOf } from "./globals.js";
 import { parseKeyValues, parseSetArgs } from "./instance-args.js";
 import { forEachName } from "./instance-ref.js";
 import { ifMatch } from "./network-ref.js";
 import { printList, printObject, renderYaml } from "./output.js";
 import { POOL_COLUMNS, poolInfo, sortedPools } from "./storage-columns.js";
-import { fetchPool, parsePoolPut, poolPut, poolUrl, POOL_WRITABLE, send, updatePool } from "./storage-ref.js";
+import { fetchPool, parsePoolPut, poolPut, poolUrl, POOL_WRITABLE, send, updatePool, withStorage } from "./storage-ref.js";
 import type { StoragePool, StoragePoolPut, StoragePoolResources, StoragePoolsPost } from "./storage-types.js";
 import { registerStorageVolume } from "./storage-volume.js";
 import { loadYaml } from "./yaml.js";
@@ -55,7 +55,7 @@ export function register(program: Command): void {
     .addOption(formatOption())
     .action(async (opts: { format?: Format }, cmd: Command) => {
       const g = globalsOf(cmd);
-      const all = await withClient(g, (c) => c.get<StoragePool[] | null>("/1.0/storage-pools?recursion=1"));
+      const all = await withStorage(g, (c) => c.get<StoragePool[] | null>("/1.0/storage-pools?recursion=1"));
       await printList(POOL_COLUMNS, sortedPools(all ?? []), opts.format ?? g.format);
     });
 
@@ -66,7 +66,7 @@ export function register(program: Command): void {
     .option("--resources", "Show the resources available to the storage pool")
     .action(async (name: string, opts: { resources?: boolean }, cmd: Command) => {
       const g = globalsOf(cmd);
-      const shown = await withClient(g, async (c) => {
+      const shown = await withStorage(g, async (c) => {
         if (opts.resources) return c.get<StoragePoolResources>(poolUrl(name, "/resources"));
         const { pool } = await fetchPool(c, name);
         return { ...pool, used_by: [...(pool.used_by ?? [])].sort() };
@@ -83,7 +83,7 @@ export function register(program: Command): void {
     .option("--description <text>", "Pool description")
     .action(async (name: string, driver: string, words: string[], opts: { description?: string }, cmd: Command) => {
       const body = createPoolRequest(name, driver, words, opts.description);
-      await withClient(globalsOf(cmd), (c) => send(c, "POST", "/1.0/storage-pools", body));
+      await withStorage(globalsOf(cmd), (c) => send(c, "POST", "/1.0/storage-pools", body));
       process.stdout.write(`Storage pool ${name} created\n`);
     });
 
@@ -93,7 +93,7 @@ export function register(program: Command): void {
     .argument("<pool>", "Pool name")
     .argument("<key>", "Config key")
     .action(async (name: string, key: string, _opts, cmd: Command) => {
-      const { pool } = await withClient(globalsOf(cmd), (c) => fetchPool(c, name));
+      const { pool } = await withStorage(globalsOf(cmd), (c) => fetchPool(c, name));
       process.stdout.write((pool.config?.[key] ?? "") + "\n");
     });
 
@@ -104,7 +104,7 @@ export function register(program: Command): void {
     .argument("<settings...>", "KEY=VALUE pairs, or KEY VALUE")
     .action(async (name: string, words: string[], _opts, cmd: Command) => {
       const settings = parseSetArgs(words);
-      await withClient(globalsOf(cmd), (c) => updatePool(c, name, (put) => Object.assign(put.config, settings)));
+      await withStorage(globalsOf(cmd), (c) => updatePool(c, name, (put) => Object.assign(put.config, settings)));
     });
 
   storage
@@ -113,7 +113,7 @@ export function register(program: Command): void {
     .argument("<pool>", "Pool name")
     .argument("<keys...>", "Config keys")
     .action(async (name: string, keys: string[], _opts, cmd: Command) => {
-      await withClient(globalsOf(cmd), (c) =>
+      await withStorage(globalsOf(cmd), (c) =>
         updatePool(c, name, (put) => {
           for (const k of keys) {
             if (!(k in put.config)) throw new UsageError(`Config key "${k}" is not set on storage pool "${name}"`);
@@ -128,7 +128,7 @@ export function register(program: Command): void {
     .description("Edit a storage pool as YAML ($EDITOR, or stdin when it is not a terminal)")
     .argument("<pool>", "Pool name")
     .action(async (name: string, _opts, cmd: Command) => {
-      await withClient(globalsOf(cmd), (c) => editPool(c, name));
+      await withStorage(globalsOf(cmd), (c) => editPool(c, name));
     });
 
   storage
@@ -137,7 +137,7 @@ export function register(program: Command): void {
     .description("Delete storage pools (not one in use)")
     .argument("<pools...>", "Pool names")
     .action(async (names: string[], _opts, cmd: Command) => {
-      await withClient(globalsOf(cmd), (c) =>
+      await withStorage(globalsOf(cmd), (c) =>
         forEachName(names, async (n) => {
           await send(c, "DELETE", poolUrl(n));
           process.stdout.write(`Storage pool ${n} deleted\n`);
@@ -152,7 +152,7 @@ export function register(program: Command): void {
     .option("--bytes", "Show the used and free space in bytes")
     .action(async (name: string, opts: { bytes?: boolean }, cmd: Command) => {
       const g = globalsOf(cmd);
-      const info = await withClient(g, async (c) => {
+      const info = await withStorage(g, async (c) => {
         const { pool } = await fetchPool(c, name);
         return poolInfo(pool, await c.get<StoragePoolResources>(poolUrl(name, "/resources")), !!opts.bytes);
       });

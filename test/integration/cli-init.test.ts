@@ -238,24 +238,26 @@ test("init --auto makes a btrfs pool on a loop file named by --storage-pool, mov
   const drivers = (await d.client.get<Server>("/1.0")).environment.storage_supported_drivers ?? [];
   if (!drivers.some((x) => x.Name === "btrfs")) return t.skip("the server does not offer btrfs");
   const pool = `fast${randomBytes(2).toString("hex")}`;
-  // The loop file's filesystem must be unmounted while the daemon lives: the root goes back, the pool goes.
-  t.after(async () => {
+  // The loop file's filesystem must be unmounted while the daemon lives (freshDaemon's hook,
+  // added first, runs first): the root disk goes back and the pool goes before the test ends.
+  try {
+    await ok(d, ["init", "--auto", "--storage-backend", "btrfs", "--storage-create-loop", "1", "--storage-pool", pool]);
+    const made = await d.client.get<{ driver: string; config: Record<string, string> }>(`/1.0/storage-pools/${pool}`);
+    assert.equal(made.driver, "btrfs");
+    assert.equal(made.config.size, "1GB");
+    assert.deepEqual((await d.client.get<Profile>("/1.0/profiles/default")).devices.root, { type: "disk", path: "/", pool });
+
+    const urls = ["/1.0", "/1.0/profiles/default", `/1.0/storage-pools/${pool}`, "/1.0/storage-pools", "/1.0/networks"];
+    const before = await snapshot(d, urls);
+    await ok(d, ["init", "--auto", "--storage-backend", "btrfs", "--storage-create-loop", "1", "--storage-pool", pool]);
+    assert.deepEqual(await snapshot(d, urls), before, "the second run changed something");
+    const dump = parseYaml((await ok(d, ["init", "--dump"])).stdout) as { storage_pools: { name: string; driver: string }[] };
+    assert.deepEqual(dump.storage_pools.map((p) => [p.name, p.driver]), [["default", "dir"], [pool, "btrfs"]].sort());
+  } finally {
     const p = await d.client.get<Profile>("/1.0/profiles/default").catch(() => undefined);
     if (p?.devices.root?.pool === pool) await d.client.put("/1.0/profiles/default", { description: p.description, config: p.config, devices: { ...p.devices, root: { ...p.devices.root, pool: "default" } } }).catch(() => {});
     await d.client.delete(`/1.0/storage-pools/${pool}`).catch(() => {});
-  });
-  await ok(d, ["init", "--auto", "--storage-backend", "btrfs", "--storage-create-loop", "1", "--storage-pool", pool]);
-  const made = await d.client.get<{ driver: string; config: Record<string, string> }>(`/1.0/storage-pools/${pool}`);
-  assert.equal(made.driver, "btrfs");
-  assert.equal(made.config.size, "1GB");
-  assert.deepEqual((await d.client.get<Profile>("/1.0/profiles/default")).devices.root, { type: "disk", path: "/", pool });
-
-  const urls = ["/1.0", "/1.0/profiles/default", `/1.0/storage-pools/${pool}`, "/1.0/storage-pools", "/1.0/networks"];
-  const before = await snapshot(d, urls);
-  await ok(d, ["init", "--auto", "--storage-backend", "btrfs", "--storage-create-loop", "1", "--storage-pool", pool]);
-  assert.deepEqual(await snapshot(d, urls), before, "the second run changed something");
-  const dump = parseYaml((await ok(d, ["init", "--dump"])).stdout) as { storage_pools: { name: string; driver: string }[] };
-  assert.deepEqual(dump.storage_pools.map((p) => [p.name, p.driver]), [["default", "dir"], [pool, "btrfs"]].sort());
+  }
 });
 
 test("init --preseed makes and updates storage pools through the API, twice changes nothing, and undoes a failed run", async (t) => {

@@ -549,7 +549,7 @@ bt("an unprivileged busybox container runs on a btrfs volume snapshotted from an
 
   const name = `lodge-bt${process.pid}`;
   const driver = new LxcDriver({ lxcpath, logLevel: "INFO" });
-  const spec = { name, rootfs: join(p.driver.mountPath(vol), "rootfs"), privileged: false, idmap: sharedMap, run: emptyRunConfig() };
+  const spec = { name, hostname: "onbtrfs", rootfs: join(p.driver.mountPath(vol), "rootfs"), privileged: false, idmap: sharedMap, run: emptyRunConfig() };
   const made = { driver, spec, name };
   try {
     await driver.create(spec);

@@ -125,3 +125,12 @@ config:
   await assert.rejects(parseVolumePut("pool: x\n"), /"pool" cannot be edited/);
   assert.deepEqual(await parseSnapshotPut("name: s0\ndescription: before the upgrade\nexpires_at: 2030-01-01T00:00:00Z\n"), { description: "before the upgrade", expires_at: "2030-01-01T00:00:00Z" });
 });
+
+test("launch -s POOL puts the root disk on that pool, over a -d root override", async () => {
+  const { createRequest } = await import("../../src/cli/instance-create.js");
+  const none = {} as Parameters<typeof createRequest>[0];
+  const opts = { config: [], device: ["root,size=1GiB"], profile: [], storage: "fast" };
+  const body = await createRequest(none, undefined, "c1", opts);
+  assert.deepEqual(body.devices, { root: { type: "disk", path: "/", size: "1GiB", pool: "fast" } });
+  assert.deepEqual((await createRequest(none, undefined, "c1", { config: [], device: [], profile: [] })).devices, {});
+});
