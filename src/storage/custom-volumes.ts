@@ -112,9 +112,16 @@ export class CustomVolumes implements ManagedVolumes {
     return { volume: await this.view(v), etag: this.etag(v) };
   }
 
-  async state(pool: string, project: string, name: string): Promise<{ usage: { used: number; total: number } }> {
-    const v = await this.record(pool, project, name);
+  /** Usage of a volume of any type (custom, or an instance's or image's). */
+  async state(pool: string, project: string, type: string, name: string): Promise<{ usage: { used: number; total: number } }> {
     const p = await this.d.storage.pool(pool);
+    if (type !== "custom") {
+      const v = (await this.d.storage.volumes(pool)).find((x) => x.type === type && x.name === name && !x.phase && (type === "image" || x.project === project));
+      if (!v) throw notFound(`Storage volume "${name}" of type "${type}" not found in pool "${pool}"`);
+      const used = (await this.d.storage.driverOf(p).usage({ pool: p, type: v.type, name: type === "image" ? name : volumeName(project, name) })) ?? 0;
+      return { usage: { used, total: -1 } };
+    }
+    const v = await this.record(pool, project, name);
     const used = (await this.d.storage.driverOf(p).usage(this.ref(p, project, name))) ?? 0;
     return { usage: { used, total: v.config?.size ? parseSize(v.config.size) : -1 } };
   }
@@ -278,6 +285,12 @@ export class CustomVolumes implements ManagedVolumes {
       if (p) await this.d.storage.driverOf(p).deleteSnapshot(this.ref(p, project!, name!), snap!).catch(() => {});
       await this.d.store.delete(doc.key);
     }
+  }
+
+  /** The snapshot names of an instance (its volume's snapshots), oldest first. */
+  async instanceSnapshotNames(project: string, instance: string): Promise<string[]> {
+    const docs = await this.d.store.list<{ name: string; created_at: string; phase?: string }>(`instance-snapshots/${project}/${instance}/`);
+    return docs.map((d) => d.value).filter((s) => !s.phase || s.phase === "ready").sort((a, b) => (a.created_at < b.created_at ? -1 : 1)).map((s) => s.name);
   }
 
   // ---- snapshots ------------------------------------------------------------------------

@@ -133,14 +133,19 @@ export function storageRoutes({ pools, volumes, operations }: StorageRouteDeps):
       },
     },
     { method: "DELETE", path: "/1.0/storage-pools/:pool/volumes/:type/:volume", access: "trusted", handler: async (req) => (custom(req), await volumes.delete(pool(req), req.project, vol(req)), empty()) },
-    { method: "GET", path: "/1.0/storage-pools/:pool/volumes/:type/:volume/state", access: "trusted", handler: async (req) => (custom(req), sync(await volumes.state(pool(req), req.project, vol(req)))) },
+    { method: "GET", path: "/1.0/storage-pools/:pool/volumes/:type/:volume/state", access: "trusted", handler: async (req) => sync(await volumes.state(pool(req), req.project, type(req), vol(req))) },
 
     {
       method: "GET",
       path: "/1.0/storage-pools/:pool/volumes/:type/:volume/snapshots",
       access: "trusted",
       handler: async (req) => {
-        custom(req);
+        if (type(req) !== "custom") {
+          // An instance's volume: its snapshots are the instance's (as LXD lists them).
+          const names = await volumes.instanceSnapshotNames(req.project, vol(req));
+          const base = volumeUrl(pool(req), type(req), vol(req), req.project).split("?")[0];
+          return sync(names.map((n) => `${base}/snapshots/${encodeURIComponent(n)}`));
+        }
         const all = await volumes.snapshots(pool(req), req.project, vol(req));
         const base = volumeUrl(pool(req), "custom", vol(req), req.project).split("?")[0];
         return sync(recursion(req) === 0 ? all.map((s) => `${base}/snapshots/${encodeURIComponent(s.name)}`) : all.map((s) => volumes.snapshotView(s)));
