@@ -10,7 +10,7 @@ import { Revert } from "../core/revert.js";
 import type { ImageStore } from "../images/store.js";
 import type { DocumentStore } from "../state/store.js";
 import type { StorageService } from "../storage/service.js";
-import { allocateIdmap, idmapConfig, idmapToJson, readHostPool, type HostIdPool } from "../sys/idmap.js";
+import { allocateIdmap, idmapConfig, idmapFromJson, idmapToJson, readHostPool, type HostIdPool } from "../sys/idmap.js";
 import { validateDevices } from "./config/devices.js";
 import { validateInstanceConfig } from "./config/keys.js";
 import { validateInstanceName } from "./config/name.js";
@@ -172,11 +172,15 @@ export class InstanceService {
         record.config = { ...imageConfig(pulled), ...record.config };
       }
 
-      const volume = await this.d.storage.createInstanceVolume(pool, project, name, "container", image, signal);
+      // The id map first: a layered volume is stored shifted to it (then last_state.idmap says so).
+      const volatile = await this.volatileAtCreate(record, image);
+      const idmap = volatile["volatile.idmap.next"] ? idmapFromJson(volatile["volatile.idmap.next"]) : undefined;
+      const volume = await this.d.storage.createInstanceVolume(pool, project, name, "container", image, signal, idmap);
       undo.add(() => this.d.storage.deleteInstanceVolume(pool, project, name, "container"));
+      if (volume.ownedAs) volatile["volatile.last_state.idmap"] = idmapToJson(volume.ownedAs);
 
       const layers = await this.d.profiles.resolve(project, record.profiles);
-      record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record, image)) }, expandDevices(record, layers), { running: false });
+      record.config = withNicVolatile({ ...record.config, ...volatile }, expandDevices(record, layers), { running: false });
       const spec = await this.d.specs.build(record, volume.path);
       await this.d.driver.create(spec);
       undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));

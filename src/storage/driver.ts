@@ -11,6 +11,7 @@
  * records and names.
  */
 import type { KeyTable } from "../config/keys.js";
+import type { IdmapEntry } from "../sys/idmap.js";
 
 export type VolumeType = "container" | "virtual-machine" | "image" | "custom";
 
@@ -88,6 +89,12 @@ export interface StorageDriver {
    * driver has them, else a full copy. Nothing of a failed copy is left under `to`.
    */
   copyVolume(from: VolumeRef, to: VolumeRef, signal?: AbortSignal): Promise<void>;
+  /**
+   * Optional: makes the container volume `to` a copy-on-write layer over the image volume
+   * `image`, its tree owned as `idmap` shifts it (none: as the image has it), in O(1).
+   * Resolves false when this pool does not layer; the caller then copies with copyVolume.
+   */
+  layerOnImage?(image: VolumeRef, to: VolumeRef, idmap: readonly IdmapEntry[] | undefined, signal?: AbortSignal): Promise<boolean>;
   /** Deletes the volume and all its snapshots. */
   deleteVolume(vol: VolumeRef): Promise<void>;
   /** Renames the volume and its snapshots with it. */

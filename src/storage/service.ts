@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { badRequest, conflict, notFound } from "../api/errors.js";
 import type { DocumentStore } from "../state/store.js";
 import type { StorageDriverInfo } from "../api/server.js";
+import type { IdmapEntry } from "../sys/idmap.js";
 import type { PoolSpec, StorageDriver, VolumeRef, VolumeType } from "./driver.js";
 import { BtrfsDriver, btrfsToolsPresent } from "./drivers/btrfs.js";
 import { DirDriver } from "./drivers/dir.js";
@@ -134,7 +135,9 @@ export class StorageService {
   /**
    * Creates an instance's volume, filled from an image when given. The record is written
    * first with a revision check, so two creates of one name cannot both succeed; a failure
-   * removes both record and data.
+   * removes both record and data. `idmap` is the container's id map: a driver that layers
+   * the volume over the image stores it shifted to that map, and `ownedAs` says so (the
+   * instance's volatile.last_state.idmap); otherwise the tree holds the image's own ids.
    */
   async createInstanceVolume(
     poolName: string,
@@ -143,7 +146,8 @@ export class StorageService {
     type: "container" | "virtual-machine",
     image?: string,
     signal?: AbortSignal,
-  ): Promise<{ path: string; ref: VolumeRef }> {
+    idmap?: readonly IdmapEntry[],
+  ): Promise<{ path: string; ref: VolumeRef; ownedAs?: readonly IdmapEntry[] }> {
     const pool = await this.pool(poolName);
     const driver = this.driver(pool);
     const ref = this.ref(pool, type, project, name);
@@ -156,8 +160,10 @@ export class StorageService {
     }
     try {
       if (image && driver.capabilities.imageVolumes) {
-        // Unpacked once per pool into an image volume; instances are cheap copies of it.
-        await driver.copyVolume(await this.imageVolume(pool, image, signal), ref, signal);
+        // Unpacked once per pool into an image volume; instances are layers over it or cheap copies.
+        const from = await this.imageVolume(pool, image, signal);
+        if (await driver.layerOnImage?.(from, ref, idmap, signal)) return { path: driver.mountPath(ref), ref, ownedAs: idmap?.length ? idmap : undefined };
+        await driver.copyVolume(from, ref, signal);
       } else {
         const tree = image ? await this.opts.images.ensureUnpacked(image, signal) : undefined;
         await driver.createVolume(ref, tree ? { tree } : undefined, signal);

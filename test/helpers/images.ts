@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
-import { runCommand } from "./daemon.js";
+import { runCommand, unmountPools } from "./daemon.js";
 
 export const DEFAULT_METADATA = `architecture: x86_64
 creation_date: 1700000000
@@ -32,7 +32,11 @@ export interface BuiltImages {
 /** A scratch directory removed when the test ends. */
 export async function scratchDir(t: TestContext, prefix = "lodge-img-"): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // Mounts made below it (a dir pool's layered volumes, a loop-backed pool) go first.
+  t.after(async () => {
+    await unmountPools(dir);
+    await rm(dir, { recursive: true, force: true });
+  });
   return dir;
 }
 

@@ -1,12 +1,13 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { access, readdir, stat } from "node:fs/promises";
+import { access, lstat, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { EventHub } from "../../src/core/events.js";
 import { ImageStore } from "../../src/images/store.js";
 import { SqliteStore } from "../../src/state/sqlite.js";
 import { btrfsToolsPresent } from "../../src/storage/drivers/btrfs.js";
 import { StorageService } from "../../src/storage/service.js";
+import { runCommand } from "../helpers/daemon.js";
 import { buildBusyboxImages, scratchDir } from "../helpers/images.js";
 
 async function setup(t: test.TestContext) {
@@ -48,9 +49,13 @@ test("an instance volume is filled from the image's unpacked tree, in LXD's layo
   assert.equal(path, join(dir, "storage-pools/default/containers/c1"));
   assert.ok((await stat(join(path, "rootfs/bin/busybox"))).isFile());
   assert.ok((await stat(join(path, "metadata.yaml"))).isFile());
+  // The image is unpacked once into the pool (an image volume), and the instance sits on it.
   assert.deepEqual(
     (await storage.volumes("default")).map((v) => [v.project, v.type, v.name, v.image]),
-    [["default", "container", "c1", fp]],
+    [
+      ["default", "container", "c1", fp],
+      ["default", "image", fp, fp],
+    ],
   );
   // A second volume of the same name is refused and the first is untouched.
   await assert.rejects(storage.createInstanceVolume("default", "default", "c1", "container", fp), /already exists/);
@@ -77,5 +82,81 @@ test("rename and delete move and remove both data and record", async (t) => {
   await assert.rejects(access(join(dir, "storage-pools/default/containers/proj_a")));
   await storage.deleteInstanceVolume("default", "proj", "b", "container");
   await assert.rejects(access(moved));
-  assert.deepEqual(await storage.volumes(), []);
+  assert.deepEqual(
+    (await storage.volumes()).map((v) => [v.type, v.name]),
+    [["image", fp]],
+  );
+});
+
+const MAP = [
+  { kind: "u" as const, nsid: 0, hostid: 1_500_000, range: 65536 },
+  { kind: "g" as const, nsid: 0, hostid: 1_500_000, range: 65536 },
+];
+
+test("a container from an image is an overlay layer over one shifted image copy, shared, and gone without a trace", async (t) => {
+  const { storage, fp, dir } = await setup(t);
+  const pool = join(dir, "storage-pools/default");
+  const a = await storage.createInstanceVolume("default", "default", "a", "container", fp, undefined, MAP);
+  const b = await storage.createInstanceVolume("default", "default", "b", "container", fp, undefined, MAP);
+  assert.deepEqual(a.ownedAs, MAP, "the volume says it is stored shifted to the map");
+  // Both see the image, shifted: container root is host 1500000.
+  for (const v of [a, b]) {
+    const st = await stat(join(v.path, "rootfs/bin/busybox"));
+    assert.equal(st.uid, 1_500_000);
+    assert.equal((await stat(join(v.path, "rootfs"))).uid, 1_500_000);
+    assert.ok((await stat(join(v.path, "metadata.yaml"))).isFile());
+  }
+  const mounts = await readFile("/proc/self/mountinfo", "utf8");
+  assert.match(mounts, new RegExp(`${join(a.path, "rootfs")} .* - overlay `));
+  // One shifted lower for both, beside the image's own volume.
+  const images = (await readdir(join(pool, "images"))).sort();
+  assert.equal(images.length, 2, images.join(" "));
+  assert.ok(images.includes(fp) && images.some((e) => e.startsWith(`${fp}.map-`)));
+
+  // A write in one is its own: the other and the image volume do not see it.
+  await writeFile(join(a.path, "rootfs/etc/only-a"), "a");
+  await rm(join(a.path, "rootfs/bin/busybox"));
+  assert.ok((await stat(join(b.path, "rootfs/bin/busybox"))).isFile());
+  await assert.rejects(access(join(b.path, "rootfs/etc/only-a")));
+  await assert.rejects(access(join(pool, "images", fp, "rootfs/etc/only-a")));
+  assert.ok((await stat(join(pool, "images", fp, "rootfs/bin/busybox"))).isFile());
+
+  // A snapshot is a whole, plain tree of what the container sees.
+  await storage.snapshotInstanceVolume(a.ref, "s1");
+  const snap = storage.snapshotPath(a.ref, "s1");
+  assert.ok((await stat(join(snap, "rootfs/etc/only-a"))).isFile());
+  await assert.rejects(access(join(snap, "rootfs/bin/busybox")));
+  assert.ok((await lstat(join(snap, "rootfs/bin/sh"))).isSymbolicLink());
+
+  // Delete: overlay unmounted, layer and volume gone; the other is untouched.
+  await storage.deleteInstanceVolume("default", "default", "a", "container");
+  assert.doesNotMatch(await readFile("/proc/self/mountinfo", "utf8"), new RegExp(`${join(a.path, "rootfs")} `));
+  assert.deepEqual((await readdir(join(pool, "containers"))).sort(), [".b.layer", "b"]);
+  assert.ok((await stat(join(b.path, "rootfs/bin/busybox"))).isFile());
+});
+
+test("a layered volume is mounted again at init after its overlay went (a host reboot), and renames keep it whole", async (t) => {
+  const { storage, fp, dir, store, images } = await setup(t);
+  const v = await storage.createInstanceVolume("default", "default", "c", "container", fp, undefined, MAP);
+  await writeFile(join(v.path, "rootfs/etc/mine"), "kept");
+  await runCommand("umount", [join(v.path, "rootfs")]);
+  assert.deepEqual(await readdir(join(v.path, "rootfs")), []);
+  await new StorageService({ dir, store, images }).init();
+  assert.equal(await readFile(join(v.path, "rootfs/etc/mine"), "utf8"), "kept");
+  assert.ok((await stat(join(v.path, "rootfs/bin/busybox"))).isFile());
+  const moved = await storage.renameInstanceVolume("default", "default", "c", "d", "container");
+  assert.equal(await readFile(join(moved, "rootfs/etc/mine"), "utf8"), "kept");
+  assert.ok((await stat(join(moved, "rootfs/bin/busybox"))).isFile());
+  await assert.rejects(access(join(dir, "storage-pools/default/containers/.c.layer")));
+});
+
+test("dir.overlay=false makes plain copies, with the image's own ids", async (t) => {
+  const { storage, fp, dir, store } = await setup(t);
+  const pool = await storage.pool("default");
+  await store.put("storage-pools/default", { ...pool, config: { ...pool.config, "dir.overlay": "false" } });
+  const v = await storage.createInstanceVolume("default", "default", "p", "container", fp, undefined, MAP);
+  assert.equal(v.ownedAs, undefined);
+  assert.equal((await stat(join(v.path, "rootfs/bin/busybox"))).uid, 0);
+  await assert.rejects(access(join(dir, "storage-pools/default/containers/.p.layer")));
+  assert.doesNotMatch(await readFile("/proc/self/mountinfo", "utf8"), new RegExp(`${join(v.path, "rootfs")} `));
 });

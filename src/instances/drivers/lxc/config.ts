@@ -8,8 +8,18 @@ import { lxcIdmapLines } from "../../../sys/idmap.js";
 import type { ContainerSpec } from "../../driver.js";
 import type { DeviceNodeSpec, MountSpec, ResourceLimits } from "../../runconfig.js";
 
-/** How the rootfs's ownership fits the container's id map. */
-export type RootfsOwnership = "privileged" | "idmapped" | "shifted";
+/**
+ * How the rootfs's ownership fits the container's id map: "idmapped" (an idmapped mount at
+ * start, nothing on disk changes), "shifted" (ids shifted on disk, the host cannot idmap),
+ * "layered" (an overlayfs rootfs, which cannot be idmapped, stored shifted; other mounts can
+ * be idmapped), or "privileged" (no map).
+ */
+export type RootfsOwnership = "privileged" | "idmapped" | "shifted" | "layered";
+
+/** Whether mounts other than the rootfs can be idmapped into the container (`shift`). */
+export function mountsIdmappable(ownership: RootfsOwnership): boolean {
+  return ownership === "idmapped" || ownership === "layered";
+}
 
 export interface LxcHostFacts {
   cgroup: CgroupLayout;
@@ -92,7 +102,7 @@ function mountEntry(m: MountSpec, kind: "dir" | "file", ownership: RootfsOwnersh
   if (m.readonly) opts.push("ro");
   if (m.optional) opts.push("optional");
   if (m.shift) {
-    if (ownership !== "idmapped") {
+    if (!mountsIdmappable(ownership)) {
       throw new LxcConfigError(`mount ${m.target}: shift needs idmapped mounts, which ${ownership === "privileged" ? "a privileged container does not use" : "this host's filesystem lacks"}`);
     }
     opts.push("idmap=container");

@@ -23,7 +23,7 @@ import { CommandTimeoutError, formatSeconds, run } from "../../../sys/exec.js";
 import type { Cgroup } from "../../../sys/cgroup.js";
 import { InstanceDriverError, type ContainerSpec, type HotplugResult } from "../../driver.js";
 import type { DeviceNodeSpec, DeviceRule, MountSpec, RunConfigDiff } from "../../runconfig.js";
-import { DEVICE_ALLOW, type RootfsOwnership } from "./config.js";
+import { DEVICE_ALLOW, mountsIdmappable, type RootfsOwnership } from "./config.js";
 import type { DeviceNodes } from "./devnodes.js";
 import { addNic, removeNic } from "./nic-hotplug.js";
 
@@ -127,7 +127,7 @@ async function mount(t: HotplugTarget, m: MountSpec): Promise<void> {
   if (m.recursive) flags.push("--recursive");
   if (m.propagation) flags.push("--propagation", m.propagation);
   if (m.shift) {
-    if (t.ownership !== "idmapped")
+    if (!mountsIdmappable(t.ownership))
       throw new InstanceDriverError(`mount ${m.target}: shift needs idmapped mounts, which ${t.ownership === "privileged" ? "a privileged container does not use" : "this host's filesystem lacks"}`);
     flags.push("--idmap");
   }

@@ -11,14 +11,16 @@ import { shiftOwnership } from "../../../sys/shift.js";
 import type { ContainerSpec } from "../../driver.js";
 import type { RootfsOwnership } from "./config.js";
 
-/** statfs f_type → the kernel release whose idmapped mounts support that filesystem. */
+/**
+ * statfs f_type → the kernel release whose idmapped mounts support that filesystem. Not
+ * overlayfs: its layers can be idmapped, but an overlay mount itself cannot (EINVAL).
+ */
 const IDMAP_SINCE: Record<number, [number, number]> = {
   0xef53: [5, 12], // ext2/3/4
   0x58465342: [5, 12], // xfs
   0xf2f52010: [5, 12], // f2fs
   0x4d44: [5, 12], // vfat
   0x9123683e: [5, 15], // btrfs
-  0x794c7630: [5, 19], // overlayfs
   0x01021994: [6, 3], // tmpfs
   0x2fc12fc1: [6, 2], // zfs (2.2+ module), listed for completeness
 };
@@ -31,6 +33,9 @@ export function idmappedMountsSupported(fsType: number, kernelRelease: string): 
   return major > since[0] || (major === since[0] && minor >= since[1]);
 }
 
+/** A layered rootfs (storage/drivers/dir-layers.ts) is an overlayfs mount. */
+const OVERLAYFS_MAGIC = 0x794c7630;
+
 export type OwnershipPolicy = "auto" | "idmapped" | "shift";
 
 /** Picks the ownership mode for a start. */
@@ -39,6 +44,7 @@ export async function chooseOwnership(spec: ContainerSpec, policy: OwnershipPoli
   if (policy === "shift") return "shifted";
   if (policy === "idmapped") return "idmapped";
   const fs = await statfs(spec.rootfs);
+  if (Number(fs.type) === OVERLAYFS_MAGIC && idmappedMountsSupported(0xef53, os.release())) return "layered";
   return idmappedMountsSupported(Number(fs.type), os.release()) ? "idmapped" : "shifted";
 }
 
@@ -48,7 +54,7 @@ export async function chooseOwnership(spec: ContainerSpec, policy: OwnershipPoli
  */
 export async function prepareRootfs(spec: ContainerSpec, mode: RootfsOwnership): Promise<IdmapEntry[] | null> {
   const current = spec.rootfsIdmap ?? null;
-  if (mode === "shifted") {
+  if (mode === "shifted" || mode === "layered") {
     const target = spec.idmap ?? [];
     if (current && sameIdmap(current, target)) return current;
     await shiftOwnership(spec.rootfs, current ?? undefined, target);

@@ -17,7 +17,7 @@ import { run } from "../../../sys/exec.js";
 import { lxcIdmapLines } from "../../../sys/idmap.js";
 import { InstanceDriverError, type ContainerSpec } from "../../driver.js";
 import type { MountSpec } from "../../runconfig.js";
-import type { RootfsOwnership } from "./config.js";
+import { mountsIdmappable, type RootfsOwnership } from "./config.js";
 import { containerRoot, openDoor, restrictEntries } from "./host-checks.js";
 
 /** How long the helper may take to mount or unmount (it never touches the container's files). */
@@ -46,7 +46,7 @@ export class StagedMounts {
     const mounts = [...spec.run.mounts];
     // A privileged container's root may remount anything: nothing to lock. A shift the host
     // cannot do is left to the config's own error.
-    const wanted = mounts.filter((m) => m.readonly && ownership !== "privileged" && (!m.shift || ownership === "idmapped"));
+    const wanted = mounts.filter((m) => m.readonly && ownership !== "privileged" && (!m.shift || mountsIdmappable(ownership)));
     if (!wanted.length) return { spec, release: async () => {} };
     await this.clear(spec.name);
     const dir = this.dir(spec.name);

@@ -1,0 +1,144 @@
+/**
+ * The dir driver's layered mode: an instance volume's rootfs is an overlayfs mount whose lower
+ * layer is a read-only image volume of the pool and whose upper layer holds the instance's own
+ * changes, in `<type dir>/.<name>.layer/{upper,work}` beside the volume. Creating an instance
+ * is then a few mkdirs and a mount, whatever the backing filesystem (ext4 has no reflinks).
+ *
+ * Ownership. An overlayfs mount cannot itself be idmapped, and overlayfs over idmapped layers
+ * cannot be written by host root (its work directory cannot be made through the mapping). So
+ * the lower layer is the image shifted once to the instance's id map: one copy per pool, image
+ * and map, shared by every container with that map (all but isolated ones share one). The
+ * upper layer holds shifted ids too; the liblxc driver sees an overlay rootfs, which it cannot
+ * idmap, and starts it "shifted", as volatile.last_state.idmap says it is on disk.
+ *
+ * The overlay is mounted by host root, in the host's mount namespace, for as long as the
+ * volume exists (and again at each daemon start: a host reboot drops it), so everything that
+ * reads or writes `<volume>/rootfs` on the host (snapshots, copies, backups, publish, the file
+ * API of a stopped instance) sees the whole tree as a plain directory would show it.
+ *
+ * The image is untrusted: the mount follows no redirects and no metacopy xattrs that a
+ * layer might carry (redirect_dir=nofollow, metacopy=off), and the lower volume is reachable
+ * by host root alone (0700), so no container reaches it but through its own overlay.
+ */
+import { createHash } from "node:crypto";
+import { chown, lstat, mkdir, readFile, readlink, readdir, rm, symlink } from "node:fs/promises";
+import { basename, dirname, join, relative } from "node:path";
+import { run } from "../../sys/exec.js";
+import { idmapToJson, type IdmapEntry } from "../../sys/idmap.js";
+
+/** Where a volume's layer lives: `.<name>.layer` beside it (a name no volume can have). */
+export function layerDir(volumePath: string): string {
+  return join(dirname(volumePath), `.${basename(volumePath)}.layer`);
+}
+
+/** The image volume's name for a lower layer shifted to `idmap` (the image's own for none). */
+export function lowerName(fingerprint: string, idmap: readonly IdmapEntry[] | undefined): string {
+  if (!idmap?.length) return fingerprint;
+  return `${fingerprint}.map-${createHash("sha256").update(idmapToJson(idmap)).digest("hex").slice(0, 16)}`;
+}
+
+/** Whether a volume is layered (has a layer directory beside it). */
+export async function isLayered(volumePath: string): Promise<boolean> {
+  return !!(await lstat(layerDir(volumePath)).catch(() => undefined));
+}
+
+/** Overlay options take paths with `,` `:` and `\` specially; such paths are never layered. */
+export function layerablePath(path: string): boolean {
+  return !/[,:\\\s]/.test(path);
+}
+
+/** The lower volume a layered volume sits on (its `lower` link). */
+export async function lowerOf(volumePath: string): Promise<string> {
+  const link = join(layerDir(volumePath), "lower");
+  return join(dirname(link), await readlink(link));
+}
+
+/**
+ * Makes `volumePath` a layered volume over the (whole, read-only) volume `lowerPath`: the
+ * layer's directories, the volume directory with the lower's files but its rootfs (metadata,
+ * templates), and the mount. On failure nothing of it is left.
+ */
+export async function createLayer(lowerPath: string, volumePath: string, signal?: AbortSignal): Promise<void> {
+  const layer = layerDir(volumePath);
+  const root = await lstat(join(lowerPath, "rootfs"));
+  try {
+    await mkdir(layer, { mode: 0o700 });
+    await mkdir(join(layer, "upper"), { mode: root.mode & 0o7777 });
+    // The merged root takes the upper root's owner and mode: the image's root's, shifted.
+    await chown(join(layer, "upper"), root.uid, root.gid);
+    await mkdir(join(layer, "work"), { mode: 0o700 });
+    // Relative, so the pool can move (its `source`) without breaking the link.
+    await symlink(relative(layer, lowerPath), join(layer, "lower"));
+    await mkdir(volumePath, { mode: 0o700 });
+    const files = (await readdir(lowerPath)).filter((e) => e !== "rootfs" && e !== "backup.yaml");
+    if (files.length) await run("cp", ["-a", "--reflink=auto", "--", ...files.map((f) => join(lowerPath, f)), volumePath], { signal, dieWithDaemon: true });
+    await mkdir(join(volumePath, "rootfs"), { mode: 0o755 });
+    await mountLayer(volumePath);
+  } catch (e) {
+    await removeLayer(volumePath).catch(() => {});
+    await rm(volumePath, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Mounts a layered volume's overlay at its rootfs (it must not be mounted). */
+export async function mountLayer(volumePath: string): Promise<void> {
+  const layer = layerDir(volumePath);
+  const lower = join(await lowerOf(volumePath), "rootfs");
+  const opts = [`lowerdir=${lower}`, `upperdir=${join(layer, "upper")}`, `workdir=${join(layer, "work")}`, "redirect_dir=nofollow", "metacopy=off", "index=off", "xino=off"];
+  await run("mount", ["-t", "overlay", "-o", opts.join(","), `lodge-${basename(volumePath)}`.slice(0, 60), join(volumePath, "rootfs")]);
+}
+
+/** Unmounts a layered volume's overlay if it is mounted (lazily when something holds it). */
+export async function unmountLayer(volumePath: string, mounted?: Set<string>): Promise<void> {
+  const target = join(volumePath, "rootfs");
+  if (!(mounted ?? (await mountPoints())).has(target)) return;
+  try {
+    await run("umount", [target]);
+  } catch {
+    await run("umount", ["-l", target]);
+  }
+}
+
+/** Unmounts and removes a volume's layer (the volume directory itself is the caller's). */
+export async function removeLayer(volumePath: string): Promise<void> {
+  await unmountLayer(volumePath);
+  await rm(layerDir(volumePath), { recursive: true, force: true });
+}
+
+/**
+ * Mounts every layered volume under `typeDir` whose overlay is not mounted (after a host
+ * reboot, or a daemon that was stopped for one). Returns how many it mounted.
+ */
+export async function remountLayers(typeDir: string): Promise<number> {
+  const mounted = await mountPoints();
+  let count = 0;
+  for (const e of await readdir(typeDir).catch(() => [] as string[])) {
+    const m = /^\.(.+)\.layer$/.exec(e);
+    if (!m) continue;
+    const volume = join(typeDir, m[1]!);
+    if (mounted.has(join(volume, "rootfs"))) continue;
+    const rootfs = await readdir(join(volume, "rootfs")).catch(() => undefined);
+    if (!rootfs) continue; // half made: the service's clean-up removes it
+    if (rootfs.length) {
+      // A plain tree under a layer: a restore made it plain and a crash came before the
+      // layer went. The tree is the volume's content now.
+      await rm(join(typeDir, e), { recursive: true, force: true });
+      continue;
+    }
+    await mountLayer(volume);
+    count++;
+  }
+  return count;
+}
+
+/** Mount points of this mount namespace, from /proc/self/mountinfo (octal escapes undone). */
+export async function mountPoints(): Promise<Set<string>> {
+  const text = await readFile("/proc/self/mountinfo", "utf8");
+  const out = new Set<string>();
+  for (const line of text.split("\n")) {
+    const m = line.split(" ")[4];
+    if (m) out.add(m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  }
+  return out;
+}
