@@ -133,6 +133,7 @@ export class Daemon {
       const images = new ImageStore({ dir, store, events });
       await images.init();
       const storage = new StorageService({ dir, store, images });
+      images.onImageGone = (fp) => storage.releaseImage(fp);
       const driver = new LxcDriver({ lxcpath: join(dir, "containers") });
       // Instance data is closed to host users (storage/drivers/dir.ts, lxc/host-checks.ts);
       // what an older Lodge left open is closed here, before anything else runs.

@@ -91,6 +91,8 @@ export class ImageStore {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly docs: DocumentStore;
   private readonly events: EventHub;
+  /** Told when an image's files go (no project has it any more): storage drops its image volumes. */
+  onImageGone?: (fp: string) => Promise<void>;
 
   constructor(opts: ImageStoreOptions) {
     this.imagesDir = join(opts.dir, "images");
@@ -353,10 +355,16 @@ export class ImageStore {
         await this.unpacked.remove(fp);
         await rm(join(this.imagesDir, fp), { force: true });
         await rm(join(this.imagesDir, `${fp}.rootfs`), { force: true });
+        await this.onImageGone?.(fp).catch(() => {});
       }
       for (const a of aliases) this.aliases.announceDeleted(project, a.name);
     });
     this.events.lifecycle("image-deleted", imageUrl(fp, project), {}, project);
+  }
+
+  /** Whether any project has the image. */
+  async exists(fp: string): Promise<boolean> {
+    return (await this.docs.list("images/")).some((d) => d.key.endsWith(`/${fp}`));
   }
 
   // ---- the unpacked cache ----

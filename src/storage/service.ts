@@ -32,6 +32,8 @@ export interface VolumeRecord {
 /** What the storage service needs from the image store. */
 export interface ImageTrees {
   ensureUnpacked(fp: string, signal?: AbortSignal): Promise<string>;
+  /** Whether any project still has the image (its image volumes are kept while it does). */
+  exists(fp: string): Promise<boolean>;
 }
 
 export const POOLS = "storage-pools/";
@@ -178,8 +180,12 @@ export class StorageService {
 
   async deleteInstanceVolume(poolName: string, project: string, name: string, type: "container" | "virtual-machine") {
     const pool = await this.pool(poolName);
+    const key = this.key(poolName, project, type, name);
+    const image = (await this.opts.store.get<VolumeRecord>(key))?.value.image;
     await this.driver(pool).deleteVolume(this.ref(pool, type, project, name));
-    await this.opts.store.delete(this.key(poolName, project, type, name));
+    await this.opts.store.delete(key);
+    // The last user of an image volume whose image was deleted takes it along.
+    if (image && !(await this.opts.images.exists(image))) await this.releaseImageVolume(poolName, image);
   }
 
   async renameInstanceVolume(
@@ -236,9 +242,19 @@ export class StorageService {
     return p;
   }
 
-  /** Removes the image volumes of `fp` from every pool (the image was deleted). */
-  async deleteImageVolumes(fp: string): Promise<void> {
-    for (const v of (await this.volumes()).filter((v) => v.type === "image" && v.name === fp)) await this.deleteImageVolume(v.pool, fp);
+  /**
+   * The image `fp` was deleted: its image volumes go from every pool, except where an instance
+   * volume made from it still is (a layer over it, or a clone): that one goes with the last.
+   */
+  async releaseImage(fp: string): Promise<void> {
+    for (const v of (await this.volumes()).filter((v) => v.type === "image" && v.name === fp)) await this.releaseImageVolume(v.pool, fp);
+  }
+
+  private async releaseImageVolume(poolName: string, fp: string): Promise<void> {
+    const vols = await this.volumes(poolName);
+    if (!vols.some((v) => v.type === "image" && v.name === fp)) return;
+    if (vols.some((v) => v.type !== "image" && v.image === fp)) return;
+    await this.deleteImageVolume(poolName, fp);
   }
 
   async deleteImageVolume(poolName: string, fp: string): Promise<void> {
@@ -298,7 +314,12 @@ export class StorageService {
     const driver = this.driver(pool);
     const ref = this.ref(pool, opts.type, opts.project, opts.name);
     const key = this.key(opts.toPool, opts.project, opts.type, opts.name);
-    const record: VolumeRecord = { pool: opts.toPool, project: opts.project, type: opts.type, name: opts.name, created_at: new Date().toISOString(), image: opts.image };
+    // A same-pool copy may share the source's image volume (a layer over it): it keeps it alive too.
+    const sourceImage =
+      opts.from.pool.name === opts.toPool
+        ? (await this.volumes(opts.toPool)).find((v) => v.type === opts.from.type && volumeName(v.project, v.name) === opts.from.name)?.image
+        : undefined;
+    const record: VolumeRecord = { pool: opts.toPool, project: opts.project, type: opts.type, name: opts.name, created_at: new Date().toISOString(), image: opts.image ?? sourceImage };
     try {
       await this.opts.store.put(key, record, { revision: 0 });
     } catch {

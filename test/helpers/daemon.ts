@@ -209,6 +209,7 @@ export async function inProcessDaemon(t: TestContext) {
     client.close();
     await daemon.stop();
     await stopContainers(dir);
+    await unmountPools(dir);
     await rm(dir, { recursive: true, force: true });
   });
   const lxc = (args: string[], opts: RunOpts = {}) =>
@@ -245,7 +246,7 @@ export async function removeNetworks(dir: string): Promise<void> {
 
 /**
  * Unmounts what storage pools mounted under a test daemon's directory (btrfs pools on loop
- * files in <dir>/disks), deepest first, and detaches their loop devices, so removing the
+ * files in <dir>/disks, the overlays of a dir pool's layered volumes), deepest first, and detaches their loop devices, so removing the
  * directory neither descends into a mounted filesystem nor leaves a loop device behind.
  */
 export async function unmountPools(dir: string): Promise<void> {

@@ -1,6 +1,6 @@
 import test from "node:test";
 import assert from "node:assert/strict";
-import { access, lstat, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { access, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { EventHub } from "../../src/core/events.js";
 import { ImageStore } from "../../src/images/store.js";
@@ -18,6 +18,7 @@ async function setup(t: test.TestContext) {
   const images = new ImageStore({ dir, store, events });
   await images.init();
   const storage = new StorageService({ dir, store, images });
+  images.onImageGone = (fp) => storage.releaseImage(fp);
   await storage.init();
   const built = await buildBusyboxImages(t);
   const img = await images.addImage({ project: "default", metadataPath: built.unified });
@@ -131,7 +132,8 @@ test("a container from an image is an overlay layer over one shifted image copy,
   // Delete: overlay unmounted, layer and volume gone; the other is untouched.
   await storage.deleteInstanceVolume("default", "default", "a", "container");
   assert.doesNotMatch(await readFile("/proc/self/mountinfo", "utf8"), new RegExp(`${join(a.path, "rootfs")} `));
-  assert.deepEqual((await readdir(join(pool, "containers"))).sort(), [".b.layer", "b"]);
+  assert.deepEqual(await readdir(join(pool, "containers")), ["b"]);
+  assert.deepEqual(await readdir(join(pool, "layers/containers")), ["b"]);
   assert.ok((await stat(join(b.path, "rootfs/bin/busybox"))).isFile());
 });
 
@@ -147,7 +149,7 @@ test("a layered volume is mounted again at init after its overlay went (a host r
   const moved = await storage.renameInstanceVolume("default", "default", "c", "d", "container");
   assert.equal(await readFile(join(moved, "rootfs/etc/mine"), "utf8"), "kept");
   assert.ok((await stat(join(moved, "rootfs/bin/busybox"))).isFile());
-  await assert.rejects(access(join(dir, "storage-pools/default/containers/.c.layer")));
+  assert.deepEqual(await readdir(join(dir, "storage-pools/default/layers/containers")), ["d"]);
 });
 
 test("dir.overlay=false makes plain copies, with the image's own ids", async (t) => {
@@ -157,6 +159,58 @@ test("dir.overlay=false makes plain copies, with the image's own ids", async (t)
   const v = await storage.createInstanceVolume("default", "default", "p", "container", fp, undefined, MAP);
   assert.equal(v.ownedAs, undefined);
   assert.equal((await stat(join(v.path, "rootfs/bin/busybox"))).uid, 0);
-  await assert.rejects(access(join(dir, "storage-pools/default/containers/.p.layer")));
+  await assert.rejects(access(join(dir, "storage-pools/default/layers/containers/p")));
   assert.doesNotMatch(await readFile("/proc/self/mountinfo", "utf8"), new RegExp(`${join(v.path, "rootfs")} `));
+});
+
+test("an image deleted while containers sit on it keeps its volumes until the last container goes", async (t) => {
+  const { storage, fp, dir, images } = await setup(t);
+  const pool = join(dir, "storage-pools/default");
+  const a = await storage.createInstanceVolume("default", "default", "a", "container", fp, undefined, MAP);
+  const b = await storage.createInstanceVolume("default", "default", "b", "container", fp);
+  await images.delete("default", fp);
+  assert.equal((await readdir(join(pool, "images"))).length, 2, "the image volume and its shifted copy stay");
+  assert.ok((await stat(join(a.path, "rootfs/bin/busybox"))).isFile());
+  await storage.deleteInstanceVolume("default", "default", "a", "container");
+  assert.equal((await readdir(join(pool, "images"))).length, 2, "b still uses the image volume");
+  assert.ok((await stat(join(b.path, "rootfs/bin/busybox"))).isFile());
+  await storage.deleteInstanceVolume("default", "default", "b", "container");
+  assert.deepEqual(await readdir(join(pool, "images")), []);
+  assert.deepEqual(await storage.volumes(), []);
+});
+
+test("an image deleted while no container uses it takes its image volume along", async (t) => {
+  const { storage, fp, dir, images } = await setup(t);
+  await storage.createInstanceVolume("default", "default", "a", "container", fp, undefined, MAP);
+  await storage.deleteInstanceVolume("default", "default", "a", "container");
+  assert.equal((await readdir(join(dir, "storage-pools/default/images"))).length, 2, "kept while the image is");
+  await images.delete("default", fp);
+  assert.deepEqual(await readdir(join(dir, "storage-pools/default/images")), []);
+  assert.deepEqual(await storage.volumes(), []);
+});
+
+test("a copy of a layered container is a layer over the same image with a copy of its changes (deletions too)", async (t) => {
+  const { storage, fp, dir, images } = await setup(t);
+  const a = await storage.createInstanceVolume("default", "default", "a", "container", fp, undefined, MAP);
+  await writeFile(join(a.path, "rootfs/etc/only-a"), "a");
+  await rm(join(a.path, "rootfs/bin/busybox"));
+  await rm(join(a.path, "rootfs/etc"), { recursive: true });
+  await mkdir(join(a.path, "rootfs/etc"));
+  await writeFile(join(a.path, "rootfs/etc/fresh"), "f");
+  const c = await storage.copyInstanceVolume({ from: a.ref, toPool: "default", project: "default", name: "c", type: "container" });
+  assert.deepEqual(await readdir(join(c.path, "rootfs/etc")), ["fresh"], "an opaque directory stays opaque");
+  await assert.rejects(access(join(c.path, "rootfs/bin/busybox")), "a deleted file stays deleted");
+  assert.equal((await stat(join(c.path, "rootfs/etc/fresh"))).uid, 0, "written by host root: its own ids");
+  assert.equal((await stat(join(c.path, "rootfs/bin"))).uid, 1_500_000);
+  await writeFile(join(c.path, "rootfs/etc/only-c"), "c");
+  await assert.rejects(access(join(a.path, "rootfs/etc/only-c")));
+  assert.match(await readFile("/proc/self/mountinfo", "utf8"), new RegExp(`${join(c.path, "rootfs")} .* - overlay `));
+  // The copy keeps the image volume alive too.
+  await images.delete("default", fp);
+  await storage.deleteInstanceVolume("default", "default", "a", "container");
+  assert.equal(await readFile(join(c.path, "rootfs/etc/fresh"), "utf8"), "f", "the copy does not depend on its source");
+  assert.ok((await lstat(join(c.path, "rootfs/bin/sh"))).isSymbolicLink());
+  assert.equal((await readdir(join(dir, "storage-pools/default/images"))).length, 2);
+  await storage.deleteInstanceVolume("default", "default", "c", "container");
+  assert.deepEqual(await readdir(join(dir, "storage-pools/default/images")), []);
 });

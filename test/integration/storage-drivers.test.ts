@@ -580,7 +580,8 @@ bt("through the storage service: an image is filled once into an image volume, i
   t.after(() => store.close());
   const tree = await makeTree(p.dir);
   let unpacks = 0;
-  const images = { ensureUnpacked: async () => (unpacks++, tree) };
+  let imageExists = true;
+  const images = { ensureUnpacked: async () => (unpacks++, tree), exists: async () => imageExists };
   const storage = new StorageService({ dir: p.dir, store, images, drivers: [new DirDriver(join(p.dir, "storage-pools")), p.driver] });
   await storage.init();
   // The pools API (the lead's) writes this record; here it is written as that API would.
@@ -609,12 +610,15 @@ bt("through the storage service: an image is filled once into an image volume, i
   await storage.restoreVolumeSnapshot(one.ref, "snap0");
   assert.equal(await readFile(join(one.path, "rootfs/etc/hostname"), "utf8"), "c1\n");
 
+  // The image is deleted while instances made from it remain: its volume stays until the last goes.
+  imageExists = false;
+  await storage.releaseImage(fp);
+  assert.ok(await isSubvolume(join(p.dir, "storage-pools", p.pool.name, "images", fp)), "kept while in use");
   for (const [project, name] of [["default", "c1"], ["proj", "c2"], ["default", "c3"], ["default", "c4"]] as const) {
     await storage.deleteInstanceVolume(p.pool.name, project, name, "container");
   }
   await storage.deleteInstanceVolume("default", "default", "c5", "container");
-  await storage.deleteImageVolumes(fp);
-  assert.deepEqual(await storage.volumes(), []);
+  assert.deepEqual(await storage.volumes(), [], "the last instance took the image volume along");
   assert.equal((await sh("btrfs", ["subvolume", "list", join(p.dir, "storage-pools", p.pool.name)])).stdout, "", "no subvolume left");
 });
 

@@ -67,6 +67,14 @@ test("ownership: a shifted rootfs has no idmap option; privileged has no map at 
   assert.throws(() => renderLxcConfig(input({ privileged: true }, { ownership: "privileged" })), /privileged and cannot have an id map/);
 });
 
+test("ownership: a layered (overlay) rootfs is not idmapped itself, but other mounts shift", () => {
+  const run = mergeRunConfigs({ mounts: [{ source: "/srv", target: "/srv", readonly: false, shift: true }] });
+  const l = lines(renderLxcConfig(input({ run }, { ownership: "layered", sourceKinds: new Map([["/srv", "dir"]]) })));
+  assert.ok(!l.includes("lxc.rootfs.options = idmap=container"));
+  assert.ok(l.includes("lxc.idmap = u 0 1000000 65536"));
+  assert.ok(l.includes("lxc.mount.entry = /srv srv none bind,create=dir,idmap=container 0 0"));
+});
+
 test("AppArmor: a generated profile where the kernel has it, nesting allowed on request", () => {
   const l = lines(renderLxcConfig(input({ nesting: true }, { host: v2Host })));
   assert.ok(l.includes("lxc.apparmor.profile = generated"));
@@ -174,6 +182,7 @@ test("idmapped mounts: by filesystem and kernel release", () => {
   assert.equal(idmappedMountsSupported(0x9123683e, "5.15.0"), true);
   assert.equal(idmappedMountsSupported(0x01021994, "6.2.9"), false, "tmpfs from 6.3");
   assert.equal(idmappedMountsSupported(0x73717368, "6.8.0"), false, "squashfs: no");
+  assert.equal(idmappedMountsSupported(0x794c7630, "6.18.0"), false, "an overlayfs mount itself: no (only its layers)");
 });
 
 test("network counters from /proc/<pid>/net/dev", () => {

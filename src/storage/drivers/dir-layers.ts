@@ -1,8 +1,9 @@
 /**
  * The dir driver's layered mode: an instance volume's rootfs is an overlayfs mount whose lower
  * layer is a read-only image volume of the pool and whose upper layer holds the instance's own
- * changes, in `<type dir>/.<name>.layer/{upper,work}` beside the volume. Creating an instance
- * is then a few mkdirs and a mount, whatever the backing filesystem (ext4 has no reflinks).
+ * changes, in `<pool>/layers/<type dir>/<name>/{upper,work,lower}` (lower: a link to the image
+ * volume). Creating an instance is then a few mkdirs and a mount, whatever the backing
+ * filesystem (ext4 has no reflinks). The volume directory keeps LXD's layout.
  *
  * Ownership. An overlayfs mount cannot itself be idmapped, and overlayfs over idmapped layers
  * cannot be written by host root (its work directory cannot be made through the mapping). So
@@ -26,9 +27,13 @@ import { basename, dirname, join, relative } from "node:path";
 import { run } from "../../sys/exec.js";
 import { idmapToJson, type IdmapEntry } from "../../sys/idmap.js";
 
-/** Where a volume's layer lives: `.<name>.layer` beside it (a name no volume can have). */
+/** The pool's directory of layers (root's alone). */
+export const LAYERS_DIR = "layers";
+
+/** Where a volume's layer lives: `<pool>/layers/<type dir>/<name>`. */
 export function layerDir(volumePath: string): string {
-  return join(dirname(volumePath), `.${basename(volumePath)}.layer`);
+  const typeDir = dirname(volumePath);
+  return join(dirname(typeDir), LAYERS_DIR, basename(typeDir), basename(volumePath));
 }
 
 /** The image volume's name for a lower layer shifted to `idmap` (the image's own for none). */
@@ -62,6 +67,7 @@ export async function createLayer(lowerPath: string, volumePath: string, signal?
   const layer = layerDir(volumePath);
   const root = await lstat(join(lowerPath, "rootfs"));
   try {
+    await mkdir(dirname(layer), { recursive: true, mode: 0o700 });
     await mkdir(layer, { mode: 0o700 });
     await mkdir(join(layer, "upper"), { mode: root.mode & 0o7777 });
     // The merged root takes the upper root's owner and mode: the image's root's, shifted.
@@ -77,6 +83,30 @@ export async function createLayer(lowerPath: string, volumePath: string, signal?
   } catch (e) {
     await removeLayer(volumePath).catch(() => {});
     await rm(volumePath, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/**
+ * Makes `to` a layered volume over the same lower as the layered volume `from`, with a copy of
+ * its upper layer (whiteouts and opaque directories kept: cp -a copies the 0/0 device nodes
+ * and trusted.* xattrs that mark them): a copy costs what the instance changed, not its size.
+ */
+export async function copyLayer(from: string, to: string, signal?: AbortSignal): Promise<void> {
+  const lower = await lowerOf(from);
+  await createLayer(lower, to, signal);
+  const upper = join(layerDir(to), "upper");
+  try {
+    await unmountLayer(to);
+    await rm(upper, { recursive: true, force: true });
+    await run("cp", ["-a", "--reflink=auto", "--", join(layerDir(from), "upper"), upper], { signal, dieWithDaemon: true });
+    const files = (await readdir(from)).filter((e) => e !== "rootfs" && e !== "backup.yaml");
+    for (const f of files) await rm(join(to, f), { recursive: true, force: true });
+    if (files.length) await run("cp", ["-a", "--reflink=auto", "--", ...files.map((f) => join(from, f)), to], { signal, dieWithDaemon: true });
+    await mountLayer(to);
+  } catch (e) {
+    await removeLayer(to).catch(() => {});
+    await rm(to, { recursive: true, force: true });
     throw e;
   }
 }
@@ -107,23 +137,22 @@ export async function removeLayer(volumePath: string): Promise<void> {
 }
 
 /**
- * Mounts every layered volume under `typeDir` whose overlay is not mounted (after a host
- * reboot, or a daemon that was stopped for one). Returns how many it mounted.
+ * Mounts every layered volume of the type directory `typeDir` whose overlay is not mounted
+ * (after a host reboot, or a daemon that was stopped for one). Returns how many it mounted.
  */
 export async function remountLayers(typeDir: string): Promise<number> {
   const mounted = await mountPoints();
+  const layers = join(dirname(typeDir), LAYERS_DIR, basename(typeDir));
   let count = 0;
-  for (const e of await readdir(typeDir).catch(() => [] as string[])) {
-    const m = /^\.(.+)\.layer$/.exec(e);
-    if (!m) continue;
-    const volume = join(typeDir, m[1]!);
+  for (const e of await readdir(layers).catch(() => [] as string[])) {
+    const volume = join(typeDir, e);
     if (mounted.has(join(volume, "rootfs"))) continue;
     const rootfs = await readdir(join(volume, "rootfs")).catch(() => undefined);
     if (!rootfs) continue; // half made: the service's clean-up removes it
     if (rootfs.length) {
       // A plain tree under a layer: a restore made it plain and a crash came before the
       // layer went. The tree is the volume's content now.
-      await rm(join(typeDir, e), { recursive: true, force: true });
+      await rm(join(layers, e), { recursive: true, force: true });
       continue;
     }
     await mountLayer(volume);

@@ -5,7 +5,7 @@ import { run } from "../../sys/exec.js";
 import type { IdmapEntry } from "../../sys/idmap.js";
 import { shiftOwnership } from "../../sys/shift.js";
 import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
-import { createLayer, isLayered, layerDir, layerablePath, lowerName, mountLayer, removeLayer, remountLayers, unmountLayer } from "./dir-layers.js";
+import { LAYERS_DIR, copyLayer, createLayer, isLayered, layerDir, layerablePath, lowerName, mountLayer, removeLayer, remountLayers, unmountLayer } from "./dir-layers.js";
 
 /** Sub-directory of a pool per volume type, as LXD lays out a dir pool. */
 export const TYPE_DIRS: Record<VolumeRef["type"], string> = {
@@ -91,7 +91,7 @@ export class DirDriver implements StorageDriver {
     if (pool.config.source) {
       const st = await lstat(root).catch(() => undefined);
       if (st && !st.isDirectory()) throw new Error(`source "${root}" is not a directory`);
-      if (st && (await readdir(root)).some((e) => !Object.values(TYPE_DIRS).includes(e) && !Object.values(SNAPSHOT_DIRS).includes(e)))
+      if (st && (await readdir(root)).some((e) => !Object.values(TYPE_DIRS).includes(e) && !Object.values(SNAPSHOT_DIRS).includes(e) && e !== LAYERS_DIR))
         throw new Error(`source "${root}" is not empty`);
     }
     await this.mountPool(pool);
@@ -127,6 +127,8 @@ export class DirDriver implements StorageDriver {
   async deletePool(pool: PoolSpec): Promise<void> {
     const root = this.poolPath(pool);
     for (const d of [...Object.values(TYPE_DIRS), ...Object.values(SNAPSHOT_DIRS)]) await rmdir(join(root, d)).catch(() => {});
+    for (const d of Object.values(TYPE_DIRS)) await rmdir(join(root, LAYERS_DIR, d)).catch(() => {});
+    await rmdir(join(root, LAYERS_DIR)).catch(() => {});
     if (!pool.config.source || pool.config.source === join(this.defaultRoot, pool.name)) await rmdir(root).catch(() => {});
   }
 
@@ -160,6 +162,8 @@ export class DirDriver implements StorageDriver {
   }
 
   async copyVolume(from: VolumeRef, to: VolumeRef, signal?: AbortSignal): Promise<void> {
+    // A layered volume's copy is a layer over the same image: it costs what the source changed.
+    if (from.type === to.type && (await isLayered(this.mountPath(from)))) return copyLayer(this.mountPath(from), this.mountPath(to), signal);
     await copyInto(this.mountPath(from), this.mountPath(to), signal);
   }
 
