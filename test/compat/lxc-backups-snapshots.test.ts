@@ -119,3 +119,40 @@ members.insert(at + 1, link)`,
   await d.lxc(["import", good, "g1"]);
   assert.deepEqual((await snapshotsOf(d, "g1")).map((s) => s.name), ["s0", "s1"]);
 });
+
+test("lodged killed (-9) while an import restores snapshots: after a restart nothing of it is left, and it imports whole again", async (t) => {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
+  await d.lxc(["launch", "bb", "k1"]);
+  // Incompressible data in the snapshot and in the instance, so the unpack of the instance's
+  // tree (after the snapshot's was taken and recorded) is long enough to be caught.
+  await d.lxc(["exec", "k1", "--", "sh", "-c", "dd if=/dev/urandom of=/a bs=1M count=96 2>/dev/null"]);
+  await d.lxc(["snapshot", "k1", "s0"]);
+  await d.lxc(["exec", "k1", "--", "sh", "-c", "dd if=/dev/urandom of=/b bs=1M count=192 2>/dev/null"]);
+  await d.lxc(["stop", "-f", "k1"]);
+  const file = join(d.dir, "k1.tar");
+  const ex = await d.lodge(["export", "k1", file, "--compression", "none"]);
+  assert.equal(ex.code, 0, ex.stderr);
+
+  const importing = d.lxc(["import", file, "k2"], { allowFail: true });
+  let caught = false;
+  for (let i = 0; i < 1500 && !caught; i++) {
+    caught = storeKeys(d.dir, "instance-snapshots/default/k2/").length > 0;
+    if (!caught) await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(caught, "the import was not caught after its snapshot was recorded");
+  await d.kill9();
+  await importing;
+  assert.ok((await ls(join(pool(d), "containers-snapshots"))).includes("k2"), "the snapshot was on disk at the kill");
+
+  await d.launch();
+  assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances"])).stdout), ["/1.0/instances/k1"]);
+  assert.deepEqual(await ls(join(pool(d), "containers")), ["k1"]);
+  assert.deepEqual(await ls(join(pool(d), "containers-snapshots")), ["k1"]);
+  for (const prefix of ["instances/default/k2", "instance-snapshots/default/k2/", "storage-volumes/default/default/container/k2"])
+    assert.deepEqual(storeKeys(d.dir, prefix), [], prefix);
+  assert.deepEqual((await ls(join(d.dir, "backups"))).filter((f) => f !== "instances"), [], "scratch left");
+  assert.deepEqual(await ls(join(d.dir, "containers")), ["k1"]);
+  await d.lxc(["import", file, "k2"]);
+  assert.deepEqual((await snapshotsOf(d, "k2")).map((s) => s.name), ["s0"]);
+});
