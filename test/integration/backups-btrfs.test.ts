@@ -92,7 +92,7 @@ test("optimized backup on btrfs: LXD's stream layout, imported whole with its sn
   assert.deepEqual(await manifest(join(bp(d), "containers/o4/rootfs")), await manifest(join(bp(d), "containers/o1/rootfs")));
 });
 
-test("LXD 5.0.2's optimized btrfs export imports into Lodge's btrfs pool, snapshots included", async (t) => {
+test("LXD 5.0.2 ⇄ Lodge, optimized btrfs backups: each imports the other's, snapshots included", async (t) => {
   const which = await runCommand("sh", ["-c", "command -v lxd"], { allowFail: true });
   assert.equal(which.code, 0, "LXD is needed for this test and is not installed: apt-get install -y lxd");
   const d = await daemonWithBtrfs(t);
@@ -134,4 +134,14 @@ test("LXD 5.0.2's optimized btrfs export imports into Lodge's btrfs pool, snapsh
   await d.lxc(["start", "fromlxd"]);
   assert.equal((await d.lxc(["exec", "fromlxd", "--", "cat", "/root/f"])).stdout, "snap\n");
   assert.match((await d.lxc(["exec", "fromlxd", "--", "ls", "-ln", "/root/f"])).stdout, /\s1000\s+1000\s/);
+
+  // Lodge → LXD.
+  await d.lxc(["exec", "fromlxd", "--", "sh", "-c", "echo lodge > /root/g"]);
+  await d.lxc(["stop", "-f", "fromlxd"]);
+  const back = join(dir, "lodge-opt.tar.gz");
+  await d.lxc(["export", "fromlxd", back, "--optimized-storage"]);
+  await lxd(["import", back, `${tag}-l`, "--storage", "lbp"]); // LXD restores an optimized backup only into a pool of that name, or the one given
+  assert.deepEqual(JSON.parse((await lxd(["query", `/1.0/instances/${tag}-l/snapshots`])).stdout), [`/1.0/instances/${tag}-l/snapshots/s0`]);
+  await lxd(["start", `${tag}-l`]);
+  assert.equal((await lxd(["exec", `${tag}-l`, "--", "cat", "/root/f", "/root/g"])).stdout, "snap\nlodge\n");
 });
