@@ -145,3 +145,40 @@ test("LXD 5.0.2 ⇄ Lodge, optimized btrfs backups: each imports the other's, sn
   await lxd(["start", `${tag}-l`]);
   assert.equal((await lxd(["exec", `${tag}-l`, "--", "cat", "/root/f", "/root/g"])).stdout, "snap\nlodge\n");
 });
+
+test("lodged killed (-9) while btrfs receives an optimized import: after a restart nothing of it is left", async (t) => {
+  const d = await TestDaemon.start(t);
+  await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
+  await d.lxc(["storage", "create", "bp", "btrfs", "size=900MiB"]);
+  await d.lxc(["launch", "bb", "k1", "-s", "bp"]);
+  await d.lxc(["exec", "k1", "--", "sh", "-c", "dd if=/dev/urandom of=/a bs=1M count=32 2>/dev/null"]);
+  await d.lxc(["snapshot", "k1", "s0"]);
+  await d.lxc(["exec", "k1", "--", "sh", "-c", "dd if=/dev/urandom of=/b bs=1M count=256 2>/dev/null"]);
+  await d.lxc(["stop", "-f", "k1"]);
+  const file = join(d.dir, "k1.tar");
+  const ex = await d.lodge(["export", "k1", file, "--optimized-storage", "--compression", "none"]);
+  assert.equal(ex.code, 0, ex.stderr);
+
+  const importing = d.lxc(["import", file, "k2", "--storage", "bp"], { allowFail: true });
+  const receiving = join(bp(d), "containers/.k2.receiving");
+  let caught = false;
+  for (let i = 0; i < 1500 && !caught; i++) {
+    caught = (await ls(receiving)).length > 1; // the snapshot's stream is in, the volume's under way
+    if (!caught) await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(caught, "the receive was not caught in the middle");
+  await d.kill9();
+  await importing;
+
+  await d.launch();
+  assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances"])).stdout), ["/1.0/instances/k1"]);
+  assert.deepEqual(await ls(join(bp(d), "containers")), ["k1"]);
+  assert.deepEqual(await ls(join(bp(d), "containers-snapshots")), ["k1"]);
+  for (const prefix of ["instances/default/k2", "instance-snapshots/default/k2/", "storage-volumes/bp/default/container/k2"])
+    assert.deepEqual(storeKeys(d.dir, prefix), [], prefix);
+  assert.deepEqual((await ls(join(d.dir, "backups"))).filter((f) => f !== "instances"), [], "scratch left");
+  const subvolumes = (await runCommand("btrfs", ["subvolume", "list", bp(d)])).stdout;
+  assert.doesNotMatch(subvolumes, /k2/, "a received subvolume was left");
+  await d.lxc(["import", file, "k2", "--storage", "bp"]);
+  assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances/k2/snapshots"])).stdout), ["/1.0/instances/k2/snapshots/s0"]);
+});
