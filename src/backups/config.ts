@@ -79,7 +79,17 @@ export interface ParsedIndex {
   type: string;
   optimized: boolean;
   snapshots: string[];
-  container?: ParsedInstance;
+  optimizedHeader: boolean;
+  /**
+   * The embedded backup.yaml (LXD 4.x and later write it; an optimized backup has no other),
+   * parsed when asked: a backup of trees is described by its own backup.yaml.
+   */
+  config(): ParsedBackupConfig | undefined;
+}
+
+export interface ParsedBackupConfig {
+  container: ParsedInstance;
+  snapshots: ParsedSnapshot[];
 }
 
 export interface ParsedInstance {
@@ -116,31 +126,36 @@ export function parseIndex(text: string): ParsedIndex {
     type: typeof doc.type === "string" && doc.type ? doc.type : "container",
     optimized: doc.optimized === true,
     snapshots: snapshots as string[],
-    container: config && isObject(config.container) ? parseInstance(config.container, "backup/index.yaml") : undefined,
+    optimizedHeader: doc.optimized_header === true,
+    config: () => (config && isObject(config.container) ? parseBackupDoc(config, "backup/index.yaml") : undefined),
   };
 }
 
-/** The instance part of backup.yaml (a whole backup.yaml: its `container`). */
 /** A snapshot as backup.yaml records it (for the snapshots service to restore). */
 export interface ParsedSnapshot extends Omit<ParsedInstance, "type"> {
   expires_at: string;
   last_used_at?: string;
 }
 
-export function parseBackupYaml(text: string): { container: ParsedInstance; snapshots: ParsedSnapshot[] } {
+export function parseBackupYaml(text: string): ParsedBackupConfig {
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (e) {
     throw badRequest(`Invalid backup: backup.yaml is not YAML (${(e as Error).message})`);
   }
-  if (!isObject(doc) || !isObject(doc.container)) throw badRequest("Invalid backup: backup/container/backup.yaml has no instance (container:)");
+  return parseBackupDoc(doc, "backup/container/backup.yaml");
+}
+
+/** backup.yaml's content (or index.yaml's `config`): the instance and its snapshots. */
+function parseBackupDoc(doc: unknown, file: string): ParsedBackupConfig {
+  if (!isObject(doc) || !isObject(doc.container)) throw badRequest(`Invalid backup: ${file} has no instance (container:)`);
   const snaps = Array.isArray(doc.snapshots) ? doc.snapshots : [];
   return {
-    container: parseInstance(doc.container, "backup/container/backup.yaml"),
+    container: parseInstance(doc.container, file),
     snapshots: snaps.map((x, i) => {
-      if (!isObject(x)) throw badRequest(`Invalid backup: backup.yaml's snapshot ${i + 1} is not a map`);
-      const { type: _type, ...rest } = parseInstance(x, `backup.yaml (snapshot ${i + 1})`);
+      if (!isObject(x)) throw badRequest(`Invalid backup: ${file}'s snapshot ${i + 1} is not a map`);
+      const { type: _type, ...rest } = parseInstance(x, `${file} (snapshot ${i + 1})`);
       return {
         ...rest,
         expires_at: typeof x.expires_at === "string" ? x.expires_at : GO_ZERO_TIME,

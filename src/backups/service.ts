@@ -1,70 +1,36 @@
-import { createWriteStream } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { once } from "node:events";
 import { badRequest, conflict, notFound } from "../api/errors.js";
 import type { EventHub } from "../core/events.js";
-import { createTarball } from "../images/archive.js";
-import { parseCompression } from "../images/format.js";
-import { byteSize } from "../images/progress.js";
-import { expandConfig, expandDevices } from "../instances/expand.js";
+import { parseCompression, type Compression } from "../images/format.js";
 import type { InstanceRecord } from "../instances/record.js";
-import { instanceUrl } from "../instances/record.js";
 import type { ProfileLayer } from "../profiles/record.js";
 import type { ProfileStore } from "../profiles/store.js";
 import type { DocumentStore } from "../state/store.js";
+import { exportOptimizedInstanceVolume } from "../storage/optimized-volumes.js";
 import type { StorageService } from "../storage/service.js";
 import { volumeName } from "../storage/service.js";
-import { backupYaml, GO_ZERO_TIME, indexYaml, type BackupConfig, type BackupIndex } from "./config.js";
+import { backupYaml, GO_ZERO_TIME, type BackupIndex } from "./config.js";
+import { backupConfig, type BackupSnapshotRecord } from "./describe.js";
+import { writeBackupTarball, type TarballSource } from "./export.js";
+import {
+  BACKUPS as KEY,
+  backupKey as key,
+  backupUrl,
+  checkBackupName,
+  instanceBackupsPrefix,
+  toApiBackup,
+  type BackupRecord,
+  type BackupsPost,
+  type InstanceBackup,
+} from "./record.js";
 
-/** What the store keeps for a backup at backups/<project>/<instance>/<name>. */
-export interface BackupRecord {
-  name: string;
-  project: string;
-  instance: string;
-  created_at: string;
-  expires_at: string;
-  instance_only: boolean;
-  optimized_storage: boolean;
-  compression_algorithm: string;
-}
-
-/** The wire shape (reference: InstanceBackup). */
-export interface InstanceBackup {
-  name: string;
-  created_at: string;
-  expires_at: string;
-  instance_only: boolean;
-  container_only: boolean;
-  optimized_storage: boolean;
-}
-
-/** A snapshot as a backup records it (the snapshots service's records have this shape). */
-export interface BackupSnapshotRecord {
-  name: string;
-  architecture: string;
-  description: string;
-  config: Record<string, string>;
-  devices: Record<string, Record<string, string>>;
-  profiles: string[];
-  ephemeral: boolean;
-  created_at: string;
-  last_used_at: string;
-  expires_at: string;
-}
+export { backupUrl, toApiBackup, type BackupRecord, type BackupsPost, type InstanceBackup };
+export type { BackupSnapshotRecord };
 
 /** Where a backup gets an instance's snapshots from: ready ones, oldest first, with their trees. */
 export interface BackupSnapshots {
   list(project: string, instance: string): Promise<{ record: BackupSnapshotRecord; path: string }[]>;
-}
-
-export interface BackupsPost {
-  name?: string;
-  expires_at?: string;
-  instance_only?: boolean;
-  container_only?: boolean;
-  optimized_storage?: boolean;
-  compression_algorithm?: string;
 }
 
 /** What the backup service needs of the instances service. */
@@ -73,8 +39,6 @@ export interface BackupInstances {
   layers(r: InstanceRecord): Promise<ProfileLayer[]>;
 }
 
-const KEY = "backups/";
-const key = (project: string, instance: string, name: string) => `${KEY}${project}/${instance}/${name}`;
 const SCRATCH = ".creating-";
 
 /**
@@ -137,7 +101,7 @@ export class BackupService {
 
   async list(project: string, instance: string): Promise<BackupRecord[]> {
     await this.d.instances.record(project, instance);
-    return (await this.d.store.list<BackupRecord>(`${KEY}${project}/${instance}/`)).map((d) => d.value);
+    return (await this.d.store.list<BackupRecord>(instanceBackupsPrefix(project, instance))).map((d) => d.value);
   }
 
   /** Every backup of a project (or of all projects) in the wire shape, by "<project>/<instance>". */
@@ -195,7 +159,8 @@ export class BackupService {
 
   /**
    * Writes the tarball (to a scratch name, renamed when whole) and then the record. Snapshots
-   * go in unless instance_only, when a snapshot source is wired (deps.snapshots).
+   * go in unless instance_only, when a snapshot source is wired (deps.snapshots). Optimized:
+   * the pool's driver writes its own streams of the volume and snapshots (exportOptimized).
    */
   async create(rec: BackupRecord, opts: { signal?: AbortSignal; onProgress?: (text: string) => void } = {}): Promise<BackupRecord> {
     const { project, instance } = rec;
@@ -205,7 +170,8 @@ export class BackupService {
     const layers = await this.d.instances.layers(r);
     const snaps = rec.instance_only || !this.d.snapshots ? [] : await this.d.snapshots.list(project, instance);
     const config = backupConfig(r, layers, pool, await this.d.profiles.list(project), snaps.map((x) => x.record));
-    // LXD keeps backup.yaml in the volume at all times; Lodge writes it when it is needed.
+    // LXD keeps backup.yaml in the volume at all times; Lodge writes it when it is needed
+    // (an optimized stream carries it too, as LXD's does).
     const by = join(volume, "backup.yaml");
     await rm(by, { force: true });
     await writeFile(by, backupYaml(config), { mode: 0o400 });
@@ -219,39 +185,22 @@ export class BackupService {
         backend: pool.driver,
         pool: pool.name,
         snapshots: snaps.map((x) => x.record.name),
-        optimized: false,
-        optimized_header: false,
+        optimized: rec.optimized_storage,
+        optimized_header: rec.optimized_storage,
         type: "container",
         config,
       };
-      await mkdir(join(scratch, ".index"), { mode: 0o700 });
-      await writeFile(join(scratch, ".index", "index.yaml"), indexYaml(index), { mode: 0o644 });
-      // Trees are named by their whole host path (tar -C /), so no two can share a prefix
-      // whatever the instance and snapshot names; each is renamed to its place in LXD's layout.
-      // The index's scratch name (".index/…") is not a host path; its expression comes last.
-      const trees = [...snaps.map((x) => ({ path: x.path, as: `backup/snapshots/${x.record.name}` })), { path: volume, as: "backup/container" }];
-      const members = [
-        ...trees.flatMap((t) => ["--transform", `s,^${escapeRegex(t.path.replace(/^\/+/, ""))}\\(/\\|$\\),${t.as.replace(/[\\,&]/g, "\\$&")}\\1,S`]),
-        "--transform", "s,^\\.index/,backup/,S",
-        "-C", scratch, ".index/index.yaml",
-        "-C", "/", ...trees.map((t) => t.path.replace(/^\/+/, "")),
-      ];
-      const tarball = join(scratch, "backup");
-      const tar = createTarball(members, rec.compression_algorithm as Parameters<typeof createTarball>[1], opts.signal, { live: true });
-      const out = createWriteStream(tarball, { mode: 0o600 });
-      let bytes = 0;
-      const started = Date.now();
-      let last = 0;
-      tar.stdout.on("data", (c: Buffer) => {
-        bytes += c.length;
-        const now = Date.now();
-        if (opts.onProgress && now - last > 250) {
-          last = now;
-          opts.onProgress(`${byteSize(bytes)} (${byteSize(Math.round(bytes / Math.max((now - started) / 1000, 0.001)))}/s)`);
-        }
-      });
-      tar.stdout.pipe(out);
-      await Promise.all([tar.done, once(out, "finish")]);
+      let src: TarballSource;
+      if (rec.optimized_storage) {
+        const streams = join(scratch, ".streams");
+        await mkdir(streams, { mode: 0o700 });
+        const ref = await this.d.storage.instanceVolume(r.pool, project, instance, "container");
+        const files = await exportOptimizedInstanceVolume(this.d.storage, ref, index.snapshots, streams, opts.signal);
+        src = { index, streams: { dir: streams, files } };
+      } else {
+        src = { index, trees: { volume, snapshots: snaps.map((x) => ({ name: x.record.name, path: x.path })) } };
+      }
+      const tarball = await writeBackupTarball(scratch, src, { compression: rec.compression_algorithm as Compression, ...opts });
       const final = this.filePath(project, instance, rec.name);
       if (await stat(final).catch(() => undefined)) throw conflict(`Backup "${rec.name}" of instance "${instance}" already exists`);
       await rename(tarball, final);
@@ -292,13 +241,13 @@ export class BackupService {
 
   /** The instance is gone: so are its backups (as LXD does). */
   async deleteAll(project: string, instance: string): Promise<void> {
-    for (const d of await this.d.store.list<BackupRecord>(`${KEY}${project}/${instance}/`)) await this.d.store.delete(d.key);
+    for (const d of await this.d.store.list<BackupRecord>(instanceBackupsPrefix(project, instance))) await this.d.store.delete(d.key);
     await rm(this.fileDir(project, instance), { recursive: true, force: true });
   }
 
   /** The instance was renamed: its backups follow it. */
   async renameAll(project: string, instance: string, newName: string): Promise<void> {
-    const docs = await this.d.store.list<BackupRecord>(`${KEY}${project}/${instance}/`);
+    const docs = await this.d.store.list<BackupRecord>(instanceBackupsPrefix(project, instance));
     if (docs.length === 0) return;
     await rename(this.fileDir(project, instance), this.fileDir(project, newName)).catch(() => {});
     await this.d.store.txn((tx) => {
@@ -308,94 +257,4 @@ export class BackupService {
       }
     });
   }
-}
-
-export function toApiBackup(b: BackupRecord): InstanceBackup {
-  return {
-    name: b.name,
-    created_at: b.created_at,
-    expires_at: b.expires_at,
-    instance_only: b.instance_only,
-    container_only: b.instance_only,
-    optimized_storage: b.optimized_storage,
-  };
-}
-
-export function backupUrl(project: string, instance: string, name: string): string {
-  const base = instanceUrl(project, instance);
-  const [path, query] = base.split("?");
-  return `${path}/backups/${encodeURIComponent(name)}${query ? `?${query}` : ""}`;
-}
-
-function checkBackupName(name: string): void {
-  if (name === "" || name.includes("/") || name.startsWith(".") || name.length > 255 || /[\0\n]/.test(name))
-    throw badRequest(`Invalid backup name "${name}": it may not be empty, start with "." or contain "/"`);
-}
-
-function escapeRegex(s: string): string {
-  return s.replace(/[.[\]*^$\\,]/g, (c) => `\\${c}`);
-}
-
-/** backup.yaml for an instance, in LXD's shape (lxd/backup/backup_config.go). */
-export function backupConfig(
-  r: InstanceRecord,
-  layers: ProfileLayer[],
-  pool: { name: string; driver: string; description: string; config: Record<string, string>; status: string },
-  profiles: { name: string; description: string; config: Record<string, string>; devices: Record<string, Record<string, string>> }[],
-  snapshots: BackupSnapshotRecord[] = [],
-): BackupConfig {
-  const used = new Set(r.profiles);
-  return {
-    container: {
-      name: r.name,
-      type: "container",
-      architecture: r.architecture,
-      description: r.description,
-      config: { ...r.config, "volatile.last_state.power": "STOPPED" },
-      devices: r.devices,
-      profiles: r.profiles,
-      ephemeral: r.ephemeral,
-      stateful: r.stateful,
-      created_at: r.created_at,
-      last_used_at: r.last_used_at,
-      location: "none",
-      project: r.project,
-      status: "Stopped",
-      status_code: 102,
-      expanded_config: expandConfig(r, layers),
-      expanded_devices: expandDevices(r, layers),
-    },
-    snapshots: snapshots.map((x) => ({
-      name: x.name,
-      architecture: x.architecture,
-      description: x.description,
-      config: x.config,
-      devices: x.devices,
-      profiles: x.profiles,
-      ephemeral: x.ephemeral,
-      stateful: false,
-      created_at: x.created_at,
-      last_used_at: x.last_used_at,
-      expires_at: x.expires_at,
-      expanded_config: expandConfig(x, layers),
-      expanded_devices: expandDevices(x, layers),
-      size: -1,
-    })),
-    pool: { name: pool.name, driver: pool.driver, description: pool.description, config: pool.config, used_by: [], status: pool.status, locations: ["none"] },
-    profiles: profiles
-      .filter((p) => used.has(p.name))
-      .map((p) => ({ name: p.name, description: p.description, config: p.config, devices: p.devices, used_by: [] })),
-    volume: {
-      name: r.name,
-      type: "container",
-      description: "",
-      config: {},
-      used_by: [],
-      location: "none",
-      content_type: "filesystem",
-      project: r.project,
-      created_at: GO_ZERO_TIME,
-    },
-    volume_snapshots: snapshots.map((x) => ({ name: x.name, description: "", expires_at: x.expires_at, config: {}, content_type: "filesystem", created_at: x.created_at })),
-  };
 }

@@ -102,7 +102,7 @@ export function verb(name: "export" | "import"): VerbModule {
       if (name === "export")
         program
           .command("export")
-          .description("Export an instance (without its snapshots, for now) as a backup tarball in LXD's format")
+          .description("Export an instance and its snapshots as a backup tarball in LXD's format")
           .argument("<instance>", "Instance name")
           .argument("[file]", "Where to write it (default: backup.tar.gz; - for stdout)")
           .option("--instance-only", "Leave the instance's snapshots out")

@@ -247,7 +247,7 @@ export class Daemon {
             copier,
             mover,
             backups,
-            importBackup: importBackupHandler({ dir: backups.dir, instances, storage, profiles, operations }),
+            importBackup: importBackupHandler({ dir: backups.dir, store, instances, storage, snapshots, profiles, operations }),
           }),
           ...instanceSnapshotRoutes({ instances, snapshots, operations }),
           ...instanceBackupRoutes({ backups, operations }),

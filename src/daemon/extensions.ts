@@ -121,8 +121,8 @@ export const API_EXTENSIONS: readonly string[] = [
   // POST /1.0/instances/<n> with "pool": a stopped instance moves to another storage pool.
   "instance_pool_move",
   // /1.0/instances/<name>/backups: create (name, expires_at, instance_only, optimized_storage
-  // refused without a driver that has it), rename, delete, export; POST /1.0/instances with a
-  // backup tarball (lxc import) in LXD's format; compression_algorithm on create (the server key
+  // on a driver that has it: btrfs send streams), rename, delete, export; POST /1.0/instances
+  // with a backup tarball (lxc import) in LXD's format, snapshots restored with it; compression_algorithm on create (the server key
   // backups.compression_algorithm, "backup_compression", is not there yet); X-LXD-pool and
   // X-LXD-name on import.
   "container_backup",

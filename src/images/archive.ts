@@ -136,7 +136,7 @@ export function deviceMembers(members: readonly TarMember[]): string[] {
 export async function extractTarball(
   path: string,
   dest: string,
-  opts: { exclude: readonly string[]; signal?: AbortSignal; only?: string; stripComponents?: number },
+  opts: { exclude: readonly string[]; signal?: AbortSignal; only?: string | readonly string[]; stripComponents?: number },
 ): Promise<void> {
   await run(
     "tar",
@@ -155,8 +155,8 @@ export async function extractTarball(
       "--no-wildcards",
       ...opts.exclude.map((name) => `--exclude=${name}`),
       ...(opts.stripComponents ? [`--strip-components=${opts.stripComponents}`] : []),
-      // One subtree of the archive (named as the archive spells it), e.g. a backup's instance volume.
-      ...(opts.only !== undefined ? ["--", opts.only] : []),
+      // Subtrees of the archive (named as the archive spells them), e.g. a backup's instance volume.
+      ...(opts.only !== undefined ? ["--", ...(typeof opts.only === "string" ? [opts.only] : opts.only)] : []),
     ],
     { signal: opts.signal },
   );

@@ -92,17 +92,23 @@ function imageLayoutError(path: string, type: MemberType): string | undefined {
 /** An instance volume's tree in a backup: backup/container or backup/snapshots/<name>. */
 const BACKUP_VOLUME = /^backup\/(container|snapshots\/[^/]+)(\/|$)/;
 const BACKUP_ROOTFS = /^backup\/(container|snapshots\/[^/]+)\/rootfs\//;
+/** The header and the streams of an optimized backup: regular files, outside any volume tree. */
+const OPTIMIZED_MEMBER = /^backup\/(optimized_header\.yaml|container\.bin|snapshots\/[^/]+\.bin)$/;
 
 /**
- * LXD's backup tarball (dir pool, not optimized): backup/index.yaml, then one volume tree per
- * snapshot (backup/snapshots/<name>/) and the instance's (backup/container/), each laid out as
- * an image (metadata.yaml, templates/, rootfs/) plus backup.yaml. The daemon reads the YAML
- * files as host root, so each must be a regular file, and every directory on the way a directory.
+ * LXD's backup tarball: backup/index.yaml, then one volume tree per snapshot
+ * (backup/snapshots/<name>/) and the instance's (backup/container/), each laid out as an image
+ * (metadata.yaml, templates/, rootfs/) plus backup.yaml; or, optimized, the driver's streams
+ * instead of the trees (optimized_header.yaml, container.bin, snapshots/<name>.bin). The daemon
+ * reads the YAML files as host root, so each must be a regular file, and every directory on the way a directory.
  */
 function backupLayoutError(path: string, type: MemberType): string | undefined {
   const is = `is ${KINDS[type]}`;
   if (path === "backup" || path === "backup/snapshots") return type === "dir" ? undefined : `${is}, but ${path} must be a directory`;
   if (path === "backup/index.yaml") return type === "file" ? undefined : `${is}, but ${path} must be a regular file`;
+  // An optimized backup's header and driver streams (backups/optimized.ts); the importer
+  // refuses them in a backup whose index does not say it is optimized.
+  if (type === "file" && OPTIMIZED_MEMBER.test(path)) return undefined;
   const vol = BACKUP_VOLUME.exec(path);
   if (!vol) return "is outside the backup's layout (backup/index.yaml, backup/container/, backup/snapshots/<name>/)";
   const rest = path.slice(vol[0].length);

@@ -7,6 +7,7 @@ import type { InstancePut, InstancesPost } from "../api/instance.js";
 import type { EventHub } from "../core/events.js";
 import type { Logger } from "../core/logger.js";
 import { Revert } from "../core/revert.js";
+import type { VolumeRef } from "../storage/driver.js";
 import type { ImageStore } from "../images/store.js";
 import type { DocumentStore } from "../state/store.js";
 import type { StorageService } from "../storage/service.js";
@@ -205,15 +206,17 @@ export class InstanceService {
 
   /**
    * Creates an instance whose volume is filled by `fill` (an imported backup) rather than from
-   * an image: the record is checked as a create request would be, written "creating" first,
-   * and everything (record, volume, liblxc config) is undone if any step fails. The id map is
+   * an image, or made whole by `makeVolume` (a driver's own backup stream): the record is
+   * checked as a create request would be, written "creating" first, and everything (record,
+   * volume, liblxc config, and what `fill` registers in `undo`) is undone if any step fails. The id map is
    * allocated here; `onDisk` is how the filled tree is owned (the backup's
    * volatile.last_state.idmap), so the first start shifts it as needed.
    */
   async createFilled(
     req: { project: string; name: string; pool?: string; architecture: string; description: string; config: Record<string, string>; devices: Record<string, Record<string, string>>; profiles: string[]; ephemeral: boolean; keepVolatile: Record<string, string> },
-    fill: (volumePath: string) => Promise<void>,
+    fill: (volume: { path: string; ref: VolumeRef }, undo: Revert) => Promise<void>,
     signal?: AbortSignal,
+    makeVolume?: (pool: string) => Promise<{ path: string; ref: VolumeRef }>,
   ): Promise<InstanceRecord> {
     const { project } = req;
     const name = validateInstanceName(req.name);
@@ -259,9 +262,9 @@ export class InstanceService {
         throw conflict(`Instance "${name}" already exists`);
       }
       undo.add(() => this.d.store.delete(instanceKey(project, name)));
-      const volume = await this.d.storage.createInstanceVolume(record.pool, project, name, "container", undefined, signal);
+      const volume = makeVolume ? await makeVolume(record.pool) : await this.d.storage.createInstanceVolume(record.pool, project, name, "container", undefined, signal);
       undo.add(() => this.d.storage.deleteInstanceVolume(record.pool, project, name, "container"));
-      await fill(volume.path);
+      await fill(volume, undo);
       record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record)), ...req.keepVolatile }, expandDevices(record, layers), { running: false });
       await this.d.driver.create(await this.d.specs.build(record, volume.path));
       undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));

@@ -119,4 +119,17 @@ export interface StorageDriver {
   restoreSnapshot(vol: VolumeRef, snapshot: string, signal?: AbortSignal): Promise<void>;
   /** Makes `to` (same pool) an independent, writable copy of a snapshot of `from`. */
   copyFromSnapshot(from: VolumeRef, snapshot: string, to: VolumeRef, signal?: AbortSignal): Promise<void>;
+
+  /**
+   * Optimized backups (only with capabilities.optimizedBackups): the driver's own stream of the
+   * volume and of its `snapshots` (oldest first), written into `dir` as files named as LXD
+   * names them in a backup tarball below backup/ (e.g. container.bin, snapshots/<s>.bin);
+   * returns those names.
+   */
+  exportOptimized?(vol: VolumeRef, snapshots: string[], dir: string, signal?: AbortSignal): Promise<string[]>;
+  /**
+   * Makes `vol` (which must not exist) and its `snapshots` from what exportOptimized wrote into
+   * `dir`; nothing of a failed import is left.
+   */
+  importOptimized?(vol: VolumeRef, snapshots: string[], dir: string, signal?: AbortSignal): Promise<void>;
 }

@@ -328,7 +328,7 @@ test("LXD 5.0.2 ⇄ Lodge: each imports the other's export, and it runs with its
   t.after(() => rm(dir, { recursive: true, force: true }));
   const tag = `bk${process.pid}`;
 
-  // LXD → Lodge (with a snapshot in the tarball: checked, not restored yet).
+  // LXD → Lodge, with a snapshot: restored with the instance.
   await lxd.lxc(["launch", "bb", `${tag}-x`]);
   await lxd.lxc(["exec", `${tag}-x`, "--", "sh", "-c", "echo from-lxd > /root/f && chown 1000:1000 /root/f"]);
   await lxd.lxc(["snapshot", `${tag}-x`, "s0"]);
@@ -336,6 +336,10 @@ test("LXD 5.0.2 ⇄ Lodge: each imports the other's export, and it runs with its
   const fromLxd = join(dir, "from-lxd.tar.gz");
   await lxd.lxc(["export", `${tag}-x`, fromLxd]);
   await d.lxc(["import", fromLxd, "fromlxd"]);
+  const snaps = JSON.parse((await d.lxc(["query", "/1.0/instances/fromlxd/snapshots?recursion=1"])).stdout) as { name: string; config: Record<string, string> }[];
+  assert.deepEqual(snaps.map((s) => s.name), ["s0"]);
+  assert.ok("volatile.last_state.idmap" in snaps[0]!.config, "the snapshot keeps how its tree is owned");
+  assert.equal((await readFile(join(d.dir, "storage-pools/default/containers-snapshots/fromlxd/s0/rootfs/root/f"), "utf8")), "from-lxd\n");
 
   // Not started yet: the tree is as LXD had it on disk (shifted); publishing unshifts it.
   const published = await d.client.wait(await d.client.post<Operation>("/1.0/images", { source: { type: "instance", name: "fromlxd" } }));

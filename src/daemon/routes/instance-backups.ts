@@ -128,7 +128,7 @@ export function importBackupHandler(deps: ImportDeps & { operations: OperationMa
           }
         })();
         try {
-          const { record, skippedSnapshots } = await importBackup(deps, {
+          const { record } = await importBackup(deps, {
             project: req.project,
             body: tracked,
             name: h("x-lxd-name"),
@@ -137,10 +137,7 @@ export function importBackupHandler(deps: ImportDeps & { operations: OperationMa
             signal: ctx.signal,
             onProgress: (t) => ctx.updateMetadata({ create_instance_from_backup_progress: t }),
           });
-          return {
-            ...(skippedSnapshots.length ? { skipped_snapshots: skippedSnapshots } : {}),
-            instance: instanceUrl(record.project, record.name),
-          };
+          return { instance: instanceUrl(record.project, record.name) };
         } finally {
           body.resume();
           bodyRead();

@@ -3,6 +3,8 @@ import { badRequest, conflict, notFound } from "../../api/errors.js";
 import type { EventHub } from "../../core/events.js";
 import type { Logger } from "../../core/logger.js";
 import type { DocumentStore } from "../../state/store.js";
+import type { Revert } from "../../core/revert.js";
+import type { VolumeRef } from "../../storage/driver.js";
 import type { StorageService } from "../../storage/service.js";
 import type { ContainerDriver } from "../driver.js";
 import { expandConfig } from "../expand.js";
@@ -32,6 +34,20 @@ export interface SnapshotServiceDeps {
   driver: Pick<ContainerDriver, "status" | "freeze" | "unfreeze">;
   events: EventHub;
   log: Logger;
+}
+
+/** A snapshot as an imported backup describes it (backups/config.ts ParsedSnapshot). */
+export interface ImportedSnapshot {
+  name: string;
+  architecture: string;
+  description: string;
+  config: Record<string, string>;
+  devices: Record<string, Record<string, string>>;
+  profiles: string[];
+  ephemeral: boolean;
+  created_at?: string;
+  last_used_at?: string;
+  expires_at: string;
 }
 
 export interface CreateSnapshot {
@@ -121,6 +137,50 @@ export class SnapshotService {
       this.d.events.lifecycle("instance-snapshot-created", snapshotUrl(project, instance, name), {}, project);
       return record;
     });
+  }
+
+  /**
+   * A snapshot of an imported backup, for an instance still being created (its record says
+   * "creating", so nothing else reaches it and no lock is needed): the volume snapshot of what
+   * the import put in the volume (unless the driver made it with the volume: `taken`), then its
+   * record as the backup describes it. Each step registers its undo in the create's `undo`.
+   */
+  async addImported(
+    ref: VolumeRef,
+    instance: { project: string; name: string },
+    s: ImportedSnapshot,
+    undo: Revert,
+    opts: { taken?: boolean; signal?: AbortSignal } = {},
+  ): Promise<SnapshotRecord> {
+    const name = validateSnapshotName(s.name);
+    const record: SnapshotRecord = {
+      name,
+      instance: instance.name,
+      project: instance.project,
+      architecture: s.architecture,
+      description: s.description,
+      config: { ...s.config },
+      devices: structuredClone(s.devices),
+      profiles: [...s.profiles],
+      ephemeral: s.ephemeral,
+      stateful: false,
+      created_at: s.created_at && !s.created_at.startsWith("0001-01-01") && !Number.isNaN(Date.parse(s.created_at)) ? s.created_at : new Date().toISOString(),
+      last_used_at: s.last_used_at ?? NO_EXPIRY,
+      expires_at: parseExpiresAt(s.expires_at),
+      phase: "ready",
+    };
+    if (!opts.taken) {
+      await this.d.storage.snapshotInstanceVolume(ref, name, opts.signal);
+      undo.add(() => this.d.storage.deleteVolumeSnapshot(ref, name));
+    }
+    const key = snapshotKey(instance.project, instance.name, name);
+    try {
+      await this.d.store.put(key, record, { revision: 0 });
+    } catch {
+      throw conflict(`Snapshot "${name}" already exists`);
+    }
+    undo.add(() => this.d.store.delete(key));
+    return record;
   }
 
   /** Runs `work` with the instance frozen if it runs and the pool copies rather than snapshots. */

@@ -277,7 +277,7 @@ export class BtrfsDriver implements StorageDriver {
   }
 
   /**
-   * Optimized backup (an extra of this driver; the contract has no such method yet): btrfs
+   * Optimized backup (StorageDriver.exportOptimized): btrfs
    * send streams of the volume's snapshots (oldest first, each incremental on the one before)
    * and of the volume (incremental on the last snapshot), written into `dir` with the names
    * optimizedBackupFiles gives. Returns those files, relative to `dir`.
