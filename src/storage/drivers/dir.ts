@@ -2,6 +2,7 @@ import { chmod, lstat, mkdir, readdir, rename, rm, rmdir, statfs } from "node:fs
 import { basename, dirname, join } from "node:path";
 import { run } from "../../sys/exec.js";
 import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
+import { assignProject, carryProjectLimit, projectQuotasEnabled, projectUsage, releaseProject, setProjectLimit } from "./project-quota.js";
 
 /** Sub-directory of a pool per volume type, as LXD lays out a dir pool. */
 export const TYPE_DIRS: Record<VolumeRef["type"], string> = {
@@ -42,17 +43,23 @@ export function scratchPath(target: string, kind: string): string {
  * 0, set-uid bits included), so no host user may reach below it; the instance driver opens
  * an instance's directory to that instance's root only (mode 0100), as LXD does. Snapshot
  * directories are 0700 too.
+ *
+ * Quotas: where the pool's filesystem enforces project quotas (XFS, ext4 with prjquota), each
+ * volume's writable tree (quotaDir) is a project of its own, given before anything is copied
+ * in (project-quota.ts); its size is the project's limit, its usage the project's.
  */
 export class DirDriver implements StorageDriver {
   readonly name = "dir";
-  readonly capabilities: DriverCapabilities = {
-    instantSnapshots: false,
-    cheapCopy: false,
-    quotas: false,
-    blockVolumes: false,
-    imageVolumes: false,
-    optimizedBackups: false,
-  };
+  async capabilities(pool: PoolSpec): Promise<DriverCapabilities> {
+    return {
+      instantSnapshots: false,
+      cheapCopy: false,
+      quotas: await projectQuotasEnabled(this.poolPath(pool)),
+      blockVolumes: false,
+      imageVolumes: false,
+      optimizedBackups: false,
+    };
+  }
   readonly poolKeys = {
     source: { type: "string" as const, description: "Directory the pool lives in (default: under LODGE_DIR)" },
   };
@@ -127,6 +134,11 @@ export class DirDriver implements StorageDriver {
     return join(this.snapshotsDir(vol), snapshot);
   }
 
+  /** The tree a volume's quota holds: what is written to it (its whole directory). */
+  private quotaDir(vol: VolumeRef): string {
+    return this.mountPath(vol);
+  }
+
   private snapshotsDir(vol: VolumeRef): string {
     return join(this.poolPath(vol.pool), SNAPSHOT_DIRS[vol.type], vol.name);
   }
@@ -135,18 +147,20 @@ export class DirDriver implements StorageDriver {
     const target = this.mountPath(vol);
     if (!from) {
       await mkdir(target, { mode: 0o700 });
+      await assignProject(target);
       return;
     }
-    await copyInto(from.tree, target, signal);
+    await copyInto(from.tree, target, signal, assignProject);
   }
 
   async copyVolume(from: VolumeRef, to: VolumeRef, signal?: AbortSignal): Promise<void> {
-    await copyInto(this.mountPath(from), this.mountPath(to), signal);
+    await copyInto(this.mountPath(from), this.mountPath(to), signal, assignProject);
   }
 
   async deleteVolume(vol: VolumeRef): Promise<void> {
     // Also a copy that a crash interrupted.
     await rm(scratchPath(this.mountPath(vol), "creating"), { recursive: true, force: true });
+    await releaseProject(this.quotaDir(vol));
     await rm(this.mountPath(vol), { recursive: true, force: true });
     await rm(this.snapshotsDir(vol), { recursive: true, force: true });
   }
@@ -161,13 +175,17 @@ export class DirDriver implements StorageDriver {
   async mount(): Promise<void> {}
   async unmount(): Promise<void> {}
 
-  /** A dir pool has no cheap way to measure a tree (that would be a full walk per call). */
-  async usage(): Promise<number | undefined> {
-    return undefined;
+  /** The project's usage where the pool has project quotas; elsewhere measuring would take a full walk. */
+  async usage(vol: VolumeRef): Promise<number | undefined> {
+    return projectUsage(this.quotaDir(vol));
   }
 
-  async setQuota(_vol: VolumeRef, bytes: number | undefined): Promise<void> {
-    if (bytes !== undefined) throw new Error('the "dir" driver has no quotas');
+  async setQuota(vol: VolumeRef, bytes: number | undefined): Promise<void> {
+    if (!(await projectQuotasEnabled(this.poolPath(vol.pool)))) {
+      if (bytes === undefined) return;
+      throw new Error(`the "dir" driver has quotas only on XFS or ext4 mounted with project quotas (prjquota); pool "${vol.pool.name}" is not`);
+    }
+    await setProjectLimit(this.quotaDir(vol), bytes);
   }
 
   async createSnapshot(vol: VolumeRef, snapshot: string, signal?: AbortSignal): Promise<void> {
@@ -193,7 +211,8 @@ export class DirDriver implements StorageDriver {
     const target = this.mountPath(vol);
     const fresh = scratchPath(target, "restoring");
     await rm(fresh, { recursive: true, force: true });
-    await copyInto(this.snapshotPath(vol, snapshot), fresh, signal);
+    await copyInto(this.snapshotPath(vol, snapshot), fresh, signal, assignProject);
+    await carryProjectLimit(target, fresh);
     const old = scratchPath(target, "old");
     // Done again after a crash between the two renames, the volume is then only at its old name.
     if (await lstat(target).catch(() => undefined)) {
@@ -201,25 +220,30 @@ export class DirDriver implements StorageDriver {
       await rename(target, old);
     }
     await rename(fresh, target);
+    await releaseProject(old);
     await rm(old, { recursive: true, force: true });
   }
 
   async copyFromSnapshot(from: VolumeRef, snapshot: string, to: VolumeRef, signal?: AbortSignal): Promise<void> {
-    await copyInto(this.snapshotPath(from, snapshot), this.mountPath(to), signal);
+    await copyInto(this.snapshotPath(from, snapshot), this.mountPath(to), signal, assignProject);
   }
 }
 
 /**
  * Copies the tree `src` to `dest` (which must not exist) through a scratch name, with
  * ownership, modes, xattrs and hard links kept, sharing blocks where the filesystem can.
+ * `prepare` readies the empty scratch directory before anything is copied in (its project).
  */
-async function copyInto(src: string, dest: string, signal?: AbortSignal): Promise<void> {
+async function copyInto(src: string, dest: string, signal?: AbortSignal, prepare?: (dir: string) => Promise<void>): Promise<void> {
   if (await lstat(dest).catch(() => undefined)) throw new Error(`${dest} already exists`);
   const scratch = scratchPath(dest, "creating");
   await rm(scratch, { recursive: true, force: true });
   await mkdir(dirname(dest), { recursive: true, mode: 0o711 });
   try {
-    await run("cp", ["-a", "--reflink=auto", "--", src, scratch], { signal, dieWithDaemon: true });
+    await mkdir(scratch, { mode: 0o700 });
+    await prepare?.(scratch);
+    // Into the directory made above: "src/." copies the contents and the top's own attributes.
+    await run("cp", ["-a", "--reflink=auto", "--", `${src}/.`, scratch], { signal, dieWithDaemon: true });
     await chmod(scratch, 0o700);
     await rename(scratch, dest);
   } catch (e) {
