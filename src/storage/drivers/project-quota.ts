@@ -109,8 +109,9 @@ export async function assignProject(dir: string): Promise<void> {
   try {
     native.setProject(dir, id, true);
   } catch (e) {
-    // ext4 without the "project" feature reads ids (all 0) but cannot set them.
-    if ((e as NodeJS.ErrnoException).code === "EOPNOTSUPP") return;
+    // ext4 without the "project" feature, btrfs and tmpfs read ids (all 0) but cannot set them.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "EOPNOTSUPP" || code === "ENOTTY") return;
     throw e;
   }
   if (native.projectQuota(dir, id)?.limit) native.setProjectLimit(dir, id, 0);
@@ -167,9 +168,14 @@ export function projectLimit(dir: string): number | undefined {
   return limit > 0 ? limit : undefined;
 }
 
-/** Gives `to` (a tree replacing `from`) the limit of `from`'s project. */
+/** Gives `to` (a tree replacing `from`) the limit of `from`'s project, if it has one. */
 export async function carryProjectLimit(from: string, to: string): Promise<void> {
-  const limit = await Promise.resolve().then(() => projectLimit(from)).catch(() => undefined);
+  let limit: number | undefined;
+  try {
+    limit = projectLimit(from);
+  } catch {
+    return; // `from` is gone (a restore done again after a crash)
+  }
   if (limit !== undefined) await setProjectLimit(to, limit);
 }
 
