@@ -82,6 +82,9 @@ export const API_EXTENSIONS: readonly string[] = [
   "storage_api_volume_rename",
   "storage_api_volume_snapshots",
   "storage_api_local_volume_handling",
+  // GET …/volumes/<type>/<volume>/state: a volume's usage (`lxc storage volume info`), where
+  // its driver can tell (btrfs qgroups, dir on project quotas).
+  "storage_volume_state",
   // GET /1.0/resources (sys/resources/): CPU sockets, cores and threads with NUMA nodes, dies,
   // caches, frequencies and isolation; memory and huge pages per NUMA node; GPUs (DRM, SR-IOV,
   // mdev, USB); NICs and ports; disks (SATA details, by-id, PCI/USB address); USB and PCI

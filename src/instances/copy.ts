@@ -157,6 +157,7 @@ export class InstanceCopier {
       undo.add(() => this.deleteSnapshotRecords(project, name));
 
       const layers = await this.d.profiles.resolve(project, record.profiles);
+      await this.d.instances.applyRootSize(record, layers);
       const fresh = await this.d.instances.volatileAtCreate(record, record.config["volatile.base_image"]);
       for (const k of KEPT_VOLATILE) delete fresh[k];
       if (fresh["volatile.apply_template"]) fresh["volatile.apply_template"] = "copy";

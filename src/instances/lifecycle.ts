@@ -14,7 +14,8 @@ import { idmapFromJson, idmapToJson, toHost } from "../sys/idmap.js";
 import type { TemplateTrigger } from "../images/metadata.js";
 import type { ContainerDriver, InstanceState, InstanceStatus } from "./driver.js";
 import { withNicVolatile, withoutHostNames } from "./devices/nic.js";
-import { expandConfig, expandDevices } from "./expand.js";
+import { expandConfig, expandDevices, rootDisk } from "./expand.js";
+import type { ProfileLayer } from "../profiles/record.js";
 import { hostName, instanceKey, instanceUrl, type InstanceRecord } from "./record.js";
 import { diffRunConfigs, isEmptyDiff } from "./runconfig.js";
 import { LOCK_TIMEOUT_MS, type InstanceService, type LiveLayers } from "./service.js";
@@ -59,9 +60,9 @@ export class InstanceLifecycle {
     return this.d.driver.state(hostName(r.project, r.name));
   }
 
-  /** The wire form of GET .../state. */
-  async wireState(r: InstanceRecord): Promise<WireState> {
-    const s = await this.state(r);
+  /** The wire form of GET .../state; `layers` when the caller has the instance's profiles already. */
+  async wireState(r: InstanceRecord, layers?: readonly ProfileLayer[]): Promise<WireState> {
+    const [s, disk] = await Promise.all([this.state(r), this.diskState(r, layers)]);
     // As LXD: a frozen instance still shows its interfaces; a stopped one has none (null).
     const live = s.status === "Running" || s.status === "Frozen";
     const network: WireState["network"] = {};
@@ -82,9 +83,16 @@ export class InstanceLifecycle {
       processes: s.processes,
       cpu: { usage: s.cpu.usage_ns },
       memory: { usage: s.memory.usage, usage_peak: s.memory.usage_peak, swap_usage: s.memory.swap_usage, swap_usage_peak: 0 },
-      disk: {},
+      disk,
       network: live ? network : null,
     };
+  }
+
+  /** The root disk's usage, by its device name, where the pool's driver can tell cheaply. */
+  private async diskState(r: InstanceRecord, layers?: readonly ProfileLayer[]): Promise<WireState["disk"]> {
+    const root = rootDisk(expandDevices(r, layers ?? (await this.d.instances.layers(r))));
+    const usage = await this.d.storage.instanceUsage(r.pool, r.project, r.name, "container").catch(() => undefined);
+    return root && usage !== undefined ? { [root.name]: { usage } } : {};
   }
 
   async change(project: string, name: string, action: StateAction, opts: { force?: boolean; timeout?: number }): Promise<void> {

@@ -10,6 +10,7 @@ import { Revert } from "../core/revert.js";
 import type { VolumeRef } from "../storage/driver.js";
 import type { ImageStore } from "../images/store.js";
 import type { DocumentStore } from "../state/store.js";
+import { parseSize } from "../config/keys.js";
 import type { StorageService } from "../storage/service.js";
 import { allocateIdmap, idmapConfig, idmapFromJson, idmapToJson, readHostPool, type HostIdPool } from "../sys/idmap.js";
 import { validateDevices } from "./config/devices.js";
@@ -63,6 +64,13 @@ export interface PreparedCreate {
   image?: string;
   /** An image on another server, pulled by create() (then `image`, architecture and image.* keys follow). */
   remote?: RemoteImageRef;
+}
+
+/** The root disk's `size` in bytes, or undefined when it has none. */
+export function rootDiskSize(devices: Record<string, Record<string, string>>): number | undefined {
+  const root = rootDisk(devices);
+  const size = root ? devices[root.name]!.size : undefined;
+  return size ? parseSize(size) : undefined;
 }
 
 /** How long an instance operation waits for another one on the same instance. */
@@ -181,6 +189,7 @@ export class InstanceService {
       if (volume.ownedAs) volatile["volatile.last_state.idmap"] = idmapToJson(volume.ownedAs);
 
       const layers = await this.d.profiles.resolve(project, record.profiles);
+      await this.applyRootSize(record, layers);
       record.config = withNicVolatile({ ...record.config, ...volatile }, expandDevices(record, layers), { running: false });
       const spec = await this.d.specs.build(record, volume.path);
       await this.d.driver.create(spec);
@@ -265,6 +274,7 @@ export class InstanceService {
       const volume = makeVolume ? await makeVolume(record.pool) : await this.d.storage.createInstanceVolume(record.pool, project, name, "container", undefined, signal);
       undo.add(() => this.d.storage.deleteInstanceVolume(record.pool, project, name, "container"));
       await fill(volume, undo);
+      await this.applyRootSize(record, layers);
       record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record)), ...req.keepVolatile }, expandDevices(record, layers), { running: false });
       await this.d.driver.create(await this.d.specs.build(record, volume.path));
       undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
@@ -365,11 +375,14 @@ export class InstanceService {
       const after = checkExpansion({ before, beforeLayers, after: proposed, afterLayers, running });
       await this.checkRootDisk(expandDevices(after, afterLayers));
       // What runs changes first; if it cannot, nothing is stored. If the store fails, it is undone.
-      const undoLive = await live?.(before, after, { before: beforeLayers, after: afterLayers });
+      const undoSize = await this.changeRootSize(before, expandDevices(before, beforeLayers), expandDevices(after, afterLayers));
+      let undoLive: (() => Promise<void>) | undefined;
       try {
+        undoLive = await live?.(before, after, { before: beforeLayers, after: afterLayers });
         await this.d.store.put(instanceKey(project, name), after);
       } catch (e) {
         await undoLive?.().catch((err: Error) => this.d.log.error("could not undo a live update", { instance: name, project, err: err.message }));
+        await undoSize?.().catch((err: Error) => this.d.log.error("could not put the root disk size back", { instance: name, project, err: err.message }));
         throw e;
       }
       this.d.events.lifecycle("instance-updated", instanceUrl(project, name), {}, project);
@@ -383,6 +396,27 @@ export class InstanceService {
     if (!root || !devices[root.name]!.size) return;
     if (!(await this.d.storage.capabilities(root.pool)).quotas)
       throw badRequest(`Device "${root.name}": "size" needs a storage pool with quotas; pool "${root.pool}" has none`);
+  }
+
+  /**
+   * Puts the root disk's `size` on the instance's new volume (create, copy, move, import); the
+   * pool was checked to have quotas (checkRootDisk).
+   */
+  async applyRootSize(r: InstanceRecord, layers: readonly ProfileLayer[]): Promise<void> {
+    const size = rootDiskSize(expandDevices(r, layers));
+    if (size !== undefined) await this.d.storage.setVolumeQuota(await this.d.storage.instanceVolume(r.pool, r.project, r.name, "container"), size);
+  }
+
+  /**
+   * Sets the volume's limit to the root disk size of `after` when it differs from `before`'s
+   * (a running instance is held to it at once). Returns the undo, or undefined when nothing changed.
+   */
+  async changeRootSize(r: InstanceRecord, before: Record<string, Record<string, string>>, after: Record<string, Record<string, string>>): Promise<(() => Promise<void>) | undefined> {
+    const [from, to] = [rootDiskSize(before), rootDiskSize(after)];
+    if (from === to) return undefined;
+    const ref = await this.d.storage.instanceVolume(r.pool, r.project, r.name, "container");
+    await this.d.storage.setVolumeQuota(ref, to);
+    return () => this.d.storage.setVolumeQuota(ref, from);
   }
 
   /** The instance's profiles, resolved in order (for expansion). */

@@ -58,6 +58,9 @@ export async function changeProfileForUsers(d: ProfileUsersDeps, before: Profile
     const undo = new Revert();
     try {
       for (const p of plans) {
+        // A root disk size from the profile holds every user's volume, running or not.
+        const undoSize = await refusingAsync(p.before.name, () => d.instances.changeRootSize(p.before, expandDevices(p.before, p.layers.before), expandDevices(p.after, p.layers.after)));
+        if (undoSize) undo.add(undoSize);
         if (!p.running) continue;
         const undoOne = await refusingAsync(p.before.name, () => d.live(p.before, p.after, p.layers));
         if (undoOne) undo.add(undoOne);

@@ -126,10 +126,10 @@ export class CustomVolumes implements ManagedVolumes {
     return { usage: { used, total: v.config?.size ? parseSize(v.config.size) : -1 } };
   }
 
-  private validateConfig(p: PoolRecord, config: unknown): Record<string, string> {
+  private async validateConfig(p: PoolRecord, config: unknown): Promise<Record<string, string>> {
     if (config !== undefined && config !== null && (typeof config !== "object" || Array.isArray(config))) throw badRequest("config must be a map of keys to values");
     const out = validateConfig(VOLUME_KEYS, (config ?? {}) as Record<string, unknown>, ["user."], "storage volume");
-    if (out.size && !this.d.storage.driverOf(p).capabilities.quotas) throw badRequest(`Storage pool "${p.name}" (driver ${p.driver}) has no quotas: "size" cannot be set on its volumes`);
+    if (out.size && !(await this.d.storage.capabilities(p.name)).quotas) throw badRequest(`Storage pool "${p.name}" (driver ${p.driver}) has no quotas: "size" cannot be set on its volumes`);
     return out;
   }
 
@@ -139,7 +139,7 @@ export class CustomVolumes implements ManagedVolumes {
     if ((req.type ?? "custom") !== "custom") throw badRequest(`Only custom volumes can be created directly (not "${req.type}")`);
     if ((req.content_type ?? "filesystem") !== "filesystem") throw badRequest(`Volume content type "${req.content_type}" is not supported (filesystem only)`);
     const pool = await this.d.storage.pool(poolName);
-    const config = this.validateConfig(pool, req.config);
+    const config = await this.validateConfig(pool, req.config);
     const source = req.source && req.source.type ? req.source : undefined;
     if (source && source.type !== "copy") throw badRequest(`Volume source type "${source.type}" is not supported (copy only)`);
     return this.locks.with(`${poolName}/${project}/${name}`, `Storage volume "${name}"`, LOCK_TIMEOUT_MS, async () => {
@@ -203,7 +203,7 @@ export class CustomVolumes implements ManagedVolumes {
         await this.d.storage.driverOf(pool).restoreSnapshot(ref, put.restore, signal);
         return;
       }
-      let config = mode === "put" ? this.validateConfig(pool, put.config ?? {}) : { ...(before.config ?? {}), ...this.validateConfig(pool, put.config ?? {}) };
+      let config = mode === "put" ? await this.validateConfig(pool, put.config ?? {}) : { ...(before.config ?? {}), ...(await this.validateConfig(pool, put.config ?? {})) };
       config = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== ""));
       if (config.size !== before.config?.size) await this.d.storage.driverOf(pool).setQuota(ref, config.size ? parseSize(config.size) : undefined);
       if (typeof (put.description ?? "") !== "string") throw badRequest("description must be a string");

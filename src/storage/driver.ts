@@ -1,9 +1,9 @@
 /**
  * The storage driver contract. A driver knows how to lay out a pool on the host and how to
  * create, copy, snapshot and remove volumes in it; the storage service owns the records, the
- * choice of pool and image caching, and asks a driver what it can do through `capabilities`
- * rather than by name. A new driver (btrfs, xfs/reflink, lvm, zfs) is one new file behind this
- * interface.
+ * choice of pool and image caching, and asks a driver what it can do with a pool through
+ * `capabilities(pool)` rather than by name. A new driver (btrfs, xfs/reflink, lvm, zfs) is
+ * one new file behind this interface.
  *
  * Volumes of every type hold a filesystem tree at mountPath() (an instance's has `rootfs/`,
  * `metadata.yaml` and `templates/` inside, as LXD lays them out). Snapshots are read-only
@@ -57,7 +57,11 @@ export interface PoolResources {
 
 export interface StorageDriver {
   readonly name: string;
-  readonly capabilities: DriverCapabilities;
+  /**
+   * What the driver can do with this pool: most of it is the driver's, some depends on where
+   * the pool is (the dir driver has quotas only on a filesystem with project quotas).
+   */
+  capabilities(pool: PoolSpec): Promise<DriverCapabilities>;
   /** Pool config keys the driver accepts (LXD's names: source, size, btrfs.mount_options, …). */
   readonly poolKeys: KeyTable;
   /** Version string of the underlying tools, for GET /1.0. */

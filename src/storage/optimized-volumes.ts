@@ -18,7 +18,7 @@ type Storage = Pick<StorageService, "pool" | "driverOf" | "instanceVolume" | "vo
 export async function checkOptimizedTarget(storage: Storage, poolName: string, backend: string): Promise<void> {
   const pool = await storage.pool(poolName);
   const driver = storage.driverOf(pool);
-  if (driver.name !== backend || !driver.capabilities.optimizedBackups || !driver.importOptimized)
+  if (driver.name !== backend || !(await driver.capabilities(pool)).optimizedBackups || !driver.importOptimized)
     throw badRequest(
       `Optimized backup storage driver "${backend}" differs from the target storage pool driver "${pool.driver}" (pool "${pool.name}"): ` +
         "restore it into a pool of that driver, or export the instance again without --optimized-storage",
@@ -58,7 +58,7 @@ export async function importOptimizedInstanceVolume(
 /** Writes the optimized streams of an instance volume and of its `snapshots` into `dir`. */
 export async function exportOptimizedInstanceVolume(storage: Storage, ref: VolumeRef, snapshots: string[], dir: string, signal?: AbortSignal): Promise<string[]> {
   const driver = storage.driverOf(ref.pool);
-  if (!driver.capabilities.optimizedBackups || !driver.exportOptimized)
+  if (!(await driver.capabilities(ref.pool)).optimizedBackups || !driver.exportOptimized)
     throw badRequest(`Optimized backups need a storage driver that has them; pool "${ref.pool.name}" (${driver.name}) has none`);
   return driver.exportOptimized(ref, snapshots, dir, signal);
 }

@@ -3,7 +3,7 @@ import { badRequest, conflict, notFound } from "../api/errors.js";
 import type { DocumentStore } from "../state/store.js";
 import type { StorageDriverInfo } from "../api/server.js";
 import type { IdmapEntry } from "../sys/idmap.js";
-import type { PoolSpec, StorageDriver, VolumeRef, VolumeType } from "./driver.js";
+import type { DriverCapabilities, PoolSpec, StorageDriver, VolumeRef, VolumeType } from "./driver.js";
 import { BtrfsDriver, btrfsToolsPresent } from "./drivers/btrfs.js";
 import { DirDriver } from "./drivers/dir.js";
 
@@ -115,9 +115,10 @@ export class StorageService {
     return d.value;
   }
 
-  /** What the pool's driver can do (quotas, cheap copies…). */
-  async capabilities(name: string): Promise<StorageDriver["capabilities"]> {
-    return this.driver(await this.pool(name)).capabilities;
+  /** What the pool's driver can do with it (quotas, cheap copies…). */
+  async capabilities(name: string): Promise<DriverCapabilities> {
+    const pool = await this.pool(name);
+    return this.driver(pool).capabilities(pool);
   }
 
   private driver(pool: PoolSpec): StorageDriver {
@@ -161,7 +162,7 @@ export class StorageService {
       throw conflict(`A ${type} volume "${name}" already exists in pool "${poolName}"`);
     }
     try {
-      if (image && driver.capabilities.imageVolumes) {
+      if (image && (await driver.capabilities(pool)).imageVolumes) {
         // Unpacked once per pool into an image volume; instances are layers over it or cheap copies.
         const from = await this.imageVolume(pool, image, signal);
         if (await driver.layerOnImage?.(from, ref, idmap, signal)) return { path: driver.mountPath(ref), ref, ownedAs: idmap?.length ? idmap : undefined };
@@ -266,6 +267,17 @@ export class StorageService {
   /** Store key of a volume record. */
   volumeKey(pool: string, project: string, type: VolumeType, name: string): string {
     return this.key(pool, project, type, name);
+  }
+
+  /** Limits an instance's volume to `bytes` (its root disk's size); undefined lifts the limit. */
+  async setVolumeQuota(ref: VolumeRef, bytes: number | undefined): Promise<void> {
+    await this.driver(ref.pool).setQuota(ref, bytes);
+  }
+
+  /** Bytes an instance's volume uses, or undefined where its driver cannot tell cheaply. */
+  async instanceUsage(poolName: string, project: string, name: string, type: "container" | "virtual-machine"): Promise<number | undefined> {
+    const pool = await this.pool(poolName);
+    return this.driver(pool).usage(this.ref(pool, type, project, name));
   }
 
   /** The driver's reference to an instance's volume. */

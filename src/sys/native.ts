@@ -59,6 +59,17 @@ export interface NativeCalls {
    * Throws with `code` (ELOOP: a link; EXDEV: outside). beneath.ts wraps it.
    */
   openBeneath(dirFd: number, path: string, flags: number, mode?: number): number;
+  /** The project id of a file and whether a directory passes it on; null: the filesystem keeps none. */
+  projectOf(path: string): { id: number; inherit: boolean } | null;
+  /**
+   * Sets the project id of a directory or regular file (a directory's inherit flag with it);
+   * false for any other kind of file, left as it is. Throws with `code`.
+   */
+  setProject(path: string, id: number, inherit: boolean): boolean;
+  /** Usage and hard block limit (0: none) of project `id` where `path` is; null: quotas are off there. */
+  projectQuota(path: string, id: number): { bytes: number; inodes: number; limit: number } | null;
+  /** Sets the hard block limit of project `id` where `path` is (0 lifts it). Throws with `code`. */
+  setProjectLimit(path: string, id: number, bytes: number): void;
 }
 
 let loaded: NativeCalls | null | undefined;

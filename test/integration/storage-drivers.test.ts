@@ -15,6 +15,8 @@ import { promisify } from "node:util";
 import type { PoolSpec, StorageDriver, VolumeRef } from "../../src/storage/driver.js";
 import { DirDriver, scratchPath } from "../../src/storage/drivers/dir.js";
 import { BtrfsDriver, btrfsToolsPresent } from "../../src/storage/drivers/btrfs.js";
+import { resolveProgram } from "../../src/sys/spawn.js";
+import { loopFs } from "../helpers/loop-fs.js";
 
 const sh = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -76,6 +78,27 @@ const DRIVERS: DriverCase[] = [
       const driver = new DirDriver(join(dir, "storage-pools"));
       const pool: PoolSpec = { name: "p", driver: "dir", config: { source: join(dir, "src") } };
       t.after(() => removeAll(dir, driver, pool));
+      pool.config = await driver.createPool(pool);
+      return poolOf(driver, pool, dir);
+    },
+  },
+  {
+    // Volumes get project ids (the dir driver's quotas); with the limits themselves where the
+    // kernel enforces XFS project quotas (prjquota), else the quota case says it has none.
+    name: "dir on XFS",
+    skip: resolveProgram("mkfs.xfs", process.env.PATH) ? false : "xfsprogs is not installed",
+    readonlySnapshots: false,
+    async make(t) {
+      const dir = await caseDir();
+      const fs = await loopFs("xfs", { quotas: true });
+      if ("failed" in fs) throw new Error(fs.failed);
+      const driver = new DirDriver(join(dir, "storage-pools"));
+      const pool: PoolSpec = { name: "p", driver: "dir", config: { source: join(fs.dir, "pool") } };
+      t.after(async () => {
+        await removeAll(dir, driver, pool);
+        await fs.remove();
+      });
+      await chmod(fs.dir, 0o711);
       pool.config = await driver.createPool(pool);
       return poolOf(driver, pool, dir);
     },
@@ -339,7 +362,7 @@ for (const dc of DRIVERS) {
   });
 
   it("quotas: a write beyond the limit fails, usage is reported, and a lifted limit lets it through", async (t, p) => {
-    if (!p.driver.capabilities.quotas) {
+    if (!(await p.driver.capabilities(p.pool)).quotas) {
       await assert.rejects(p.driver.setQuota(p.vol("x"), 10 * MiB), /quota/);
       t.skip(`the ${dc.name} driver has no quotas`);
       return;

@@ -45,7 +45,7 @@ export function instanceRoutes(deps: InstanceRouteDeps): Route[] {
   async function view(r: InstanceRecord, full: boolean, layers?: ProfileLayer[], snaps?: SnapshotRecord[], backups?: Map<string, unknown[]>) {
     layers ??= await instances.layers(r);
     if (!full) return toApi(r, statusOf((await lifecycle.status(r)).status), layers);
-    const state = await lifecycle.wireState(r);
+    const state = await lifecycle.wireState(r, layers);
     snaps ??= await snapshots.list(r.project, r.name);
     backups ??= await deps.backups?.byInstance(r.project);
     return { ...toApi(r, state, layers), state, snapshots: snaps.map((s) => snapshotToApi(s, layers)), backups: backups?.get(`${r.project}/${r.name}`) ?? [] };

@@ -15,6 +15,14 @@ export { optimizedBackupFiles };
 
 const LAYOUT = [...Object.values(TYPE_DIRS), ...Object.values(SNAPSHOT_DIRS)];
 const DEFAULT_MOUNT_OPTIONS = "user_subvol_rm_allowed";
+const CAPABILITIES: DriverCapabilities = {
+  instantSnapshots: true,
+  cheapCopy: true,
+  quotas: true,
+  blockVolumes: false,
+  imageVolumes: true,
+  optimizedBackups: true,
+};
 
 /** Whether this host has btrfs-progs (looked up on PATH, no process spawned). */
 export function btrfsToolsPresent(): boolean {
@@ -39,14 +47,9 @@ export function btrfsToolsPresent(): boolean {
  */
 export class BtrfsDriver implements StorageDriver {
   readonly name = "btrfs";
-  readonly capabilities: DriverCapabilities = {
-    instantSnapshots: true,
-    cheapCopy: true,
-    quotas: true,
-    blockVolumes: false,
-    imageVolumes: true,
-    optimizedBackups: true,
-  };
+  async capabilities(): Promise<DriverCapabilities> {
+    return CAPABILITIES;
+  }
   readonly poolKeys = {
     source: { type: "string" as const, description: "Block device, btrfs directory or subvolume, or empty for a loop file under LODGE_DIR/disks" },
     size: { type: "size" as const, description: "Size of the loop file (default: 20% of free disk space, at least 5GiB, at most 30GiB)" },

@@ -63,7 +63,7 @@ export async function lowerOf(volumePath: string): Promise<string> {
  * layer's directories, the volume directory with the lower's files but its rootfs (metadata,
  * templates), and the mount. On failure nothing of it is left.
  */
-export async function createLayer(lowerPath: string, volumePath: string, signal?: AbortSignal): Promise<void> {
+export async function createLayer(lowerPath: string, volumePath: string, signal?: AbortSignal, prepareUpper?: (dir: string) => Promise<void>): Promise<void> {
   const layer = layerDir(volumePath);
   const root = await lstat(join(lowerPath, "rootfs"));
   try {
@@ -72,6 +72,7 @@ export async function createLayer(lowerPath: string, volumePath: string, signal?
     await mkdir(join(layer, "upper"), { mode: root.mode & 0o7777 });
     // The merged root takes the upper root's owner and mode: the image's root's, shifted.
     await chown(join(layer, "upper"), root.uid, root.gid);
+    await prepareUpper?.(join(layer, "upper"));
     await mkdir(join(layer, "work"), { mode: 0o700 });
     // Relative, so the pool can move (its `source`) without breaking the link.
     await symlink(relative(layer, lowerPath), join(layer, "lower"));
@@ -92,14 +93,14 @@ export async function createLayer(lowerPath: string, volumePath: string, signal?
  * its upper layer (whiteouts and opaque directories kept: cp -a copies the 0/0 device nodes
  * and trusted.* xattrs that mark them): a copy costs what the instance changed, not its size.
  */
-export async function copyLayer(from: string, to: string, signal?: AbortSignal): Promise<void> {
+export async function copyLayer(from: string, to: string, signal?: AbortSignal, prepareUpper?: (dir: string) => Promise<void>): Promise<void> {
   const lower = await lowerOf(from);
-  await createLayer(lower, to, signal);
+  await createLayer(lower, to, signal, prepareUpper);
   const upper = join(layerDir(to), "upper");
   try {
     await unmountLayer(to);
-    await rm(upper, { recursive: true, force: true });
-    await run("cp", ["-a", "--reflink=auto", "--", join(layerDir(from), "upper"), upper], { signal, dieWithDaemon: true });
+    // Into the prepared upper directory: "upper/." brings the contents and the top's attributes.
+    await run("cp", ["-a", "--reflink=auto", "--", `${join(layerDir(from), "upper")}/.`, upper], { signal, dieWithDaemon: true });
     const files = (await readdir(from)).filter((e) => e !== "rootfs" && e !== "backup.yaml");
     for (const f of files) await rm(join(to, f), { recursive: true, force: true });
     if (files.length) await run("cp", ["-a", "--reflink=auto", "--", ...files.map((f) => join(from, f)), to], { signal, dieWithDaemon: true });

@@ -6,6 +6,7 @@ import type { IdmapEntry } from "../../sys/idmap.js";
 import { shiftOwnership } from "../../sys/shift.js";
 import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
 import { LAYERS_DIR, copyLayer, createLayer, isLayered, layerDir, layerablePath, lowerName, mountLayer, removeLayer, remountLayers, unmountLayer } from "./dir-layers.js";
+import { assignProject, carryProjectLimit, projectQuotasEnabled, projectUsage, releaseProject, setProjectLimit } from "./project-quota.js";
 
 /** Sub-directory of a pool per volume type, as LXD lays out a dir pool. */
 export const TYPE_DIRS: Record<VolumeRef["type"], string> = {
@@ -52,17 +53,23 @@ export function scratchPath(target: string, kind: string): string {
  * making one costs the same for a 1 MB image as for a 1 GB one. Snapshots, copies, backups and
  * publish read the mounted whole tree and make plain, independent trees; a restore makes the
  * volume a plain tree again.
+ *
+ * Quotas: where the pool's filesystem enforces project quotas (XFS, ext4 with prjquota), each
+ * volume's writable tree (quotaDir) is a project of its own, given before anything is copied
+ * in (project-quota.ts); its size is the project's limit, its usage the project's.
  */
 export class DirDriver implements StorageDriver {
   readonly name = "dir";
-  readonly capabilities: DriverCapabilities = {
-    instantSnapshots: false,
-    cheapCopy: false,
-    quotas: false,
-    blockVolumes: false,
-    imageVolumes: true,
-    optimizedBackups: false,
-  };
+  async capabilities(pool: PoolSpec): Promise<DriverCapabilities> {
+    return {
+      instantSnapshots: false,
+      cheapCopy: false,
+      quotas: await projectQuotasEnabled(this.poolPath(pool)),
+      blockVolumes: false,
+      imageVolumes: true,
+      optimizedBackups: false,
+    };
+  }
   readonly poolKeys = {
     source: { type: "string" as const, description: "Directory the pool lives in (default: under LODGE_DIR)" },
     "dir.overlay": {
@@ -148,6 +155,12 @@ export class DirDriver implements StorageDriver {
     return join(this.snapshotsDir(vol), snapshot);
   }
 
+  /** The tree a volume's quota holds: what is written to it (its directory, or a layered one's upper layer). */
+  private async quotaDir(vol: VolumeRef): Promise<string> {
+    const path = this.mountPath(vol);
+    return (await isLayered(path)) ? join(layerDir(path), "upper") : path;
+  }
+
   private snapshotsDir(vol: VolumeRef): string {
     return join(this.poolPath(vol.pool), SNAPSHOT_DIRS[vol.type], vol.name);
   }
@@ -156,15 +169,16 @@ export class DirDriver implements StorageDriver {
     const target = this.mountPath(vol);
     if (!from) {
       await mkdir(target, { mode: 0o700 });
+      await assignProject(target);
       return;
     }
-    await copyInto(from.tree, target, signal);
+    await copyInto(from.tree, target, signal, { prepare: assignProject });
   }
 
   async copyVolume(from: VolumeRef, to: VolumeRef, signal?: AbortSignal): Promise<void> {
     // A layered volume's copy is a layer over the same image: it costs what the source changed.
-    if (from.type === to.type && (await isLayered(this.mountPath(from)))) return copyLayer(this.mountPath(from), this.mountPath(to), signal);
-    await copyInto(this.mountPath(from), this.mountPath(to), signal);
+    if (from.type === to.type && (await isLayered(this.mountPath(from)))) return copyLayer(this.mountPath(from), this.mountPath(to), signal, assignProject);
+    await copyInto(this.mountPath(from), this.mountPath(to), signal, { prepare: assignProject });
   }
 
   /**
@@ -174,7 +188,7 @@ export class DirDriver implements StorageDriver {
    */
   async layerOnImage(image: VolumeRef, to: VolumeRef, idmap: readonly IdmapEntry[] | undefined, signal?: AbortSignal): Promise<boolean> {
     if (to.type !== "container" || !parseBool(to.pool.config["dir.overlay"] ?? "true") || !layerablePath(this.poolPath(to.pool))) return false;
-    await createLayer(await this.lower(image, idmap, signal), this.mountPath(to), signal);
+    await createLayer(await this.lower(image, idmap, signal), this.mountPath(to), signal, assignProject);
     return true;
   }
 
@@ -187,7 +201,7 @@ export class DirDriver implements StorageDriver {
     if (!p) {
       p = (async () => {
         if (await lstat(path).catch(() => undefined)) return path;
-        await copyInto(base, path, signal, (scratch) => shiftOwnership(join(scratch, "rootfs"), undefined, idmap).then(() => {}));
+        await copyInto(base, path, signal, { finish: (scratch) => shiftOwnership(join(scratch, "rootfs"), undefined, idmap).then(() => {}) });
         return path;
       })();
       this.lowers.set(path, p);
@@ -203,6 +217,7 @@ export class DirDriver implements StorageDriver {
       for (const e of await readdir(dir).catch(() => [] as string[]))
         if (e.startsWith(`${vol.name}.map-`) || e.startsWith(`.${vol.name}.map-`)) await rm(join(dir, e), { recursive: true, force: true });
     }
+    await releaseProject(await this.quotaDir(vol));
     if (await isLayered(this.mountPath(vol))) await removeLayer(this.mountPath(vol));
     // Also a copy that a crash interrupted.
     await rm(scratchPath(this.mountPath(vol), "creating"), { recursive: true, force: true });
@@ -226,13 +241,17 @@ export class DirDriver implements StorageDriver {
   async mount(): Promise<void> {}
   async unmount(): Promise<void> {}
 
-  /** A dir pool has no cheap way to measure a tree (that would be a full walk per call). */
-  async usage(): Promise<number | undefined> {
-    return undefined;
+  /** The project's usage where the pool has project quotas; elsewhere measuring would take a full walk. */
+  async usage(vol: VolumeRef): Promise<number | undefined> {
+    return projectUsage(await this.quotaDir(vol));
   }
 
-  async setQuota(_vol: VolumeRef, bytes: number | undefined): Promise<void> {
-    if (bytes !== undefined) throw new Error('the "dir" driver has no quotas');
+  async setQuota(vol: VolumeRef, bytes: number | undefined): Promise<void> {
+    if (!(await projectQuotasEnabled(this.poolPath(vol.pool)))) {
+      if (bytes === undefined) return;
+      throw new Error(`the "dir" driver has quotas only on XFS or ext4 mounted with project quotas (prjquota); pool "${vol.pool.name}" is not`);
+    }
+    await setProjectLimit(await this.quotaDir(vol), bytes);
   }
 
   async createSnapshot(vol: VolumeRef, snapshot: string, signal?: AbortSignal): Promise<void> {
@@ -258,7 +277,9 @@ export class DirDriver implements StorageDriver {
     const target = this.mountPath(vol);
     const fresh = scratchPath(target, "restoring");
     await rm(fresh, { recursive: true, force: true });
-    await copyInto(this.snapshotPath(vol, snapshot), fresh, signal);
+    await copyInto(this.snapshotPath(vol, snapshot), fresh, signal, { prepare: assignProject });
+    const quotaDir = await this.quotaDir(vol);
+    await carryProjectLimit(quotaDir, fresh);
     const old = scratchPath(target, "old");
     // A layered volume becomes a plain one: its overlay goes before its directory moves.
     await unmountLayer(target);
@@ -268,27 +289,37 @@ export class DirDriver implements StorageDriver {
       await rename(target, old);
     }
     await rename(fresh, target);
+    await releaseProject(quotaDir === target ? old : quotaDir);
     await rm(old, { recursive: true, force: true });
     await removeLayer(target);
   }
 
   async copyFromSnapshot(from: VolumeRef, snapshot: string, to: VolumeRef, signal?: AbortSignal): Promise<void> {
-    await copyInto(this.snapshotPath(from, snapshot), this.mountPath(to), signal);
+    await copyInto(this.snapshotPath(from, snapshot), this.mountPath(to), signal, { prepare: assignProject });
   }
 }
 
 /**
  * Copies the tree `src` to `dest` (which must not exist) through a scratch name, with
  * ownership, modes, xattrs and hard links kept, sharing blocks where the filesystem can.
+ * `prepare` readies the empty scratch directory before anything is copied in (its project).
  */
-async function copyInto(src: string, dest: string, signal?: AbortSignal, prepare?: (scratch: string) => Promise<void>): Promise<void> {
+async function copyInto(
+  src: string,
+  dest: string,
+  signal?: AbortSignal,
+  steps: { prepare?: (dir: string) => Promise<void>; finish?: (dir: string) => Promise<void> } = {},
+): Promise<void> {
   if (await lstat(dest).catch(() => undefined)) throw new Error(`${dest} already exists`);
   const scratch = scratchPath(dest, "creating");
   await rm(scratch, { recursive: true, force: true });
   await mkdir(dirname(dest), { recursive: true, mode: 0o711 });
   try {
-    await run("cp", ["-a", "--reflink=auto", "--", src, scratch], { signal, dieWithDaemon: true });
-    await prepare?.(scratch);
+    await mkdir(scratch, { mode: 0o700 });
+    await steps.prepare?.(scratch);
+    // Into the directory made above: "src/." copies the contents and the top's own attributes.
+    await run("cp", ["-a", "--reflink=auto", "--", `${src}/.`, scratch], { signal, dieWithDaemon: true });
+    await steps.finish?.(scratch);
     await chmod(scratch, 0o700);
     await rename(scratch, dest);
   } catch (e) {
