@@ -63,16 +63,21 @@ export async function lowerOf(volumePath: string): Promise<string> {
  * layer's directories, the volume directory with the lower's files but its rootfs (metadata,
  * templates), and the mount. On failure nothing of it is left.
  */
-export async function createLayer(lowerPath: string, volumePath: string, signal?: AbortSignal, prepareUpper?: (dir: string) => Promise<void>): Promise<void> {
+/**
+ * `prepareLayer` readies the layer directory before its upper and work directories are made in
+ * it (a quota project they inherit: both must be in it, or XFS refuses overlayfs's renames
+ * from work to upper with EXDEV).
+ */
+export async function createLayer(lowerPath: string, volumePath: string, signal?: AbortSignal, prepareLayer?: (dir: string) => Promise<void>): Promise<void> {
   const layer = layerDir(volumePath);
   const root = await lstat(join(lowerPath, "rootfs"));
   try {
     await mkdir(dirname(layer), { recursive: true, mode: 0o700 });
     await mkdir(layer, { mode: 0o700 });
+    await prepareLayer?.(layer);
     await mkdir(join(layer, "upper"), { mode: root.mode & 0o7777 });
     // The merged root takes the upper root's owner and mode: the image's root's, shifted.
     await chown(join(layer, "upper"), root.uid, root.gid);
-    await prepareUpper?.(join(layer, "upper"));
     await mkdir(join(layer, "work"), { mode: 0o700 });
     // Relative, so the pool can move (its `source`) without breaking the link.
     await symlink(relative(layer, lowerPath), join(layer, "lower"));
@@ -93,9 +98,9 @@ export async function createLayer(lowerPath: string, volumePath: string, signal?
  * its upper layer (whiteouts and opaque directories kept: cp -a copies the 0/0 device nodes
  * and trusted.* xattrs that mark them): a copy costs what the instance changed, not its size.
  */
-export async function copyLayer(from: string, to: string, signal?: AbortSignal, prepareUpper?: (dir: string) => Promise<void>): Promise<void> {
+export async function copyLayer(from: string, to: string, signal?: AbortSignal, prepareLayer?: (dir: string) => Promise<void>): Promise<void> {
   const lower = await lowerOf(from);
-  await createLayer(lower, to, signal, prepareUpper);
+  await createLayer(lower, to, signal, prepareLayer);
   const upper = join(layerDir(to), "upper");
   try {
     await unmountLayer(to);

@@ -155,10 +155,10 @@ export class DirDriver implements StorageDriver {
     return join(this.snapshotsDir(vol), snapshot);
   }
 
-  /** The tree a volume's quota holds: what is written to it (its directory, or a layered one's upper layer). */
+  /** The tree a volume's quota holds: what is written to it (its directory, or a layered one's layer). */
   private async quotaDir(vol: VolumeRef): Promise<string> {
     const path = this.mountPath(vol);
-    return (await isLayered(path)) ? join(layerDir(path), "upper") : path;
+    return (await isLayered(path)) ? layerDir(path) : path;
   }
 
   private snapshotsDir(vol: VolumeRef): string {
