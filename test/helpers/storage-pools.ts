@@ -3,7 +3,7 @@
  * dir; a loop file that lodged makes in its own directory, for btrfs), removed with the test. The driver suites run once per entry of STORAGE_DRIVERS.
  */
 import type { TestContext } from "node:test";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -13,6 +13,8 @@ export type TestDriver = (typeof STORAGE_DRIVERS)[number];
 /** `lxc storage create NAME DRIVER …` arguments for a pool of the test's own. */
 export async function storagePoolArgs(t: TestContext, driver: TestDriver): Promise<string[]> {
   const dir = await mkdtemp(join(tmpdir(), `lodge-pool-${driver}-`));
+  // An unprivileged container's root passes through it to a rootfs in the pool.
+  await chmod(dir, 0o711);
   t.after(() => rm(dir, { recursive: true, force: true }));
   switch (driver) {
     case "dir":
