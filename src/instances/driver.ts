@@ -200,6 +200,39 @@ export interface ContainerDriver extends InstanceDriver<ContainerSpec> {
   hotplug(spec: ContainerSpec, from: RunConfig): Promise<HotplugResult>;
 }
 
+/**
+ * Virtual machines: their own kernel under QEMU. The storage layer gives a root disk image
+ * (qcow2 or raw) and, for images that ship them, a kernel and initrd for direct boot; without
+ * those the VM boots through UEFI (OVMF). Devices arrive through the same run-config as a
+ * container's: NICs become tap devices, disks with a host path become shares, volumes disks.
+ */
+export interface VmSpec extends InstanceSpec {
+  /** Root disk image on the host (qcow2, possibly with a backing file, or raw). */
+  rootDisk: string;
+  /** Direct kernel boot: the image's kernel and initrd, and the kernel command line. */
+  boot?: { kernel: string; initrd?: string; cmdline?: string };
+  /** limits.cpu as a count (default 1). */
+  cpus: number;
+  /** limits.memory in bytes (default 1 GiB). */
+  memoryBytes: number;
+  /** security.secureboot (UEFI boot only; default true as LXD). */
+  secureboot: boolean;
+  /** cloud-init.* keys for the NoCloud seed; absent ones are not written. */
+  cloudInit: { userData?: string; vendorData?: string; networkConfig?: string };
+  /** Host directory holding the instance's own state (NVRAM, config drive, sockets): the volume's. */
+  stateDir: string;
+}
+
+export interface VmDriver extends InstanceDriver<VmSpec> {
+  readonly type: "virtual-machine";
+  /** How QEMU accelerates guests here ("kvm" when a probe booted one, else "tcg"). */
+  accelerator(): Promise<"kvm" | "tcg">;
+  /** The guest agent of a running VM (exec, files, guest state); rejects when it does not answer. */
+  agent(name: string): Promise<import("./drivers/qemu/agent-api.js").GuestAgent>;
+  /** The serial console's unix socket of a running VM (a byte stream both ways). */
+  consoleSocket(name: string): string;
+}
+
 export interface HotplugResult {
   /** Run-config parts that changed but wait for the next start (e.g. "nics"). */
   deferred: string[];
