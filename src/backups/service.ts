@@ -165,7 +165,7 @@ export class BackupService {
   async create(rec: BackupRecord, opts: { signal?: AbortSignal; onProgress?: (text: string) => void } = {}): Promise<BackupRecord> {
     const { project, instance } = rec;
     const r = await this.d.instances.record(project, instance);
-    const volume = await this.d.storage.instancePath(r.pool, project, instance, "container");
+    const volume = await this.d.storage.instancePath(r.pool, project, instance, r.type);
     const pool = await this.d.storage.pool(r.pool);
     const layers = await this.d.instances.layers(r);
     const snaps = rec.instance_only || !this.d.snapshots ? [] : await this.d.snapshots.list(project, instance);
@@ -194,7 +194,7 @@ export class BackupService {
       if (rec.optimized_storage) {
         const streams = join(scratch, ".streams");
         await mkdir(streams, { mode: 0o700 });
-        const ref = await this.d.storage.instanceVolume(r.pool, project, instance, "container");
+        const ref = await this.d.storage.instanceVolume(r.pool, project, instance, r.type);
         const files = await exportOptimizedInstanceVolume(this.d.storage, ref, index.snapshots, streams, opts.signal);
         src = { index, streams: { dir: streams, files } };
       } else {

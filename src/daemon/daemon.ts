@@ -12,7 +12,7 @@ import { networkRoutes } from "./routes/networks.js";
 import { storageRoutes } from "./routes/storage.js";
 import { PoolService } from "../storage/pools.js";
 import { CustomVolumes } from "../storage/custom-volumes.js";
-import type { InstanceRecord } from "../instances/record.js";
+import { hostName, instancePrefix, type InstanceRecord } from "../instances/record.js";
 import { NetworkService } from "../networks/service.js";
 import { NetworkForwards } from "../networks/forwards.js";
 import { BridgeDriver } from "../networks/drivers/bridge.js";
@@ -31,6 +31,7 @@ import { ImageMaintenance } from "../images/maintenance.js";
 import { ImageRefresher } from "../images/remotes/refresh.js";
 import { remoteImageSources } from "../images/remotes/source.js";
 import { LxcDriver } from "../instances/drivers/lxc/driver.js";
+import { InstanceEngines } from "../instances/drivers/engines.js";
 import { InstanceLifecycle } from "../instances/lifecycle.js";
 import { InstanceService } from "../instances/service.js";
 import { EphemeralReaper } from "../instances/ephemeral.js";
@@ -134,7 +135,9 @@ export class Daemon {
       await images.init();
       const storage = new StorageService({ dir, store, images });
       images.onImageGone = (fp) => storage.releaseImage(fp);
-      const driver = new LxcDriver({ lxcpath: join(dir, "containers") });
+      const lxc = new LxcDriver({ lxcpath: join(dir, "containers") });
+      const driver = new InstanceEngines(lxc);
+      driver.adopt((await store.list<InstanceRecord>(instancePrefix())).map(({ value: r }) => ({ name: hostName(r.project, r.name), type: r.type })));
       // Instance data is closed to host users (storage/drivers/dir.ts, lxc/host-checks.ts);
       // what an older Lodge left open is closed here, before anything else runs.
       const closed = (await storage.init()) + (await driver.init());
@@ -189,7 +192,7 @@ export class Daemon {
         snapshots: {
           list: async (project, instance) => {
             const r = await instances.record(project, instance);
-            const ref = await storage.instanceVolume(r.pool, project, instance, "container");
+            const ref = await storage.instanceVolume(r.pool, project, instance, r.type);
             const snaps = (await snapshots.list(project, instance)).sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0));
             return snaps.map((record) => ({ record, path: storage.snapshotPath(ref, record.name) }));
           },
@@ -216,7 +219,7 @@ export class Daemon {
       undo.add(() => reaper.close());
       const info = new ServerInfo({
         storageDrivers: () => storage.supportedDrivers(),
-        instanceDrivers: [driver],
+        instanceDrivers: driver.engines(),
         addresses: () => [],
         certificate: () => ({ pem: "", fingerprint: "" }),
       });
@@ -255,8 +258,8 @@ export class Daemon {
           ...networkRoutes({ networks, forwards }),
           ...storageRoutes({ pools, volumes, operations }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
-          ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, "container") }),
-          ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: driver.lxcpath, cols, rows }) }),
+          ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, r.type) }),
+          ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: lxc.lxcpath, cols, rows }) }),
           ...imageRoutes({ images, operations, events, sources: {
               ...remoteImageSources(),
               ...publishSources({
@@ -268,7 +271,7 @@ export class Daemon {
                   const r = await instances.record(project, name);
                   const s = (await snapshots.list(project, name)).find((x) => x.name === snap);
                   if (!s) throw notFound(`Snapshot "${snap}" of instance "${name}" not found`);
-                  const ref = await storage.instanceVolume(r.pool, project, name, "container");
+                  const ref = await storage.instanceVolume(r.pool, project, name, r.type);
                   return { path: storage.snapshotPath(ref, snap), architecture: s.architecture, config: s.config };
                 },
               }),

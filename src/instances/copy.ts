@@ -13,7 +13,7 @@ import { profileList, stripVolatile } from "./config/record-fields.js";
 import { addSnapshots, copyWithSnapshots, syncTree } from "./copy-volume.js";
 import { withNicVolatile } from "./devices/nic.js";
 import { checkDeviceSources } from "./devices/sources.js";
-import type { ContainerDriver } from "./driver.js";
+import type { InstanceEngines } from "./drivers/engines.js";
 import { checkDevicesApplied, expandDevices, rootDisk } from "./expand.js";
 import { checkExpansion, noRootDevice } from "./expansion.js";
 import { checkNicParents, type ManagedNetworks } from "./nic-parents.js";
@@ -28,7 +28,7 @@ export interface CopyDeps {
   storage: StorageService;
   instances: InstanceService;
   snapshots: SnapshotService;
-  driver: ContainerDriver;
+  driver: InstanceEngines;
   specs: ContainerSpecs;
   profiles: ProfileStore;
   events: EventHub;
@@ -133,13 +133,13 @@ export class InstanceCopier {
         throw conflict(`Instance "${name}" already exists`);
       }
       undo.add(() => store.delete(instanceKey(project, name)));
-      const from = await storage.instanceVolume(src.pool, project, src.name, "container");
-      const fromPath = await storage.instancePath(src.pool, project, src.name, "container");
+      const from = await storage.instanceVolume(src.pool, project, src.name, src.type);
+      const fromPath = await storage.instancePath(src.pool, project, src.name, src.type);
       const snaps = p.withSnapshots ? await readySnapshots(store, project, src.name) : [];
       const bySnap = new Map(snaps.map((s) => [s.name, s]));
       const create = async (fromSnapshot?: string) => {
         const v = await storage.copyInstanceVolume({ from, fromSnapshot, toPool: pool, project, name, type: "container", signal });
-        undo.add(() => storage.deleteInstanceVolume(pool, project, name, "container"));
+        undo.add(() => storage.deleteInstanceVolume(pool, project, name, src.type));
         return v;
       };
       const volume = p.fromSnapshot
@@ -204,9 +204,9 @@ export class InstanceCopier {
       const target = await this.d.instances.record(project, name);
       if ((await this.d.driver.status(hostName(project, name))).status !== "Stopped")
         throw badRequest(`Instance "${name}" must be stopped to be refreshed`);
-      const from = await storage.instanceVolume(src.pool, project, src.name, "container");
-      const to = await storage.instanceVolume(target.pool, project, name, "container");
-      const toPath = await storage.instancePath(target.pool, project, name, "container");
+      const from = await storage.instanceVolume(src.pool, project, src.name, src.type);
+      const to = await storage.instanceVolume(target.pool, project, name, target.type);
+      const toPath = await storage.instancePath(target.pool, project, name, target.type);
       const theirs = p.withSnapshots ? await readySnapshots(store, project, src.name) : [];
       const ours = await readySnapshots(store, project, name);
       const keep = new Set(theirs.map((s) => s.name));
@@ -219,7 +219,7 @@ export class InstanceCopier {
       const missing = theirs.filter((s) => !have.has(s.name));
       const bySnap = new Map(missing.map((s) => [s.name, s]));
       await addSnapshots({ storage, from, to, toPath, snapshots: missing.map((s) => s.name), snapshotted: (s) => this.writeSnapshotRecord(bySnap.get(s)!, name), signal });
-      const fromPath = p.fromSnapshot ? storage.snapshotPath(from, p.fromSnapshot) : await storage.instancePath(src.pool, project, src.name, "container");
+      const fromPath = p.fromSnapshot ? storage.snapshotPath(from, p.fromSnapshot) : await storage.instancePath(src.pool, project, src.name, src.type);
       await this.d.snapshots.withFrozen(src, () => syncTree(fromPath, toPath, signal));
       // The tree is now owned on disk as the source's is.
       const disk = (p.fromSnapshot ? (await this.d.snapshots.get(project, src.name, p.fromSnapshot)).config : src.config)["volatile.last_state.idmap"];

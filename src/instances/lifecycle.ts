@@ -12,7 +12,8 @@ import type { DocumentStore } from "../state/store.js";
 import { fileKind } from "../sys/beneath.js";
 import { idmapFromJson, idmapToJson, toHost } from "../sys/idmap.js";
 import type { TemplateTrigger } from "../images/metadata.js";
-import type { ContainerDriver, InstanceState, InstanceStatus } from "./driver.js";
+import type { InstanceState, InstanceStatus } from "./driver.js";
+import type { InstanceEngines } from "./drivers/engines.js";
 import { withNicVolatile, withoutHostNames } from "./devices/nic.js";
 import { expandConfig, expandDevices, rootDisk } from "./expand.js";
 import type { ProfileLayer } from "../profiles/record.js";
@@ -25,7 +26,7 @@ import { renderTemplates, type RenderedTemplate } from "./templates.js";
 export interface LifecycleDeps {
   store: DocumentStore;
   storage: StorageService;
-  driver: ContainerDriver;
+  driver: InstanceEngines;
   instances: InstanceService;
   specs: ContainerSpecs;
   events: EventHub;
@@ -91,7 +92,7 @@ export class InstanceLifecycle {
   /** The root disk's usage, by its device name, where the pool's driver can tell cheaply. */
   private async diskState(r: InstanceRecord, layers?: readonly ProfileLayer[]): Promise<WireState["disk"]> {
     const root = rootDisk(expandDevices(r, layers ?? (await this.d.instances.layers(r))));
-    const usage = await this.d.storage.instanceUsage(r.pool, r.project, r.name, "container").catch(() => undefined);
+    const usage = await this.d.storage.instanceUsage(r.pool, r.project, r.name, r.type).catch(() => undefined);
     return root && usage !== undefined ? { [root.name]: { usage } } : {};
   }
 
@@ -144,7 +145,7 @@ export class InstanceLifecycle {
     const layers = await this.d.instances.layers(r);
     // The NICs' host-side names (and MACs of records made before they were kept), stored below.
     r = { ...r, config: withNicVolatile(r.config, expandDevices(r, layers), { running: true }) };
-    const volume = await this.d.storage.instancePath(r.pool, r.project, r.name, "container");
+    const volume = await this.d.storage.instancePath(r.pool, r.project, r.name, r.type);
     const pending = r.config["volatile.apply_template"] as TemplateTrigger | undefined;
     const config = expandConfig(r, layers);
     for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger, config);
@@ -272,7 +273,7 @@ export class InstanceLifecycle {
     const host = hostName(after.project, after.name);
     const status = (await this.d.driver.status(host)).status;
     if (status !== "Running" && status !== "Frozen") return undefined;
-    const volume = await this.d.storage.instancePath(after.pool, after.project, after.name, "container");
+    const volume = await this.d.storage.instancePath(after.pool, after.project, after.name, after.type);
     // What runs may include devices whose source has gone since: left out, not an error.
     const [from, to] = await Promise.all([
       this.d.specs.build(before, volume, { lenient: true, layers: layers?.before }),

@@ -4,7 +4,7 @@ import type { Logger } from "../core/logger.js";
 import type { DocumentStore } from "../state/store.js";
 import type { StorageService } from "../storage/service.js";
 import { copyWithSnapshots } from "./copy-volume.js";
-import type { ContainerDriver } from "./driver.js";
+import type { InstanceEngines } from "./drivers/engines.js";
 import { expandDevices, rootDisk } from "./expand.js";
 import { hostName, instanceKey, instanceUrl, instancePrefix, type InstanceRecord } from "./record.js";
 import { LOCK_TIMEOUT_MS, type InstanceService } from "./service.js";
@@ -15,7 +15,7 @@ export interface MoveDeps {
   store: DocumentStore;
   storage: StorageService;
   instances: InstanceService;
-  driver: ContainerDriver;
+  driver: InstanceEngines;
   specs: ContainerSpecs;
   events: EventHub;
   log: Logger;
@@ -51,8 +51,8 @@ export class PoolMover {
       await store.put(key, { ...r, move: { to: pool } });
       let moved: InstanceRecord;
       try {
-        const from = await storage.instanceVolume(r.pool, project, name, "container");
-        const fromPath = await storage.instancePath(r.pool, project, name, "container");
+        const from = await storage.instanceVolume(r.pool, project, name, r.type);
+        const fromPath = await storage.instancePath(r.pool, project, name, r.type);
         const snaps = opts.instanceOnly ? [] : (await readySnapshots(store, project, name)).map((s) => s.name);
         const volume = await copyWithSnapshots({
           storage,
@@ -85,17 +85,17 @@ export class PoolMover {
 
   /** Removes the new pool's copy and puts the instance back as it was (its liblxc config too). */
   private async undoCopy(r: InstanceRecord, pool: string): Promise<void> {
-    await this.d.storage.deleteInstanceVolume(pool, r.project, r.name, "container").catch(() => {});
+    await this.d.storage.deleteInstanceVolume(pool, r.project, r.name, r.type).catch(() => {});
     const back: InstanceRecord = { ...r };
     delete back.move;
     await this.d.driver.delete(hostName(r.project, r.name)).catch(() => {});
-    await this.d.driver.create(await this.d.specs.build(back, await this.d.storage.instancePath(r.pool, r.project, r.name, "container")));
+    await this.d.driver.create(await this.d.specs.build(back, await this.d.storage.instancePath(r.pool, r.project, r.name, r.type)));
     await this.d.store.put(instanceKey(r.project, r.name), back);
   }
 
   /** Removes the old pool's volume (snapshots left behind, marked "deleting", with it) and the move mark. */
   private async finish(r: InstanceRecord): Promise<void> {
-    await this.d.storage.deleteInstanceVolume(r.move!.from!, r.project, r.name, "container");
+    await this.d.storage.deleteInstanceVolume(r.move!.from!, r.project, r.name, r.type);
     for (const d of await this.d.store.list<{ phase: string }>(snapshotPrefix(r.project, r.name))) if (d.value.phase === "deleting") await this.d.store.delete(d.key);
     const done = { ...r };
     delete done.move;

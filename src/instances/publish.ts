@@ -48,7 +48,7 @@ export function publishSources(d: PublishDeps): Record<string, ImageSource> {
       if (name.includes("/")) throw badRequest(`"${name}" is a snapshot; publish it with source type "snapshot"`);
       return locked(d, ctx.project, name, async (r) => {
         if (await d.running(r)) throw badRequest(`Cannot publish a running instance: stop "${name}" first (lxc publish --force stops and restarts it)`);
-        return publishTree(d, req, ctx, { path: await d.storage.instancePath(r.pool, r.project, r.name, "container"), architecture: r.architecture, config: r.config });
+        return publishTree(d, req, ctx, { path: await d.storage.instancePath(r.pool, r.project, r.name, r.type), architecture: r.architecture, config: r.config });
       });
     },
   };

@@ -17,7 +17,7 @@ import { validateDevices } from "./config/devices.js";
 import { validateInstanceConfig } from "./config/keys.js";
 import { validateInstanceName } from "./config/name.js";
 import { imageConfig, onlyVolatile, profileList, stripVolatile } from "./config/record-fields.js";
-import type { ContainerDriver } from "./driver.js";
+import type { InstanceEngines } from "./drivers/engines.js";
 import { checkDevicesApplied, expandConfig, expandDevices, rootDisk } from "./expand.js";
 import { checkExpansion, noRootDevice } from "./expansion.js";
 import type { ProfileLayer } from "../profiles/record.js";
@@ -36,7 +36,7 @@ export interface InstanceServiceDeps {
   store: DocumentStore;
   storage: StorageService;
   images: ImageStore;
-  driver: ContainerDriver;
+  driver: InstanceEngines;
   events: EventHub;
   log: Logger;
   specs: ContainerSpecs;
@@ -184,8 +184,8 @@ export class InstanceService {
       // The id map first: a layered volume is stored shifted to it (then last_state.idmap says so).
       const volatile = await this.volatileAtCreate(record, image);
       const idmap = volatile["volatile.idmap.next"] ? idmapFromJson(volatile["volatile.idmap.next"]) : undefined;
-      const volume = await this.d.storage.createInstanceVolume(pool, project, name, "container", image, signal, idmap);
-      undo.add(() => this.d.storage.deleteInstanceVolume(pool, project, name, "container"));
+      const volume = await this.d.storage.createInstanceVolume(pool, project, name, record.type, image, signal, idmap);
+      undo.add(() => this.d.storage.deleteInstanceVolume(pool, project, name, record.type));
       if (volume.ownedAs) volatile["volatile.last_state.idmap"] = idmapToJson(volume.ownedAs);
 
       const layers = await this.d.profiles.resolve(project, record.profiles);
@@ -271,8 +271,8 @@ export class InstanceService {
         throw conflict(`Instance "${name}" already exists`);
       }
       undo.add(() => this.d.store.delete(instanceKey(project, name)));
-      const volume = makeVolume ? await makeVolume(record.pool) : await this.d.storage.createInstanceVolume(record.pool, project, name, "container", undefined, signal);
-      undo.add(() => this.d.storage.deleteInstanceVolume(record.pool, project, name, "container"));
+      const volume = makeVolume ? await makeVolume(record.pool) : await this.d.storage.createInstanceVolume(record.pool, project, name, record.type, undefined, signal);
+      undo.add(() => this.d.storage.deleteInstanceVolume(record.pool, project, name, record.type));
       await fill(volume, undo);
       await this.applyRootSize(record, layers);
       record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record)), ...req.keepVolatile }, expandDevices(record, layers), { running: false });
@@ -404,7 +404,7 @@ export class InstanceService {
    */
   async applyRootSize(r: InstanceRecord, layers: readonly ProfileLayer[]): Promise<void> {
     const size = rootDiskSize(expandDevices(r, layers));
-    if (size !== undefined) await this.d.storage.setVolumeQuota(await this.d.storage.instanceVolume(r.pool, r.project, r.name, "container"), size);
+    if (size !== undefined) await this.d.storage.setVolumeQuota(await this.d.storage.instanceVolume(r.pool, r.project, r.name, r.type), size);
   }
 
   /**
@@ -414,7 +414,7 @@ export class InstanceService {
   async changeRootSize(r: InstanceRecord, before: Record<string, Record<string, string>>, after: Record<string, Record<string, string>>): Promise<(() => Promise<void>) | undefined> {
     const [from, to] = [rootDiskSize(before), rootDiskSize(after)];
     if (from === to) return undefined;
-    const ref = await this.d.storage.instanceVolume(r.pool, r.project, r.name, "container");
+    const ref = await this.d.storage.instanceVolume(r.pool, r.project, r.name, r.type);
     await this.d.storage.setVolumeQuota(ref, to);
     return () => this.d.storage.setVolumeQuota(ref, from);
   }
@@ -449,9 +449,9 @@ export class InstanceService {
       const undo = new Revert();
       try {
         await this.d.driver.delete(hostName(project, name));
-        undo.add(async () => this.d.driver.create(await this.d.specs.build(r, await this.d.storage.instancePath(r.pool, project, name, "container"))));
-        const path = await this.d.storage.renameInstanceVolume(r.pool, project, name, target, "container");
-        undo.add(() => this.d.storage.renameInstanceVolume(r.pool, project, target, name, "container"));
+        undo.add(async () => this.d.driver.create(await this.d.specs.build(r, await this.d.storage.instancePath(r.pool, project, name, r.type))));
+        const path = await this.d.storage.renameInstanceVolume(r.pool, project, name, target, r.type);
+        undo.add(() => this.d.storage.renameInstanceVolume(r.pool, project, target, name, r.type));
         const renamed: InstanceRecord = { ...r, name: target, config: { ...r.config, "volatile.apply_template": "rename" } };
         await this.d.driver.create(await this.d.specs.build(renamed, path));
         // Its snapshots go with it: their data moved with the volume, their records here.
@@ -497,7 +497,7 @@ export class InstanceService {
     await this.d.store.put(instanceKey(r.project, r.name), { ...r, phase: "deleting" });
     await this.d.driver.delete(hostName(r.project, r.name), { force: true });
     await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
-    await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, "container");
+    await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, r.type);
     await this.deleteSnapshotRecords(r.project, r.name);
     await this.d.store.delete(instanceKey(r.project, r.name));
   }
@@ -515,7 +515,7 @@ export class InstanceService {
       if (doc.value.phase === "ready") continue;
       const r = doc.value;
       await this.d.driver.delete(hostName(r.project, r.name), { force: true }).catch(() => {});
-      await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, "container").catch(() => {});
+      await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, r.type).catch(() => {});
       await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
       await this.deleteSnapshotRecords(r.project, r.name);
       await this.d.store.delete(doc.key);

@@ -3,7 +3,7 @@ import { stat, truncate } from "node:fs/promises";
 import { badRequest } from "../../api/errors.js";
 import type { ConsoleProcess } from "../../instances/console.js";
 import { consoleOperation } from "../../instances/console-session.js";
-import type { ContainerDriver } from "../../instances/driver.js";
+import type { InstanceEngines } from "../../instances/drivers/engines.js";
 import { hostName, instanceUrl } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
 import type { EventHub } from "../../core/events.js";
@@ -13,7 +13,7 @@ import { async, empty, raw, type Request, type Route } from "../route.js";
 
 export interface InstanceConsoleDeps {
   instances: InstanceService;
-  driver: ContainerDriver;
+  driver: InstanceEngines;
   operations: OperationManager;
   events: EventHub;
   /** Attaches to a running container's console (liblxc name, terminal size). */

@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import { badRequest } from "../../api/errors.js";
-import type { ContainerDriver } from "../../instances/driver.js";
+import type { InstanceEngines } from "../../instances/drivers/engines.js";
 import { InstanceFiles, type FileTarget, type IdMapRange } from "../../instances/files/fileio.js";
 import { fileGetAnswer, parseFileHeaders } from "../../instances/files/headers.js";
 import { hostName, instanceUrl, type InstanceRecord } from "../../instances/record.js";
@@ -11,7 +11,7 @@ import { empty, raw, type Request, type Route } from "../route.js";
 
 export interface InstanceFileDeps {
   instances: InstanceService;
-  driver: ContainerDriver;
+  driver: InstanceEngines;
   events: EventHub;
   /** Host path of an instance's volume (its rootfs is `<path>/rootfs`). */
   volumePath: (r: InstanceRecord) => Promise<string>;

@@ -3,7 +3,7 @@ import { readdir, stat, unlink } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { InstanceExecPost, InstanceStatePut } from "../../api/instance.js";
 import { badRequest, notFound } from "../../api/errors.js";
-import type { ContainerDriver } from "../../instances/driver.js";
+import type { InstanceEngines } from "../../instances/drivers/engines.js";
 import { execOperation } from "../../instances/exec/session.js";
 import { execEnvironment, snapIn } from "../../instances/exec/environment.js";
 import { InstanceFiles } from "../../instances/files/fileio.js";
@@ -18,7 +18,7 @@ export interface InstanceStateDeps {
   instances: InstanceService;
   lifecycle: InstanceLifecycle;
   operations: OperationManager;
-  driver: ContainerDriver;
+  driver: InstanceEngines;
   /** Per-instance directory for exec output and other logs. */
   logDir: (project: string, name: string) => Promise<string>;
 }

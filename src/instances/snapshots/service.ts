@@ -6,7 +6,7 @@ import type { DocumentStore } from "../../state/store.js";
 import type { Revert } from "../../core/revert.js";
 import type { VolumeRef } from "../../storage/driver.js";
 import type { StorageService } from "../../storage/service.js";
-import type { ContainerDriver } from "../driver.js";
+import type { InstanceEngines } from "../drivers/engines.js";
 import { expandConfig } from "../expand.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, type InstanceRecord } from "../record.js";
 import { LOCK_TIMEOUT_MS, type InstanceService } from "../service.js";
@@ -31,7 +31,7 @@ export interface SnapshotServiceDeps {
   store: DocumentStore;
   storage: StorageService;
   instances: InstanceService;
-  driver: Pick<ContainerDriver, "status" | "freeze" | "unfreeze">;
+  driver: Pick<InstanceEngines, "status" | "freeze" | "unfreeze">;
   events: EventHub;
   log: Logger;
 }
@@ -124,7 +124,7 @@ export class SnapshotService {
       } catch {
         throw conflict(`Snapshot "${name}" already exists`);
       }
-      const ref = await this.d.storage.instanceVolume(r.pool, project, instance, "container");
+      const ref = await this.d.storage.instanceVolume(r.pool, project, instance, r.type);
       try {
         await this.withFrozen(r, () => this.d.storage.snapshotInstanceVolume(ref, name, signal));
         record.phase = "ready";
@@ -220,7 +220,7 @@ export class SnapshotService {
         tx.put(snapshotKey(project, instance, target), renamed);
       });
       try {
-        await this.d.storage.renameVolumeSnapshot(await this.d.storage.instanceVolume(r.pool, project, instance, "container"), name, target);
+        await this.d.storage.renameVolumeSnapshot(await this.d.storage.instanceVolume(r.pool, project, instance, r.type), name, target);
       } catch (e) {
         await this.d.store.txn((tx) => {
           tx.delete(snapshotKey(project, instance, target));
@@ -247,7 +247,7 @@ export class SnapshotService {
     const key = snapshotKey(s.project, s.instance, s.name);
     await this.d.store.put(key, { ...s, phase: "deleting" });
     const r = await this.d.instances.record(s.project, s.instance);
-    await this.d.storage.deleteVolumeSnapshot(await this.d.storage.instanceVolume(r.pool, s.project, s.instance, "container"), s.name);
+    await this.d.storage.deleteVolumeSnapshot(await this.d.storage.instanceVolume(r.pool, s.project, s.instance, r.type), s.name);
     await this.d.store.delete(key);
   }
 
@@ -277,7 +277,7 @@ export class SnapshotService {
   private async finishRestore(r: InstanceRecord, s: SnapshotRecord, signal?: AbortSignal): Promise<void> {
     const key = instanceKey(r.project, r.name);
     try {
-      await this.d.storage.restoreVolumeSnapshot(await this.d.storage.instanceVolume(r.pool, r.project, r.name, "container"), s.name, signal);
+      await this.d.storage.restoreVolumeSnapshot(await this.d.storage.instanceVolume(r.pool, r.project, r.name, r.type), s.name, signal);
     } catch (e) {
       // Nothing was swapped: the driver puts the new tree in only once it is whole.
       const back = { ...r };
@@ -331,7 +331,7 @@ export class SnapshotService {
       const s = doc.value;
       const inst = await this.d.store.get<InstanceRecord>(instanceKey(s.project, s.instance));
       if (s.phase === "ready" && inst && s.renamed_from !== undefined) {
-        const ref = await this.d.storage.instanceVolume(inst.value.pool, s.project, s.instance, "container");
+        const ref = await this.d.storage.instanceVolume(inst.value.pool, s.project, s.instance, inst.value.type);
         if (!(await exists(this.d.storage.snapshotPath(ref, s.name)))) await this.d.storage.renameVolumeSnapshot(ref, s.renamed_from, s.name);
         const done = { ...s };
         delete done.renamed_from;
@@ -341,7 +341,7 @@ export class SnapshotService {
       }
       if (s.phase === "ready" && inst) continue;
       if (inst && inst.value.phase === "ready") {
-        const ref = await this.d.storage.instanceVolume(inst.value.pool, s.project, s.instance, "container");
+        const ref = await this.d.storage.instanceVolume(inst.value.pool, s.project, s.instance, inst.value.type);
         await this.d.storage.deleteVolumeSnapshot(ref, s.name).catch(() => {});
       }
       await this.d.store.delete(doc.key);
