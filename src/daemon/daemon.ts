@@ -32,6 +32,7 @@ import { ImageRefresher } from "../images/remotes/refresh.js";
 import { remoteImageSources } from "../images/remotes/source.js";
 import { LxcDriver } from "../instances/drivers/lxc/driver.js";
 import { InstanceEngines } from "../instances/drivers/engines.js";
+import { attachSocketConsole } from "../instances/console-socket.js";
 import { InstanceLifecycle } from "../instances/lifecycle.js";
 import { InstanceService } from "../instances/service.js";
 import { EphemeralReaper } from "../instances/ephemeral.js";
@@ -259,7 +260,11 @@ export class Daemon {
           ...storageRoutes({ pools, volumes, operations }),
           ...instanceStateRoutes({ instances, lifecycle, operations, driver, logDir: (p, n) => instances.logDir(p, n) }),
           ...instanceFileRoutes({ instances, driver, events, volumePath: (r) => storage.instancePath(r.pool, r.project, r.name, r.type) }),
-          ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => attachConsole({ name: host, lxcpath: lxc.lxcpath, cols, rows }) }),
+          ...instanceConsoleRoutes({ instances, driver, operations, events, attach: (host, cols, rows) => {
+              const socket = driver.consoleSocket(host);
+              return socket ? attachSocketConsole(socket) : attachConsole({ name: host, lxcpath: lxc.lxcpath, cols, rows });
+            },
+          }),
           ...imageRoutes({ images, operations, events, sources: {
               ...remoteImageSources(),
               ...publishSources({

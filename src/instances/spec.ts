@@ -2,7 +2,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseBool } from "../config/keys.js";
 import { idmapFromJson } from "../sys/idmap.js";
-import type { ContainerSpec } from "./driver.js";
+import type { ContainerSpec, VmSpec } from "./driver.js";
+import { buildVmSpec } from "./vm-spec.js";
 import { lookupHostDevices } from "./devices/unix.js";
 import { lookupVolumePaths, type ManagedVolumes } from "./devices/volumes.js";
 import { expandConfig, expandDevices, runConfig } from "./expand.js";
@@ -31,10 +32,19 @@ export class ContainerSpecs {
    * whose required source has gone are left out instead of failing. `layers`: the instance's
    * profiles as they are to be (a profile change being checked), else as stored.
    */
-  async build(r: InstanceRecord, volumePath: string, opts: { lenient?: boolean; layers?: readonly ProfileLayer[] } = {}): Promise<ContainerSpec> {
+  async build(r: InstanceRecord, volumePath: string, opts: { lenient?: boolean; layers?: readonly ProfileLayer[] } = {}): Promise<ContainerSpec | VmSpec> {
     const layers = opts.layers ?? (await this.profiles.resolve(r.project, r.profiles));
     const config = expandConfig(r, layers);
     const devices = expandDevices(r, layers);
+    if (r.type === "virtual-machine") {
+      const run = runConfig(config, devices, {
+        memory: await this.hostMemory(),
+        devices: await lookupHostDevices(devices),
+        volumes: await lookupVolumePaths(devices, this.volumes, r.project),
+        lenient: opts.lenient,
+      });
+      return buildVmSpec({ name: hostName(r.project, r.name), hostname: r.name, volumePath, config, run, hostMemory: await this.hostMemory() });
+    }
     const privileged = parseBool(config["security.privileged"]);
     const next = config["volatile.idmap.next"];
     const last = config["volatile.last_state.idmap"];

@@ -41,6 +41,10 @@ export const INSTANCE_KEYS: KeyTable = {
   "security.idmap.size": { type: "int", description: "Size of the instance's id range", validate: positive },
   "security.nesting": { type: "bool", live: true, description: "Allow containers inside the container" },
   "security.privileged": { type: "bool", description: "Run without a user namespace (root is host root)" },
+  "security.secureboot": { type: "bool", default: "true", description: "VMs: UEFI secure boot (images that boot through UEFI)" },
+  "cloud-init.user-data": { type: "string", description: "VMs and containers: cloud-init user-data" },
+  "cloud-init.vendor-data": { type: "string", description: "VMs and containers: cloud-init vendor-data" },
+  "cloud-init.network-config": { type: "string", description: "VMs and containers: cloud-init network-config" },
   "security.protection.delete": { type: "bool", live: true, description: "Refuse to delete the instance" },
   "snapshots.schedule": {
     type: "string",
