@@ -5,6 +5,10 @@
  * parses the config and compiles the seccomp policy on every call).
  *
  *   lodge-attach --pid INIT --payload lxc.payload.NAME    (fd 0: the agent's socket, fd 3: its binary)
+ *
+ * Its forked child is in the container's pid namespace until it becomes the agent, so lodged
+ * runs this from a sealed memfd copy, as it hands over the agent's binary (fd 3): what the
+ * container can reach as /proc/PID/exe is never a host file it could write.
  *   lodge-attach --seccomp-filter PID                      (tests: PID's first filter, hex, on stdout)
  *
  * What lxc-attach (liblxc 5.0) gives an attached process, and where this takes it from:
@@ -278,6 +282,9 @@ static void drop_bounding(uint64_t keep) {
 }
 
 int main(int argc, char **argv) {
+  /* Run from a sealed memfd (lodged's copy, see src/sys/sealed-binary.ts), the name would be the
+   * descriptor's number. */
+  prctl(PR_SET_NAME, "lodge-attach", 0, 0, 0);
   pid_t pid = 0;
   const char *payload = NULL;
   for (int i = 1; i < argc; i++) {

@@ -5,8 +5,8 @@
  * agent without a fork of the daemon, and by the CLI's warm worker (src/cli/worker.ts) to take
  * over the terminal of the `lodge` launcher; and spawn (spawn.c), starting a program without
  * forking the daemon; and openBeneath (beneath.c), opening a file an image or a container made
- * without following its links; and project ids and quotas (projquota.c). Errors throw with
- * errno's text.
+ * without following its links; and project ids and quotas (projquota.c); and sealed copies
+ * of the programs run inside containers (sealed.c). Errors throw with errno's text.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +23,7 @@
 
 #include "beneath.h"
 #include "projquota.h"
+#include "sealed.h"
 #include "spawn.h"
 
 #define MAX_SEND_FDS 16
@@ -313,5 +314,6 @@ NAPI_MODULE_INIT() {
   register_spawn(env, exports);
   register_beneath(env, exports);
   register_projquota(env, exports);
+  register_sealed(env, exports);
   return exports;
 }

@@ -7,7 +7,8 @@
  * JavaScript through a thread-safe function.
  *
  * spawn(file, argv, env, fds, cwd, setsid, onExit) → pid
- *   file   absolute path of the program (the caller resolves PATH);
+ *   file   absolute path of the program (the caller resolves PATH), or a descriptor of it (a
+ *          sealed copy, sealed.c): run as /proc/self/fd/N of a copy above every target;
  *   fds    fds[i] becomes the child's descriptor i; -1 gives it /dev/null;
  *   cwd    directory to run in, or null;
  *   setsid true: a session (and process group) of its own;
@@ -120,7 +121,11 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "spawn(file, argv, env, fds, cwd, setsid, onExit)");
     return NULL;
   }
-  char *file = string_of(env, argv[0]);
+  napi_valuetype file_type;
+  napi_typeof(env, argv[0], &file_type);
+  int32_t exe_fd = -1;
+  char *file = file_type == napi_number ? NULL : string_of(env, argv[0]);
+  if (file_type == napi_number && napi_get_value_int32(env, argv[0], &exe_fd) == napi_ok && exe_fd >= 0 && (file = malloc(64))) *file = 0;
   char **args = strings_of(env, argv[1]);
   char **envp = strings_of(env, argv[2]);
   napi_valuetype cwd_type;
@@ -132,7 +137,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   napi_get_array_length(env, argv[3], &nfds);
 
   napi_value result = NULL;
-  int devnull = -1, moved[MAX_FDS];
+  int devnull = -1, moved_exe = -1, moved[MAX_FDS];
   for (uint32_t i = 0; i < MAX_FDS; i++) moved[i] = -1;
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
@@ -140,8 +145,8 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   posix_spawnattr_init(&attr);
   napi_threadsafe_function tsfn = NULL;
 
-  if (!file || file[0] != '/' || !args || !args[0] || !envp || nfds > MAX_FDS || (cwd_type == napi_string && !cwd)) {
-    napi_throw_type_error(env, NULL, "spawn: file must be an absolute path; argv, env arrays of strings; at most 64 fds");
+  if (!file || (exe_fd < 0 && file[0] != '/') || !args || !args[0] || !envp || nfds > MAX_FDS || (cwd_type == napi_string && !cwd)) {
+    napi_throw_type_error(env, NULL, "spawn: file must be an absolute path or a descriptor; argv, env arrays of strings; at most 64 fds");
     goto out;
   }
   /*
@@ -168,6 +173,15 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     posix_spawn_file_actions_adddup2(&actions, moved[i], (int)i);
   }
   if (cwd) posix_spawn_file_actions_addchdir_np(&actions, cwd);
+  if (exe_fd >= 0) {
+    /* Above every target, so no dup2 replaces it before the exec reads it; close-on-exec, so
+     * the program does not keep it. */
+    if ((moved_exe = fcntl(exe_fd, F_DUPFD_CLOEXEC, MAX_FDS)) < 0) {
+      fail(env, errno, "spawn: program descriptor");
+      goto out;
+    }
+    snprintf(file, 64, "/proc/self/fd/%d", moved_exe);
+  }
 
   sigset_t none, defaults;
   sigemptyset(&none);
@@ -217,6 +231,7 @@ out:
   for (uint32_t i = 0; i < MAX_FDS; i++)
     if (moved[i] >= 0) close(moved[i]);
   if (devnull >= 0) close(devnull);
+  if (moved_exe >= 0) close(moved_exe);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   free(file);

@@ -48,11 +48,12 @@ export interface NativeCalls {
   recvMsg(fd: number, max: number): { data: Buffer; fds: number[] };
   dup2(oldFd: number, newFd: number): void;
   /**
-   * posix_spawn (a vfork: no copy of the daemon's memory). fds[i] becomes the child's fd i
-   * (-1: /dev/null); onExit gets (code, null) or (null, signal number). Returns the pid; throws
-   * (with `code`, e.g. ENOENT) when the program cannot run. spawn.ts wraps it.
+   * posix_spawn (a vfork: no copy of the daemon's memory). `file`: the program's path, or a
+   * descriptor of it (a sealedCopy). fds[i] becomes the child's fd i (-1: /dev/null); onExit
+   * gets (code, null) or (null, signal number). Returns the pid; throws (with `code`, e.g.
+   * ENOENT) when the program cannot run. spawn.ts wraps it.
    */
-  spawn(file: string, argv: string[], env: string[], fds: number[], cwd: string | null, setsid: boolean, onExit: (code: number | null, signal: number | null) => void): number;
+  spawn(file: string | number, argv: string[], env: string[], fds: number[], cwd: string | null, setsid: boolean, onExit: (code: number | null, signal: number | null) => void): number;
   /**
    * openat2(dirFd, path) that stays below the directory and follows no link, the last
    * component included (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS); close-on-exec.
@@ -68,6 +69,11 @@ export interface NativeCalls {
   setProject(path: string, id: number, inherit: boolean): boolean;
   /** Usage and hard block limit (0: none) of project `id` where `path` is; null: quotas are off there. */
   projectQuota(path: string, id: number): { bytes: number; inodes: number; limit: number } | null;
+  /**
+   * The program at `path` copied into a memfd (named `name`) sealed against any change, mode
+   * 0555, close-on-exec (sealed-binary.ts keeps one per program). Throws with `code`.
+   */
+  sealedCopy(path: string, name: string): number;
   /** Sets the hard block limit of project `id` where `path` is (0 lifts it). Throws with `code`. */
   setProjectLimit(path: string, id: number, bytes: number): void;
 }

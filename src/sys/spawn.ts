@@ -27,6 +27,11 @@ export interface SpawnOptions {
   stdio?: readonly StdioEntry[];
   /** A session and process group of its own. */
   detached?: boolean;
+  /**
+   * Run the program in this descriptor (a sealed copy, sealed-binary.ts) instead of the file
+   * `cmd` names; `cmd` is still its argv[0].
+   */
+  executable?: number;
 }
 
 /** What the daemon uses of a child process; a ChildProcess is one too. */
@@ -130,8 +135,8 @@ function spawnNative(native: NativeCalls, cmd: string, args: readonly string[], 
   child.spawnargs = [cmd, ...args];
   const env = opts.env ?? process.env;
   const stdio = opts.stdio ?? ["pipe", "pipe", "pipe"];
-  const file = resolveProgram(cmd, env.PATH);
-  if (!file) {
+  const file = opts.executable ?? resolveProgram(cmd, env.PATH);
+  if (file === undefined) {
     const e = Object.assign(new Error(`spawn ${cmd} ENOENT`), { code: "ENOENT", errno: -2, syscall: `spawn ${cmd}`, path: cmd });
     process.nextTick(() => child.emit("error", e));
     return child;
@@ -174,5 +179,8 @@ function spawnNative(native: NativeCalls, cmd: string, args: readonly string[], 
 export function spawnProcess(cmd: string, args: readonly string[], opts: SpawnOptions = {}): SpawnedChild {
   const native = nativeCalls();
   if (native?.spawn) return spawnNative(native, cmd, args, opts);
-  return forkSpawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: [...(opts.stdio ?? ["pipe", "pipe", "pipe"])], detached: opts.detached });
+  const stdio = [...(opts.stdio ?? ["pipe", "pipe", "pipe"])];
+  if (opts.executable !== undefined && opts.executable < stdio.length) throw new Error("spawn: the program's descriptor is one of the child's");
+  const file = opts.executable === undefined ? cmd : `/proc/self/fd/${opts.executable}`;
+  return forkSpawn(file, args, { argv0: cmd, env: opts.env ?? process.env, cwd: opts.cwd, stdio, detached: opts.detached });
 }

@@ -2,15 +2,16 @@
  * The daemon's vfork-based spawn (native/napi/spawn.c, src/sys/spawn.ts) behaves as
  * child_process.spawn does for what the daemon uses: pipes, exit codes and signals, the
  * environment and working directory, extra descriptors, signals reset to their defaults, a
- * missing program, and no zombie left behind. Needs the built native module (npm run build).
+ * missing program, and no zombie left behind; and a program run from its sealed copy. Needs the built native module (npm run build).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn as forkSpawn } from "node:child_process";
-import { openSync, closeSync, readdirSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, openSync, closeSync, readdirSync, readFileSync, readlinkSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { nativeCalls } from "../../src/sys/native.js";
+import { sealedBinary } from "../../src/sys/sealed-binary.js";
 import { spawnProcess, resolveProgram, type SpawnedChild } from "../../src/sys/spawn.js";
 
 interface Outcome {
@@ -157,4 +158,26 @@ test("spawn: many at once, each reaped (no zombies left)", async () => {
     .filter(Boolean)
     .filter((p) => /\) Z /.test(readFileSync(`/proc/${p}/stat`, "utf8")));
   assert.deepEqual(zombies, []);
+});
+
+test("spawn: a program run from its sealed copy runs as the copy, keeps no descriptor of it, and the copy cannot be written", async () => {
+  const native = nativeCalls()!;
+  const copy = sealedBinary(native, "/bin/sleep");
+  assert.equal(sealedBinary(native, "/bin/sleep"), copy, "one copy per program, reused");
+  // Low descriptors of the child are its stdio: the copy is run from wherever it is in ours.
+  const child = spawnProcess("/bin/sleep", ["30"], { stdio: ["ignore", "pipe", "pipe"], executable: copy });
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    assert.match(readlinkSync(`/proc/${child.pid}/exe`), /^\/memfd:sleep \(deleted\)$/);
+    assert.deepEqual(readdirSync(`/proc/${child.pid}/fd`).map(Number).sort((a, b) => a - b).slice(0, 3), [0, 1, 2]);
+    for (const fd of readdirSync(`/proc/${child.pid}/fd`)) assert.doesNotMatch(readlinkSync(`/proc/${child.pid}/fd/${fd}`), /memfd/);
+  } finally {
+    const gone = new Promise((r) => child.once("exit", r));
+    child.kill("SIGKILL");
+    await gone;
+  }
+  // Not even its creator, root, can change it: sealed against writes, truncation and growth.
+  assert.throws(() => writeFileSync(`/proc/self/fd/${copy}`, "x"), { code: "EPERM" });
+  assert.throws(() => appendFileSync(`/proc/self/fd/${copy}`, "x"), { code: "EPERM" });
+  assert.equal(statSync(`/proc/self/fd/${copy}`).size, statSync("/bin/sleep").size);
 });

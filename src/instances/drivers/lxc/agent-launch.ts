@@ -30,10 +30,10 @@ export async function agentLaunches(o: {
   /** lodge-attach allowed (the driver's option). */
   native: boolean;
 }): Promise<AgentLaunchSpec[]> {
-  const viaLxc: AgentLaunchSpec = { via: "lxc-attach", command: o.tools.attach, args: ["-n", o.name, "-P", o.lxcpath, "--clear-env", "--", "/proc/self/fd/3"], env: o.tools.env };
+  const viaLxc: AgentLaunchSpec = { via: "lxc-attach", command: o.tools.attach, args: ["-n", o.name, "-P", o.lxcpath, "--clear-env", "--", "/proc/self/fd/3"], env: o.tools.env, sealed: false };
   if (!o.native || !o.init || o.apparmor) return [viaLxc];
   const config = await readFile(path.join(o.dir, "config"), "utf8").catch(() => undefined);
   if (config === undefined || ATTACH_AFFECTING.test(config)) return [viaLxc];
-  const native: AgentLaunchSpec = { via: "lodge-attach", command: nativePath("lodge-attach", "LODGE_ATTACH"), args: ["--pid", String(o.init), "--payload", `lxc.payload.${o.name}`], env: {} };
+  const native: AgentLaunchSpec = { via: "lodge-attach", command: nativePath("lodge-attach", "LODGE_ATTACH"), args: ["--pid", String(o.init), "--payload", `lxc.payload.${o.name}`], env: {}, sealed: true };
   return [native, viaLxc];
 }

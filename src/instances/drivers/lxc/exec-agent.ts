@@ -6,17 +6,20 @@
  * header), or lxc-attach itself where lodge-attach refuses — and from then on an exec is one
  * message with three descriptors: no lxc-attach and no fork of the (large) daemon per command.
  * The agent binary is static and reaches the container as an inherited descriptor (fd 3), so
- * nothing is copied into the instance.
+ * nothing is copied into the instance. That descriptor, and the program of a launcher that
+ * enters the container itself (lodge-attach), is a sealed memfd copy made once per daemon
+ * (sys/sealed-binary.ts): from inside, /proc/PID/exe of either leads to an anonymous file no
+ * one can write, never to the host's binary (runc's CVE-2019-5736).
  *
  * The agent then leaves its launcher (it lives on under the container's init), so no host
  * process is kept per container. It goes away with its container, or when lodged closes the
  * socket; the next exec starts a new one. Terminals (pty) still go through lxc-attach (exec.ts).
  */
 import { spawnProcess as spawn, type SpawnedChild as ChildProcess } from "../../../sys/spawn.js";
-import { openSync, closeSync } from "node:fs";
 import net from "node:net";
 import { constants as osConstants } from "node:os";
 import type { NativeCalls } from "../../../sys/native.js";
+import { sealedBinary } from "../../../sys/sealed-binary.js";
 import type { ExecProcess, ExecRequest, ExecResult } from "../../driver.js";
 import { envEntries } from "./exec.js";
 
@@ -32,8 +35,13 @@ export interface AgentLaunch {
   command: string;
   args: string[];
   env: NodeJS.ProcessEnv;
-  /** The static agent binary on the host. */
+  /** The static agent binary on the host (run from a sealed copy). */
   binary: string;
+  /**
+   * `command` itself enters the container's pid namespace, where its /proc/PID/exe can be
+   * reached: run it from a sealed copy too. (lxc-attach re-executes itself from a memfd.)
+   */
+  sealed: boolean;
 }
 
 interface Pending {
@@ -107,15 +115,17 @@ export class ExecAgent {
 
   /** Starts the agent inside a running container; `ready` resolves once it answered. */
   static start(native: NativeCalls, t: AgentLaunch, readyTimeoutMs = 10_000): ExecAgent {
+    // Sealed copies, made once per daemon: a launch copies nothing.
+    const bin = sealedBinary(native, t.binary);
+    const executable = t.sealed ? sealedBinary(native, t.command) : undefined;
     const [ours, theirs] = native.socketPair();
-    let bin: number | undefined;
     try {
-      bin = openSync(t.binary, "r");
       const child = spawn(t.command, t.args, {
         cwd: "/",
         env: t.env,
         stdio: [theirs, "ignore", "pipe", bin],
         detached: false,
+        executable,
       });
       const socket = new net.Socket({ fd: ours, readable: true, writable: false });
       return new ExecAgent(native, ours, socket, child, readyTimeoutMs, t.via);
@@ -124,7 +134,6 @@ export class ExecAgent {
       throw e;
     } finally {
       native.close(theirs);
-      if (bin !== undefined) closeSync(bin);
     }
   }
 
