@@ -112,6 +112,10 @@ export interface DriverCapabilities {
   statefulStop: boolean;
   /** NIC devices of the run-config are applied. */
   nics: boolean;
+  /** Instances run in a user namespace with an id map (volatile.idmap.*). */
+  idmap: boolean;
+  /** Image templates are applied by lodged to the instance's rootfs tree on the host. */
+  hostTemplates: boolean;
 }
 
 /** What every instance driver is given to run an instance. */

@@ -148,7 +148,8 @@ export class InstanceLifecycle {
     const volume = await this.d.storage.instancePath(r.pool, r.project, r.name, r.type);
     const pending = r.config["volatile.apply_template"] as TemplateTrigger | undefined;
     const config = expandConfig(r, layers);
-    for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger, config);
+    if (this.d.driver.capabilitiesOf(r.type).hostTemplates)
+      for (const trigger of pending ? [pending, "start" as const] : ["start" as const]) await this.applyTemplates(r, volume, trigger, config);
     const [spec] = await Promise.all([this.d.specs.build(r, volume, { layers }), this.d.beforeStart?.(r)]);
     const result = await this.d.driver.start(spec);
     this.d.stops?.watch(r);

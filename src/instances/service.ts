@@ -120,8 +120,9 @@ export class InstanceService {
    */
   async prepare(project: string, req: InstancesPost): Promise<PreparedCreate> {
     const name = validateInstanceName(req.name);
-    const type = req.type ?? "container";
-    if (type !== "container") throw badRequest(`Instance type "${type}" is not supported yet; use "container"`);
+    const type = req.type || "container";
+    if (type !== "container" && type !== "virtual-machine") throw badRequest(`Unknown instance type "${type}": use "container" or "virtual-machine"`);
+    if (!this.d.driver.supports(type)) throw badRequest("Virtual machines are not available on this host: QEMU (qemu-system-x86_64) is not installed");
     const config = validateInstanceConfig(req.config ?? {});
     for (const k of Object.keys(config)) if (k.startsWith("volatile.")) throw badRequest(`"${k}" is set by lodged, not by requests`);
     const devices = validateDevices(req.devices);
@@ -133,6 +134,7 @@ export class InstanceService {
     const layers = await this.d.profiles.resolve(project, profiles);
     const remote = remoteImageRef(req.source ?? { type: "none" });
     const image = remote ? undefined : await this.resolveImage(project, req);
+    if (image && (image.type || "container") !== type) throw badRequest(`Requested image's type "${image.type || "container"}" doesn't match instance type "${type}"`);
     const root = rootDisk(expandDevices({ devices }, layers));
     if (!root) throw noRootDevice(name);
     const pool = root.pool;
@@ -311,11 +313,12 @@ export class InstanceService {
   /** volatile.* keys LXD sets at creation (and on a copy): the id map, the image, templates to apply. */
   async volatileAtCreate(r: InstanceRecord, fingerprint?: string): Promise<Record<string, string>> {
     const out: Record<string, string> = { "volatile.uuid": randomUUID() };
+    const can = this.d.driver.capabilitiesOf(r.type);
     if (fingerprint) {
       out["volatile.base_image"] = fingerprint;
-      out["volatile.apply_template"] = "create";
+      if (can.hostTemplates) out["volatile.apply_template"] = "create";
     }
-    if (!/^(true|1|yes|on)$/i.test(r.config["security.privileged"] ?? "")) {
+    if (can.idmap && !/^(true|1|yes|on)$/i.test(r.config["security.privileged"] ?? "")) {
       const taken = (await this.records()).flatMap((o) => {
         const base = Number(o.config["volatile.idmap.base"] ?? 0);
         return base > 0 ? [{ hostid: base, range: Number(o.config["security.idmap.size"] ?? 65536) }] : [];

@@ -6,6 +6,7 @@ import type { IdmapEntry } from "../sys/idmap.js";
 import type { DriverCapabilities, PoolSpec, StorageDriver, VolumeRef, VolumeType } from "./driver.js";
 import { BtrfsDriver, btrfsToolsPresent } from "./drivers/btrfs.js";
 import { DirDriver } from "./drivers/dir.js";
+import { resizeDisk } from "./disk-images.js";
 
 export interface PoolRecord extends PoolSpec {
   description: string;
@@ -271,6 +272,11 @@ export class StorageService {
 
   /** Limits an instance's volume to `bytes` (its root disk's size); undefined lifts the limit. */
   async setVolumeQuota(ref: VolumeRef, bytes: number | undefined): Promise<void> {
+    // A VM's root disk size is its disk image's size, on every driver.
+    if (ref.type === "virtual-machine") {
+      if (bytes !== undefined) await resizeDisk(this.driver(ref.pool).mountPath(ref), bytes);
+      return;
+    }
     await this.driver(ref.pool).setQuota(ref, bytes);
   }
 

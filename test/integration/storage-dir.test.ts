@@ -214,3 +214,39 @@ test("a copy of a layered container is a layer over the same image with a copy o
   await storage.deleteInstanceVolume("default", "default", "c", "container");
   assert.deepEqual(await readdir(join(dir, "storage-pools/default/images")), []);
 });
+
+test("a VM from an image is a qcow2 layer over the image volume's disk; its size grows the disk, never shrinks it", async (t) => {
+  const dir = await scratchDir(t, "lodge-storage-vm-");
+  const store = SqliteStore.open(join(dir, "lodge.db"));
+  t.after(() => store.close());
+  const tree = join(dir, "vm-image");
+  await mkdir(join(tree, "boot"), { recursive: true });
+  await writeFile(join(tree, "metadata.yaml"), "architecture: x86_64\ncreation_date: 1\n");
+  await writeFile(join(tree, "boot/vmlinuz"), "kernel");
+  await runCommand("qemu-img", ["create", "-q", "-f", "qcow2", join(tree, "rootfs.img"), "64M"]);
+  let unpacks = 0;
+  const storage = new StorageService({ dir, store, images: { ensureUnpacked: async () => (unpacks++, tree), exists: async () => true } });
+  await storage.init();
+  const fp = "b".repeat(64);
+  const a = await storage.createInstanceVolume("default", "default", "vm1", "virtual-machine", fp);
+  const b = await storage.createInstanceVolume("default", "default", "vm2", "virtual-machine", fp);
+  assert.equal(unpacks, 1, "one image volume for both");
+  for (const v of [a, b]) {
+    const info = JSON.parse((await runCommand("qemu-img", ["info", "--output=json", "-U", join(v.path, "root.img")])).stdout);
+    assert.equal(info.format, "qcow2");
+    assert.equal(info["backing-filename"], join(dir, "storage-pools/default/images", fp, "rootfs.img"));
+    assert.equal(info["virtual-size"], 64 * 1024 * 1024);
+    assert.ok((await stat(join(v.path, "root.img"))).size < 1024 * 1024, "a layer, not a copy");
+    assert.equal(await readFile(join(v.path, "boot/vmlinuz"), "utf8"), "kernel");
+  }
+  await storage.setVolumeQuota(a.ref, 128 * 1024 * 1024);
+  const grown = JSON.parse((await runCommand("qemu-img", ["info", "--output=json", "-U", join(a.path, "root.img")])).stdout);
+  assert.equal(grown["virtual-size"], 128 * 1024 * 1024);
+  await assert.rejects(storage.setVolumeQuota(a.ref, 32 * 1024 * 1024), /would shrink it/);
+  // A snapshot and a restore keep a disk that still reads its image.
+  await storage.snapshotInstanceVolume(a.ref, "s0");
+  await storage.restoreVolumeSnapshot(a.ref, "s0");
+  await runCommand("qemu-img", ["check", "-q", join(a.path, "root.img")]);
+  for (const n of ["vm1", "vm2"]) await storage.deleteInstanceVolume("default", "default", n, "virtual-machine");
+  assert.deepEqual(await readdir(join(dir, "storage-pools/default/virtual-machines")), []);
+});

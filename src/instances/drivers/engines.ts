@@ -55,6 +55,16 @@ export class InstanceEngines implements InstanceDriver<AnySpec> {
     return this.container.capabilities;
   }
 
+  /** Whether instances of this type can run here. */
+  supports(type: InstanceType): boolean {
+    return type === "container" || !!this.vm;
+  }
+
+  /** What the engine of an instance type can do (VMs: have no id map, apply templates inside). */
+  capabilitiesOf(type: InstanceType): DriverCapabilities {
+    return type === "virtual-machine" ? this.vmEngine().capabilities : this.container.capabilities;
+  }
+
   /** Records each existing instance's type (at daemon start). */
   adopt(instances: Iterable<{ name: string; type: InstanceType }>): void {
     for (const i of instances) this.types.set(i.name, i.type);

@@ -4,6 +4,7 @@ import { parseBool } from "../../config/keys.js";
 import { run } from "../../sys/exec.js";
 import type { IdmapEntry } from "../../sys/idmap.js";
 import { shiftOwnership } from "../../sys/shift.js";
+import { createDiskLayer } from "../disk-images.js";
 import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
 import { LAYERS_DIR, copyLayer, createLayer, isLayered, layerDir, layerablePath, lowerName, mountLayer, removeLayer, remountLayers, unmountLayer } from "./dir-layers.js";
 import { assignProject, carryProjectLimit, projectQuotasEnabled, projectUsage, releaseProject, setProjectLimit } from "./project-quota.js";
@@ -182,12 +183,18 @@ export class DirDriver implements StorageDriver {
   }
 
   /**
-   * Makes the container volume `to` a layer over the image volume `image`, its tree owned as
+   * Makes the container or VM volume `to` a layer over the image volume `image` (a VM's: a qcow2 disk layer), its tree owned as
    * `idmap` shifts it (none: as the image has it). False when this pool does not layer (the
    * `dir.overlay` key is off, or its path cannot be given to overlayfs): the caller copies.
    */
   async layerOnImage(image: VolumeRef, to: VolumeRef, idmap: readonly IdmapEntry[] | undefined, signal?: AbortSignal): Promise<boolean> {
-    if (to.type !== "container" || !parseBool(to.pool.config["dir.overlay"] ?? "true") || !layerablePath(this.poolPath(to.pool))) return false;
+    if (!parseBool(to.pool.config["dir.overlay"] ?? "true")) return false;
+    if (to.type === "virtual-machine") {
+      // A VM's disk: a qcow2 layer over the image volume's disk.
+      await createDiskLayer(this.mountPath(image), this.mountPath(to), signal);
+      return true;
+    }
+    if (to.type !== "container" || !layerablePath(this.poolPath(to.pool))) return false;
     await createLayer(await this.lower(image, idmap, signal), this.mountPath(to), signal, assignProject);
     return true;
   }

@@ -94,6 +94,8 @@ export class LxcDriver implements ContainerDriver {
     survivesDaemonRestart: true,
     statefulStop: false,
     nics: true,
+    idmap: true,
+    hostTemplates: true,
   };
   readonly lxcpath: string;
   private tools?: Promise<Tools>;
