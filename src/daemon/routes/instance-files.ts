@@ -2,6 +2,7 @@ import type { Readable } from "node:stream";
 import { badRequest } from "../../api/errors.js";
 import type { InstanceEngines } from "../../instances/drivers/engines.js";
 import { InstanceFiles, type FileTarget, type IdMapRange } from "../../instances/files/fileio.js";
+import type { GuestAgent } from "../../instances/drivers/qemu/agent-api.js";
 import { fileGetAnswer, parseFileHeaders } from "../../instances/files/headers.js";
 import { hostName, instanceUrl, type InstanceRecord } from "../../instances/record.js";
 import type { InstanceService } from "../../instances/service.js";
@@ -17,6 +18,11 @@ export interface InstanceFileDeps {
   volumePath: (r: InstanceRecord) => Promise<string>;
 }
 
+/** What the file API needs of an instance's files, wherever they are. */
+type FileOps = Pick<InstanceFiles & GuestAgent, "stat" | "read" | "mkdir" | "symlink" | "delete"> & {
+  write(p: string, data: Readable | Buffer, opts?: Parameters<InstanceFiles["write"]>[2]): Promise<void>;
+};
+
 /** A symlink target is a path, so a body longer than PATH_MAX is not one. */
 const MAX_SYMLINK_TARGET = 4096;
 
@@ -29,11 +35,22 @@ const MAX_SYMLINK_TARGET = 4096;
 export function instanceFileRoutes(deps: InstanceFileDeps): Route[] {
   const { instances, driver, events } = deps;
 
-  async function open(req: Request): Promise<{ r: InstanceRecord; files: InstanceFiles; path: string }> {
+  async function open(req: Request): Promise<{ r: InstanceRecord; files: FileOps; path: string }> {
     const path = req.query.path ?? "";
     if (path === "") throw badRequest("Missing path argument");
     const r = await instances.record(req.project, req.params.name!);
-    return { r, files: new InstanceFiles(await target(r)), path };
+    return { r, files: await filesOf(r), path };
+  }
+
+  /** A VM's files are its guest agent's to reach (running only); a container's, through its tree. */
+  async function filesOf(r: InstanceRecord): Promise<FileOps> {
+    const host = hostName(r.project, r.name);
+    if (driver.hasGuestAgent(host)) {
+      if ((await driver.status(host)).status !== "Running") throw badRequest(`Instance "${r.name}" is not running: a virtual machine's files are reached through its agent`);
+      const agent = await driver.guestAgent(host);
+      if (agent) return agent;
+    }
+    return new InstanceFiles(await target(r));
   }
 
   async function target(r: InstanceRecord): Promise<FileTarget> {

@@ -173,6 +173,11 @@ export class InstanceEngines implements InstanceDriver<AnySpec> {
     return this.container.hotplug(spec, from);
   }
 
+  /** Whether the instance's files and guest state are reached through a guest agent. */
+  hasGuestAgent(name: string): boolean {
+    return this.typeOf(name) === "virtual-machine";
+  }
+
   /**
    * Where a running instance's files are reached from the host when not through its rootfs:
    * a VM's guest agent; undefined for a container (the file API enters its namespaces).
