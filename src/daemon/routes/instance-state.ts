@@ -60,8 +60,9 @@ export function instanceStateRoutes(deps: InstanceStateDeps): Route[] {
       // environment.* keys from the profiles too, as every other key.
       env: { ...envFromConfig((await instances.expanded(r)).config), ...(body.environment ?? {}) },
       cwd: body.cwd,
-      hasSnap: snapIn(state.pid),
-      passwd: () => new InstanceFiles({ pid: state.pid, instance: r.name }).read("/etc/passwd"),
+      // A VM's processes are the guest's, seen through its agent, not through QEMU's pid.
+      hasSnap: driver.hasGuestAgent(host) ? async () => false : snapIn(state.pid),
+      passwd: async () => (await driver.guestAgent(host))?.read("/etc/passwd") ?? new InstanceFiles({ pid: state.pid, instance: r.name }).read("/etc/passwd"),
     });
     const interactive = !!body.interactive;
     const spec = execOperation(
