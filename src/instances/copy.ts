@@ -114,7 +114,7 @@ export class InstanceCopier {
       phase: "creating",
     };
     checkExpansion({ before: record, beforeLayers: layers, after: record, afterLayers: layers, running: false });
-    await this.d.instances.checkRootDisk(expandDevices(record, layers));
+    await this.d.instances.roots.check(expandDevices(record, layers), record.type);
     return { record, source, fromSnapshot, withSnapshots: !fromSnapshot && !(src.instance_only || src.container_only), refresh: refresh && !!existing };
   }
 
@@ -157,7 +157,7 @@ export class InstanceCopier {
       undo.add(() => this.deleteSnapshotRecords(project, name));
 
       const layers = await this.d.profiles.resolve(project, record.profiles);
-      await this.d.instances.applyRootSize(record, layers);
+      await this.d.instances.roots.apply(record, layers);
       const fresh = await this.d.instances.volatileAtCreate(record, record.config["volatile.base_image"]);
       for (const k of KEPT_VOLATILE) delete fresh[k];
       if (fresh["volatile.apply_template"]) fresh["volatile.apply_template"] = "copy";

@@ -68,7 +68,7 @@ export class PoolMover {
         const root = rootDisk(expandDevices(r, await this.d.instances.layers(r)))!;
         const rootDevice = { ...(r.devices[root.name] ?? expandDevices(r, await this.d.instances.layers(r))[root.name]!), pool };
         moved = { ...r, pool, devices: { ...r.devices, [root.name]: rootDevice }, move: { from: r.pool } };
-        await this.d.instances.applyRootSize(moved, await this.d.instances.layers(r));
+        await this.d.instances.roots.apply(moved, await this.d.instances.layers(r));
         await this.d.driver.delete(hostName(project, name));
         await this.d.driver.create(await this.d.specs.build(moved, volume.path));
         await store.put(key, moved);

@@ -10,7 +10,6 @@ import { Revert } from "../core/revert.js";
 import type { VolumeRef } from "../storage/driver.js";
 import type { ImageStore } from "../images/store.js";
 import type { DocumentStore } from "../state/store.js";
-import { parseSize } from "../config/keys.js";
 import type { StorageService } from "../storage/service.js";
 import { allocateIdmap, idmapConfig, idmapFromJson, idmapToJson, readHostPool, type HostIdPool } from "../sys/idmap.js";
 import { validateDevices } from "./config/devices.js";
@@ -19,6 +18,8 @@ import { validateInstanceName } from "./config/name.js";
 import { imageConfig, onlyVolatile, profileList, stripVolatile } from "./config/record-fields.js";
 import type { InstanceEngines } from "./drivers/engines.js";
 import { checkDevicesApplied, expandConfig, expandDevices, rootDisk } from "./expand.js";
+import { RootDisks } from "./root-disk.js";
+import { prepareCreate } from "./create-request.js";
 import { checkExpansion, noRootDevice } from "./expansion.js";
 import type { ProfileLayer } from "../profiles/record.js";
 import { layersOf, type ProfileStore } from "../profiles/store.js";
@@ -30,7 +31,7 @@ import { withNicVolatile } from "./devices/nic.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
 import { renameSnapshotRecords, snapshotPrefix } from "./snapshots/record.js";
-import { pullInstanceImage, remoteImageRef, type PullContext, type RemoteImageRef } from "./image-source.js";
+import { pullInstanceImage, type PullContext, type RemoteImageRef } from "./image-source.js";
 
 export interface InstanceServiceDeps {
   store: DocumentStore;
@@ -66,13 +67,6 @@ export interface PreparedCreate {
   remote?: RemoteImageRef;
 }
 
-/** The root disk's `size` in bytes, or undefined when it has none. */
-export function rootDiskSize(devices: Record<string, Record<string, string>>): number | undefined {
-  const root = rootDisk(devices);
-  const size = root ? devices[root.name]!.size : undefined;
-  return size ? parseSize(size) : undefined;
-}
-
 /** How long an instance operation waits for another one on the same instance. */
 export const LOCK_TIMEOUT_MS = 60_000;
 
@@ -85,7 +79,9 @@ export class InstanceService {
   readonly locks = new KeyedLock();
   private pool?: Promise<HostIdPool>;
 
-  constructor(private readonly d: InstanceServiceDeps) {}
+  constructor(private readonly d: InstanceServiceDeps) {
+    this.roots = new RootDisks(d.storage);
+  }
 
   private hostPool(): Promise<HostIdPool> {
     return (this.pool ??= readHostPool());
@@ -116,49 +112,10 @@ export class InstanceService {
 
   /**
    * Checks a create request and resolves its image without changing anything, so bad input
-   * is refused on the request itself (400/404) before any operation starts.
+   * is refused on the request itself (400/404) before any operation starts (create-request.ts).
    */
-  async prepare(project: string, req: InstancesPost): Promise<PreparedCreate> {
-    const name = validateInstanceName(req.name);
-    const type = req.type || "container";
-    if (type !== "container" && type !== "virtual-machine") throw badRequest(`Unknown instance type "${type}": use "container" or "virtual-machine"`);
-    if (!this.d.driver.supports(type)) throw badRequest("Virtual machines are not available on this host: QEMU (qemu-system-x86_64) is not installed");
-    const config = validateInstanceConfig(req.config ?? {});
-    for (const k of Object.keys(config)) if (k.startsWith("volatile.")) throw badRequest(`"${k}" is set by lodged, not by requests`);
-    const devices = validateDevices(req.devices);
-    checkDevicesApplied(devices);
-    await checkNicParents(devices, {}, { networks: this.d.networks, project, instance: name });
-    await checkVolumeDisks(devices, {}, this.d.volumes, project);
-    await checkDeviceSources(devices);
-    const profiles = profileList(req.profiles);
-    const layers = await this.d.profiles.resolve(project, profiles);
-    const remote = remoteImageRef(req.source ?? { type: "none" });
-    const image = remote ? undefined : await this.resolveImage(project, req);
-    if (image && (image.type || "container") !== type) throw badRequest(`Requested image's type "${image.type || "container"}" doesn't match instance type "${type}"`);
-    const root = rootDisk(expandDevices({ devices }, layers));
-    if (!root) throw noRootDevice(name);
-    const pool = root.pool;
-    await this.d.storage.pool(pool);
-    const record: InstanceRecord = {
-      name,
-      project,
-      type,
-      architecture: image?.architecture ?? "x86_64",
-      description: req.description ?? "",
-      config: { ...imageConfig(image), ...config },
-      devices,
-      profiles,
-      ephemeral: !!req.ephemeral,
-      stateful: false,
-      created_at: "",
-      last_used_at: NEVER,
-      pool,
-      phase: "creating",
-    };
-    checkExpansion({ before: record, beforeLayers: layers, after: record, afterLayers: layers, running: false });
-    await this.checkRootDisk(expandDevices(record, layers));
-    if (await this.d.store.get(instanceKey(project, name))) throw conflict(`Instance "${name}" already exists`);
-    return { record, image: image?.fingerprint, remote };
+  prepare(project: string, req: InstancesPost): Promise<PreparedCreate> {
+    return prepareCreate({ ...this.d, roots: this.roots }, project, req);
   }
 
   /** Creates a prepared instance from its image (or empty); it is left stopped. */
@@ -191,7 +148,7 @@ export class InstanceService {
       if (volume.ownedAs) volatile["volatile.last_state.idmap"] = idmapToJson(volume.ownedAs);
 
       const layers = await this.d.profiles.resolve(project, record.profiles);
-      await this.applyRootSize(record, layers);
+      await this.roots.apply(record, layers);
       record.config = withNicVolatile({ ...record.config, ...volatile }, expandDevices(record, layers), { running: false });
       const spec = await this.d.specs.build(record, volume.path);
       await this.d.driver.create(spec);
@@ -264,7 +221,7 @@ export class InstanceService {
       phase: "creating",
     };
     checkExpansion({ before: record, beforeLayers: layers, after: record, afterLayers: layers, running: false });
-    await this.checkRootDisk(expandDevices(record, layers));
+    await this.roots.check(expandDevices(record, layers), record.type);
     const undo = new Revert();
     try {
       try {
@@ -276,7 +233,7 @@ export class InstanceService {
       const volume = makeVolume ? await makeVolume(record.pool) : await this.d.storage.createInstanceVolume(record.pool, project, name, record.type, undefined, signal);
       undo.add(() => this.d.storage.deleteInstanceVolume(record.pool, project, name, record.type));
       await fill(volume, undo);
-      await this.applyRootSize(record, layers);
+      await this.roots.apply(record, layers);
       record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record)), ...req.keepVolatile }, expandDevices(record, layers), { running: false });
       await this.d.driver.create(await this.d.specs.build(record, volume.path));
       undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
@@ -292,22 +249,6 @@ export class InstanceService {
     }
     this.d.events.lifecycle("instance-created", instanceUrl(project, name), {}, project);
     return record;
-  }
-
-  private async resolveImage(project: string, req: InstancesPost) {
-    const src = req.source ?? { type: "none" };
-    if (src.type === "none") return undefined;
-    if (src.type !== "image") throw badRequest(`Instance source type "${src.type}" is not supported yet`);
-    let ref = src.fingerprint;
-    if (!ref && src.alias) {
-      try {
-        ref = (await this.d.images.aliases.get(project, src.alias)).target;
-      } catch {
-        throw notFound(`Image "${src.alias}" not found`);
-      }
-    }
-    if (!ref) throw badRequest("The image source needs an alias or a fingerprint");
-    return this.d.images.record(project, ref);
   }
 
   /** volatile.* keys LXD sets at creation (and on a copy): the id map, the image, templates to apply. */
@@ -376,9 +317,9 @@ export class InstanceService {
       };
       const running = (await this.d.driver.status(hostName(project, name))).status !== "Stopped";
       const after = checkExpansion({ before, beforeLayers, after: proposed, afterLayers, running });
-      await this.checkRootDisk(expandDevices(after, afterLayers));
+      await this.roots.check(expandDevices(after, afterLayers), after.type);
       // What runs changes first; if it cannot, nothing is stored. If the store fails, it is undone.
-      const undoSize = await this.changeRootSize(before, expandDevices(before, beforeLayers), expandDevices(after, afterLayers));
+      const undoSize = await this.roots.change(before, expandDevices(before, beforeLayers), expandDevices(after, afterLayers));
       let undoLive: (() => Promise<void>) | undefined;
       try {
         undoLive = await live?.(before, after, { before: beforeLayers, after: afterLayers });
@@ -393,34 +334,8 @@ export class InstanceService {
     }));
   }
 
-  /** Refuses a root disk size the pool cannot enforce, rather than ignoring it. */
-  async checkRootDisk(devices: Record<string, Record<string, string>>): Promise<void> {
-    const root = rootDisk(devices);
-    if (!root || !devices[root.name]!.size) return;
-    if (!(await this.d.storage.capabilities(root.pool)).quotas)
-      throw badRequest(`Device "${root.name}": "size" needs a storage pool with quotas; pool "${root.pool}" has none`);
-  }
-
-  /**
-   * Puts the root disk's `size` on the instance's new volume (create, copy, move, import); the
-   * pool was checked to have quotas (checkRootDisk).
-   */
-  async applyRootSize(r: InstanceRecord, layers: readonly ProfileLayer[]): Promise<void> {
-    const size = rootDiskSize(expandDevices(r, layers));
-    if (size !== undefined) await this.d.storage.setVolumeQuota(await this.d.storage.instanceVolume(r.pool, r.project, r.name, r.type), size);
-  }
-
-  /**
-   * Sets the volume's limit to the root disk size of `after` when it differs from `before`'s
-   * (a running instance is held to it at once). Returns the undo, or undefined when nothing changed.
-   */
-  async changeRootSize(r: InstanceRecord, before: Record<string, Record<string, string>>, after: Record<string, Record<string, string>>): Promise<(() => Promise<void>) | undefined> {
-    const [from, to] = [rootDiskSize(before), rootDiskSize(after)];
-    if (from === to) return undefined;
-    const ref = await this.d.storage.instanceVolume(r.pool, r.project, r.name, r.type);
-    await this.d.storage.setVolumeQuota(ref, to);
-    return () => this.d.storage.setVolumeQuota(ref, from);
-  }
+  /** The root disk's size: checked against the pool, put on new volumes, changed (root-disk.ts). */
+  readonly roots: RootDisks;
 
   /** The instance's profiles, resolved in order (for expansion). */
   layers(r: InstanceRecord): Promise<ProfileLayer[]> {

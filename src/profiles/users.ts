@@ -52,14 +52,14 @@ export async function changeProfileForUsers(d: ProfileUsersDeps, before: Profile
       const afterLayers = beforeLayers.map((l) => (l.name === name ? { name, config: after.config, devices: after.devices } : l));
       const running = await d.running(r);
       const next = refusing(r.name, () => checkExpansion({ before: r, beforeLayers, after: r, afterLayers, running }));
-      await refusingAsync(r.name, () => d.instances.checkRootDisk(expandDevices(next, afterLayers)));
+      await refusingAsync(r.name, () => d.instances.roots.check(expandDevices(next, afterLayers), next.type));
       plans.push({ before: r, after: next, layers: { before: beforeLayers, after: afterLayers }, running });
     }
     const undo = new Revert();
     try {
       for (const p of plans) {
         // A root disk size from the profile holds every user's volume, running or not.
-        const undoSize = await refusingAsync(p.before.name, () => d.instances.changeRootSize(p.before, expandDevices(p.before, p.layers.before), expandDevices(p.after, p.layers.after)));
+        const undoSize = await refusingAsync(p.before.name, () => d.instances.roots.change(p.before, expandDevices(p.before, p.layers.before), expandDevices(p.after, p.layers.after)));
         if (undoSize) undo.add(undoSize);
         if (!p.running) continue;
         const undoOne = await refusingAsync(p.before.name, () => d.live(p.before, p.after, p.layers));
