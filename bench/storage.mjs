@@ -51,7 +51,7 @@ import { join, resolve } from "node:path";
 import { parseOptions } from "./lib/options.mjs";
 import { http, run, sleep } from "./lib/run.mjs";
 import { Bench, imageIn, log, must } from "./lib/servers.mjs";
-import { COMPARE_HEADER, compare, compareRow, errorLines, fmtLoad, fmtMs, loadSampler, table } from "./lib/stats.mjs";
+import { COMPARE_HEADER, compare, compareRow, errorLines, fmtLoad, fmtServers, fmtMs, table } from "./lib/stats.mjs";
 
 const PARTS = ["launch", "data", "debian"];
 const DRIVERS = ["btrfs", "dir"];
@@ -135,8 +135,15 @@ async function deleteOurPools(server) {
       if (m) await run("lxc", ["storage", "volume", "delete", p, `${m[1]}/${decodeURIComponent(m[2])}`], { env: server.env, timeoutMs: 60000 });
     }
     log(`cleaning up: deleting pool ${p} on ${server.label}`);
-    const r = await run("lxc", ["storage", "delete", p], { env: server.env, timeoutMs: 120000 });
-    if (r.code !== 0) log(`  could not delete pool ${p} on ${server.label}: ${(r.stderr || r.stdout).trim()}`);
+    for (let attempt = 1; ; attempt++) {
+      const r = await run("lxc", ["storage", "delete", p], { env: server.env, timeoutMs: 120000 });
+      if (r.code === 0) break;
+      if (attempt === 3) {
+        log(`  could not delete pool ${p} on ${server.label}: ${(r.stderr || r.stdout).trim()}`);
+        break;
+      }
+      await sleep(2000 * attempt);
+    }
   }
 }
 
@@ -267,7 +274,7 @@ function printText(r) {
   const m = r.meta;
   const lines = [];
   lines.push(`Storage, Lodge vs LXD through the same lxc client (${m.lxcClient}), same driver on both sides; ${m.runs} runs; ${m.dataMiB} MiB of data; no NIC`);
-  lines.push(`Lodge: ${m.lodge}${m.lxd ? `   LXD: ${m.lxd}` : `   LXD: missing (${m.lxdMissing})`}`);
+  lines.push(fmtServers(m));
   lines.push(`pools: btrfs on a ${m.poolSize} loop file, dir; Debian on the default pool (${Object.entries(m.defaultPool ?? {}).map(([k, v]) => `${k} ${v}`).join(", ") || "–"})`);
   lines.push(fmtLoad(m));
   lines.push("");
@@ -283,11 +290,7 @@ function printText(r) {
 // Main
 
 async function main() {
-  const load = loadSampler();
-  if (load.high) log(`note: load average ${load.loadStart.l1} on ${load.loadStart.cpus} CPUs, numbers will be noisy`);
-  const lxcClient = await bench.lxcClientVersion();
-  await bench.ensureBuilt();
-  const { lodge, lxd } = await bench.start();
+  await bench.start();
   const servers = bench.servers;
 
   const defaultPool = {};
@@ -331,20 +334,7 @@ async function main() {
     }
   }
 
-  const meta = {
-    date: new Date().toISOString(),
-    runs: opts.runs,
-    only: [...opts.only],
-    dataMiB: opts.dataMiB,
-    poolSize: opts.poolSize,
-    lxcClient,
-    lodge: lodge.version,
-    lxd: lxd?.version ?? null,
-    lxdMissing: bench.lxdMissing,
-    lxdStartedByBench: !!bench.lxdChild,
-    defaultPool,
-    ...load.stop(),
-  };
+  const meta = bench.meta({ only: [...opts.only], dataMiB: opts.dataMiB, poolSize: opts.poolSize, defaultPool });
   return { meta, metrics: compare(METRICS, samples), systemStates, notes, errors: bench.errors };
 }
 

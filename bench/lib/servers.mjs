@@ -11,6 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { socketOwner } from "./proc.mjs";
 import { answers, http, run, running, sleep } from "./run.mjs";
+import { loadSampler } from "./stats.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const LODGE_CLI = join(ROOT, "dist/lodge.js");
@@ -130,6 +131,22 @@ export class Bench {
     }
   }
 
+  /** What every result's meta says (the load ends here), with the bench's own fields. */
+  meta(fields) {
+    const lxd = this.servers.find((s) => s.key === "lxd");
+    return {
+      date: new Date().toISOString(),
+      runs: this.opts.runs,
+      lxcClient: this.lxcClient,
+      lodge: this.servers.find((s) => s.key === "lodge")?.version ?? null,
+      lxd: lxd?.version ?? null,
+      lxdMissing: this.lxdMissing,
+      lxdStartedByBench: !!this.lxdChild,
+      ...fields,
+      ...this.load.stop(),
+    };
+  }
+
   /** The lxc client's version; throws when it is missing. */
   async lxcClientVersion() {
     const client = await run("lxc", ["version"], { env: this.lxcEnv("/nonexistent") });
@@ -143,8 +160,15 @@ export class Bench {
     must(await run("npm", ["run", "build"], { env: process.env }), "npm run build");
   }
 
-  /** Both servers, described and ready for `lxc`: Lodge always, LXD unless it cannot run. */
-  async start() {
+  /**
+   * Starts sampling the load, checks the client, builds dist/ if any of `build` is missing, and
+   * starts both servers, described and ready for `lxc`: Lodge always, LXD unless it cannot run.
+   */
+  async start({ build } = {}) {
+    this.load = loadSampler();
+    if (this.load.high) log(`note: load average ${this.load.loadStart.l1} on ${this.load.loadStart.cpus} CPUs, numbers will be noisy`);
+    this.lxcClient = await this.lxcClientVersion();
+    await this.ensureBuilt(build);
     this.servers.push(await this.startLodge());
     const lxd = await this.startLxd();
     if (lxd) this.servers.push(lxd);
@@ -303,8 +327,26 @@ export class Bench {
     }
   }
 
+  /**
+   * Waits (up to timeoutMs in all) for the server's running operations on the bench's objects:
+   * a client killed by an interrupt leaves its operation running (a backup, a copy), and what it
+   * holds cannot be deleted until it ends.
+   */
+  async waitOurOperations(server, timeoutMs = 60000) {
+    const t0 = performance.now();
+    const r = await http(server.socket, "GET", "/1.0/operations?recursion=1", undefined, 10000).catch(() => null);
+    const ops = Object.values(r?.json?.metadata ?? {}).flat().filter((op) => op?.status === "Running" && JSON.stringify(op.resources ?? {}).includes(`/${this.prefix}-`));
+    for (const op of ops) {
+      const left = Math.floor((timeoutMs - (performance.now() - t0)) / 1000);
+      if (left < 1) return;
+      log(`cleaning up: waiting for ${server.label}'s operation ${op.description ?? op.id} to end`);
+      await http(server.socket, "GET", `/1.0/operations/${op.id}/wait?timeout=${left}`, undefined, (left + 5) * 1000).catch(() => null);
+    }
+  }
+
   /** Instances first, then the images it imported, what the bench registered in cleanups, the profile. */
   async cleanServer(server) {
+    await this.waitOurOperations(server);
     await this.deleteOurInstances(server);
     for (const fp of server.importedImages ?? []) await run("lxc", ["image", "delete", fp], { env: server.env, timeoutMs: 60000 });
     for (const fn of this.cleanups) await fn(server);

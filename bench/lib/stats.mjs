@@ -75,6 +75,11 @@ export function loadSampler() {
   };
 }
 
+/** The servers line of a result's meta. */
+export function fmtServers(m) {
+  return `Lodge: ${m.lodge}${m.lxd ? `   LXD: ${m.lxd}` : `   LXD: missing (${m.lxdMissing})`}`;
+}
+
 /** The load line of a result's meta. */
 export function fmtLoad(m) {
   return `load average at start ${m.loadStart.l1} ${m.loadStart.l5} ${m.loadStart.l15}, at end ${m.loadEnd.l1} ${m.loadEnd.l5} ${m.loadEnd.l15} (${m.loadStart.cpus} CPUs)${m.loadDuring ? `; 1-min load during: mean ${m.loadDuring.mean.toFixed(1)}, max ${m.loadDuring.max}` : ""}${m.loadHigh ? "  — HIGH at start: numbers are noisy, run again" : ""}`;
