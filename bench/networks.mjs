@@ -46,20 +46,13 @@
 // bench's appeared there meanwhile: then LXD is left running and the bench says so). LXD's own
 // initialisation (the `default` dir pool and root disk) is kept. All container traffic stays on
 // the bench's own bridges (no ping, no outside address is used; NAT is configured but unused).
-import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-import { socketOwner } from "./lib/proc.mjs";
-import { answers, http, run, running, sleep } from "./lib/run.mjs";
-import { fmtMs, summary, table } from "./lib/stats.mjs";
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { parseOptions } from "./lib/options.mjs";
+import { http, run, sleep } from "./lib/run.mjs";
+import { Bench, log, must } from "./lib/servers.mjs";
+import { COMPARE_HEADER, compare, compareRow, errorLines, fmtLoad, fmtServers, fmtMs, table } from "./lib/stats.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const LODGE_CLI = join(root, "dist/lodge.js");
-const LODGED = join(root, "dist/lodged.js");
-const DEFAULT_LXD_SOCKET = "/var/lib/lxd/unix.socket";
 const PARTS = ["create", "launch"];
 const POLL_MS = 50;
 const LEASE_TIMEOUT_MS = 60000;
@@ -67,53 +60,22 @@ const LEASE_TIMEOUT_MS = 60000;
 // ---------------------------------------------------------------------------------------------
 // Options
 
-function usage(msg) {
-  if (msg) console.error(`networks.mjs: ${msg}`);
-  console.error(
-    "usage: node bench/networks.mjs [--runs N] [--lodge-dir DIR] [--lxd-socket PATH] [--no-lxd] [--lxd-auto]\n" +
-      "                               [--subnets CIDR] [--only create,launch] [--json] [--report FILE]",
-  );
-  process.exit(2);
-}
-
-function parseArgs(argv) {
-  const o = { runs: 10, lodgeDir: null, lxdSocket: null, noLxd: false, lxdAuto: false, subnets: "198.18.0.0/15", json: false, only: new Set(PARTS) };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const [flag, inline] = a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
-    const val = () => inline ?? argv[++i] ?? usage(`${flag} needs a value`);
-    switch (flag) {
-      case "--runs": {
-        const v = val();
-        o.runs = Number(v);
-        if (!Number.isInteger(o.runs) || o.runs < 1) usage(`--runs needs a whole number ≥ 1, got ${v}`);
-        break;
-      }
-      case "--lodge-dir": o.lodgeDir = resolve(val()); break;
-      case "--lxd-socket": o.lxdSocket = resolve(val()); break;
-      case "--no-lxd": o.noLxd = true; break;
-      case "--lxd-auto": o.lxdAuto = true; break;
-      case "--subnets": o.subnets = val(); break;
-      case "--json": o.json = true; break;
-      case "--report": o.report = resolve(val()); break;
-      case "--only": {
-        o.only = new Set(val().split(",").map((s) => s.trim()).filter(Boolean));
-        for (const p of o.only) if (!PARTS.includes(p)) usage(`unknown part ${p} (one of ${PARTS.join(", ")})`);
-        break;
-      }
-      case "-h": case "--help": usage(); break;
-      default: usage(`unknown argument ${a}`);
-    }
-  }
-  return o;
-}
-
-const opts = parseArgs(process.argv.slice(2));
+const opts = parseOptions(process.argv.slice(2), {
+  script: "networks.mjs",
+  usage:
+    "node bench/networks.mjs [--runs N] [--lodge-dir DIR] [--lxd-socket PATH] [--no-lxd] [--lxd-auto]\n" +
+    "                               [--subnets CIDR] [--only create,launch] [--json] [--report FILE]",
+  parts: PARTS,
+  defaults: { lxdAuto: false, subnets: "198.18.0.0/15" },
+  flags: {
+    "--lxd-auto": (o) => (o.lxdAuto = true),
+    "--subnets": (o, v) => (o.subnets = v()),
+  },
+});
 if (opts.report) {
   printText(JSON.parse(readFileSync(opts.report, "utf8")));
   process.exit(0);
 }
-const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 
 // ---------------------------------------------------------------------------------------------
 // IPv4 subnets: distinct /24s from --subnets that overlap nothing the host has
@@ -123,7 +85,7 @@ const n2ip = (n) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join
 
 function parseCidr(s) {
   const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(s);
-  if (!m || Number(m[2]) > 24) usage(`--subnets needs an IPv4 CIDR of /24 or wider, got ${s}`);
+  if (!m || Number(m[2]) > 24) throw new Error(`--subnets needs an IPv4 CIDR of /24 or wider, got ${s}`);
   const size = 2 ** (32 - Number(m[2]));
   const base = Math.floor(ip2n(m[1]) / size) * size;
   return { base, size };
@@ -161,197 +123,24 @@ async function nextSubnet() {
   throw new Error(`no free /24 left in ${opts.subnets}`);
 }
 
+
 // ---------------------------------------------------------------------------------------------
 // State shared with the clean-up
 
-const PREFIX = `nb${process.pid}`;
-const base = mkdtempSync(join(tmpdir(), "lodge-netbench-"));
-chmodSync(base, 0o711); // an unprivileged container's root must be able to reach its rootfs below
-const lxcConf = join(base, "lxc-conf");
-mkdirSync(lxcConf);
-const st = {
-  servers: [], // { key, label, socket, env, image, profileArgs, importedImage, createdProfile, version, net }
-  lodgeChild: null,
-  lodgeDir: null,
-  lxdChild: null, // set when this bench started LXD
-  lxdMissing: null,
-  aborted: false,
-  cleaning: null,
-};
-let seq = 0;
-const newName = (kind) => `${PREFIX}-${kind}${seq++}`; // ≤ 15 characters: network names are interface names
-const errors = [];
+// Names ≤ 15 characters: network names are interface names.
+const bench = new Bench({ prefix: `nb${process.pid}`, tmpName: "lodge-netbench", opts });
+const PREFIX = bench.prefix;
+const newName = (kind) => bench.newName(kind);
+const lxc = (server, args, timeoutMs) => bench.lxc(server, args, timeoutMs);
+const sample = (what, fn) => bench.sample(what, fn);
 const notes = [];
 
-function lxcEnv(socket) {
-  const env = { ...process.env, LXD_SOCKET: socket, LXD_CONF: lxcConf };
-  delete env.LXD_DIR;
-  return env;
+/** A root disk for instances, and the image on the server. */
+async function prepare(server, image) {
+  await bench.ensureRootDisk(server);
+  await bench.importImage(server, image);
 }
 
-async function lxc(server, args, timeoutMs = 180000) {
-  if (st.aborted) throw new Error("interrupted");
-  return run("lxc", args, { env: server.env, timeoutMs });
-}
-
-function must(r, what) {
-  if (r.code !== 0) throw new Error(`${what}: exit ${r.code}: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" | ")}`);
-  return r;
-}
-
-/** Records the error of one sample and goes on (the clean-up catches what it left behind). */
-async function sample(what, fn) {
-  try {
-    await fn();
-  } catch (e) {
-    if (st.aborted) throw e;
-    errors.push(`${what}: ${e.message}`);
-    log(`  ! ${what}: ${e.message}`);
-  }
-}
-
-async function waitFor(cond, timeoutMs, what) {
-  const t0 = performance.now();
-  for (let d = 10; ; d = Math.min(d * 2, 200)) {
-    if (await cond()) return;
-    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(d);
-  }
-}
-
-function tail(path, lines = 5) {
-  try {
-    return readFileSync(path, "utf8").trim().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "";
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Servers
-
-async function ensureBuilt() {
-  if (existsSync(LODGED) && existsSync(LODGE_CLI)) return;
-  log("dist/ is missing: npm run build");
-  must(await run("npm", ["run", "build"], { env: process.env }), "npm run build");
-}
-
-async function startLodge() {
-  let dir = opts.lodgeDir;
-  if (!dir) {
-    dir = join(base, "lodge");
-    const out = join(base, "lodged.out");
-    const fd = openSync(out, "a");
-    log(`starting lodged on ${dir}`);
-    // Its own process group: a Ctrl-C must not kill it before its instances and networks are gone.
-    st.lodgeChild = spawn(process.execPath, [LODGED, "--dir", dir], { detached: true, stdio: ["ignore", fd, fd] });
-    closeSync(fd);
-    let exited = null;
-    st.lodgeChild.on("exit", (code, sig) => (exited = code ?? sig));
-    await waitFor(async () => exited !== null || (existsSync(join(dir, "unix.socket")) && (await answers(join(dir, "unix.socket")))), 30000, "lodged's socket");
-    if (exited !== null) throw new Error(`lodged exited (${exited}):\n${tail(out, 10)}`);
-  }
-  const socket = join(dir, "unix.socket");
-  if (!(await answers(socket))) throw new Error(`no lodged answers on ${socket}`);
-  st.lodgeDir = dir;
-  return { key: "lodge", label: "Lodge", socket, daemonPid: st.lodgeChild?.pid ?? socketOwner(socket) };
-}
-
-async function startLxd() {
-  if (opts.noLxd) {
-    st.lxdMissing = "--no-lxd given";
-    return null;
-  }
-  const socket = opts.lxdSocket ?? DEFAULT_LXD_SOCKET;
-  if (await answers(socket)) return { key: "lxd", label: "LXD", socket };
-  if (opts.lxdSocket) {
-    st.lxdMissing = `nothing answers on --lxd-socket ${socket}`;
-    return null;
-  }
-  if ((await run("sh", ["-c", "command -v lxd"])).code !== 0) {
-    st.lxdMissing = `the lxd daemon is not installed (apt-get install -y lxd) and nothing answers on ${socket}`;
-    return null;
-  }
-  const lxdLog = join(base, "lxd.log");
-  const lxdDir = dirname(socket);
-  log("starting LXD (lxd --group root), it will be stopped at the end");
-  const fd = openSync(join(base, "lxd.out"), "a");
-  st.lxdChild = spawn("lxd", ["--group", "root", "--logfile", lxdLog], { detached: true, stdio: ["ignore", fd, fd], env: { ...process.env, LXD_DIR: lxdDir } });
-  closeSync(fd);
-  let exited = null;
-  st.lxdChild.on("exit", (code, sig) => (exited = code ?? sig));
-  try {
-    await waitFor(async () => exited !== null || (await answers(socket)), 60000, "LXD's socket");
-  } catch (e) {
-    st.lxdMissing = `LXD did not come up: ${e.message}`;
-    return null;
-  }
-  if (exited !== null) {
-    st.lxdChild = null;
-    st.lxdMissing = `lxd exited (${exited}): ${tail(join(base, "lxd.out"))} ${tail(lxdLog)}`;
-    return null;
-  }
-  const ready = await run("lxd", ["waitready", "--timeout=60"], { env: { ...process.env, LXD_DIR: lxdDir } });
-  if (ready.code !== 0) {
-    st.lxdMissing = `lxd waitready failed: ${ready.stderr.trim()}`;
-    return null;
-  }
-  return { key: "lxd", label: "LXD", socket };
-}
-
-/** Storage and a root disk for LXD (a `dir` pool when it has none), the image on both. */
-async function prepare(server, imageFile, fingerprint) {
-  server.env = lxcEnv(server.socket);
-  const info = await http(server.socket, "GET", "/1.0");
-  const env = info.json?.metadata?.environment ?? {};
-  server.version = `${env.server ?? "?"} ${env.server_version ?? "?"}`;
-  server.profileArgs = [];
-  if (server.key === "lxd") {
-    const pools = (await http(server.socket, "GET", "/1.0/storage-pools")).json?.metadata ?? [];
-    if (pools.length === 0) {
-      if (!st.lxdChild) throw new Error(`LXD at ${server.socket} has no storage pool (run lxd init)`);
-      log("LXD: no storage pool, creating `default` (dir)");
-      must(await lxc(server, ["storage", "create", "default", "dir"]), "lxc storage create");
-      pools.push("/1.0/storage-pools/default");
-    }
-    const devices = (await http(server.socket, "GET", "/1.0/profiles/default")).json?.metadata?.devices ?? {};
-    if (!Object.values(devices).some((d) => d.type === "disk" && d.path === "/")) {
-      if (st.lxdChild) {
-        log("LXD: adding a root disk to the default profile");
-        must(await lxc(server, ["profile", "device", "add", "default", "root", "disk", "path=/", "pool=default"]), "lxc profile device add");
-      } else {
-        // Not our LXD: leave its default profile alone and launch with a root-disk profile of our own.
-        const name = `${PREFIX}-root`;
-        must(await lxc(server, ["profile", "create", name]), "lxc profile create");
-        server.createdProfile = name;
-        must(await lxc(server, ["profile", "device", "add", name, "root", "disk", "path=/", `pool=${pools[0].split("/").pop()}`]), "lxc profile device add");
-        server.profileArgs = ["-p", "default", "-p", name];
-      }
-    }
-  }
-  const img = await http(server.socket, "GET", `/1.0/images/${fingerprint}`);
-  if (img.status === 200) {
-    log(`${server.label}: image ${fingerprint.slice(0, 12)} already there, reusing it`);
-  } else {
-    must(await lxc(server, ["image", "import", imageFile]), `${server.label}: lxc image import`);
-    server.importedImage = true;
-  }
-  server.image = fingerprint;
-}
-
-async function buildImage() {
-  const out = join(base, "image");
-  mkdirSync(out);
-  log("building images/busybox.yaml");
-  const r = await run(process.execPath, [LODGE_CLI, "image", "build", join(root, "images/busybox.yaml"), "-o", out], {
-    env: { ...process.env, LODGE_DIR: st.lodgeDir },
-  });
-  must(r, "lodge image build");
-  const files = readdirSync(out).filter((f) => /\.tar(\.xz|\.gz)?$/.test(f));
-  if (files.length !== 1) throw new Error(`expected one image tarball in ${out}, found: ${readdirSync(out).join(", ")}`);
-  const file = join(out, files[0]);
-  return { file, fingerprint: createHash("sha256").update(readFileSync(file)).digest("hex") };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Measurements
@@ -420,32 +209,14 @@ async function launchRun(server, i, { warmUp = false } = {}) {
 // ---------------------------------------------------------------------------------------------
 // Clean-up
 
-const nameOf = (u) => decodeURIComponent(String(u).split("/").pop().split("?")[0]);
-
-async function listOurs(server, what) {
-  const r = await http(server.socket, "GET", `/1.0/${what}`, undefined, 10000);
-  return (r.json?.metadata ?? []).map(nameOf).filter((n) => n.startsWith(`${PREFIX}-`));
-}
-
 /** Our managed networks (the other server's bridges show up here too, as unmanaged interfaces). */
 async function listOurNetworks(server) {
   const r = await http(server.socket, "GET", "/1.0/networks?recursion=1", undefined, 10000);
   return (r.json?.metadata ?? []).filter((n) => n.managed && n.name?.startsWith(`${PREFIX}-`)).map((n) => n.name);
 }
 
-async function deleteOurs(server) {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    let ours;
-    try {
-      ours = await listOurs(server, "instances");
-    } catch {
-      return;
-    }
-    if (ours.length === 0) break;
-    log(`cleaning up: deleting ${ours.length} instance(s) on ${server.label}`);
-    await Promise.all(ours.map((n) => run("lxc", ["delete", "--force", n], { env: server.env, timeoutMs: 120000 })));
-    await sleep(500 * attempt);
-  }
+/** Deletes the bench's networks on a server (after its instances). */
+async function deleteOurNetworks(server) {
   // A create whose client was killed may still be under way on the server: wait until every
   // network the bench asked for is either there (then delete it) or plainly not found.
   const asked = server.netsAsked ?? new Set();
@@ -492,80 +263,8 @@ async function sweepLodgeNetworks(lodgeDir) {
   }
 }
 
-async function waitExit(child, ms) {
-  if (child.exitCode !== null || child.signalCode !== null) return true;
-  return new Promise((r) => {
-    const t = setTimeout(() => r(false), ms);
-    child.once("exit", () => {
-      clearTimeout(t);
-      r(true);
-    });
-  });
-}
-
-async function doCleanup() {
-  st.aborted = true; // nothing new starts from here on
-  for (const c of running) c.kill("SIGKILL"); // clients in flight; their server-side operations finish
-  for (const s of st.servers) {
-    if (!s.env) continue;
-    try {
-      await deleteOurs(s);
-      if (s.importedImage) await run("lxc", ["image", "delete", s.image], { env: s.env, timeoutMs: 60000 });
-      if (s.createdProfile) await run("lxc", ["profile", "delete", s.createdProfile], { env: s.env, timeoutMs: 60000 });
-    } catch (e) {
-      log(`clean-up on ${s.label}: ${e.message}`);
-    }
-  }
-  if (st.lodgeChild) {
-    st.lodgeChild.kill("SIGTERM");
-    if (!(await waitExit(st.lodgeChild, 10000))) st.lodgeChild.kill("SIGKILL");
-    const lxcpath = join(st.lodgeDir, "containers");
-    const ls = await run("lxc-ls", ["-P", lxcpath, "--running"]);
-    for (const n of ls.stdout.split(/\s+/).filter(Boolean)) {
-      log(`cleaning up: lxc-stop -k ${n} (left by lodged)`);
-      await run("lxc-stop", ["-k", "-P", lxcpath, "-n", n], { timeoutMs: 30000 });
-    }
-    await sweepLodgeNetworks(st.lodgeDir);
-  }
-  if (st.lxdChild) {
-    const lxd = st.servers.find((s) => s.key === "lxd");
-    const others = lxd ? ((await http(lxd.socket, "GET", "/1.0/instances").catch(() => null))?.json?.metadata ?? []) : [];
-    if (others.length) {
-      log(`leaving the LXD this bench started running: it now has ${others.length} instance(s) that are not the bench's (stop it with: LXD_DIR=${dirname(opts.lxdSocket ?? DEFAULT_LXD_SOCKET)} lxd shutdown)`);
-    } else {
-      log("stopping the LXD this bench started");
-      const lxdDir = dirname(opts.lxdSocket ?? DEFAULT_LXD_SOCKET);
-      await run("lxd", ["shutdown", "--timeout=60"], { env: { ...process.env, LXD_DIR: lxdDir }, timeoutMs: 70000 });
-      if (!(await waitExit(st.lxdChild, 10000))) st.lxdChild.kill("SIGKILL");
-    }
-  }
-  try {
-    rmSync(base, { recursive: true, force: true });
-  } catch (e) {
-    log(`could not remove ${base}: ${e.message}`);
-  }
-}
-
-function cleanup() {
-  st.cleaning ??= doCleanup();
-  return st.cleaning;
-}
-
-let interrupts = 0;
-for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(sig, () => {
-    if (++interrupts > 1) {
-      log(`${sig} again: giving up the clean-up (check for instances and networks named ${PREFIX}-* and ${base})`);
-      process.exit(130);
-    }
-    log(`${sig}: cleaning up (send it again to give up)`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-process.on("unhandledRejection", (e) => {
-  log(`unexpected: ${e?.stack ?? e}`);
-  cleanup().finally(() => process.exit(1));
-});
+bench.cleanups.push(deleteOurNetworks);
+bench.afterLodge.push(sweepLodgeNetworks);
 
 // ---------------------------------------------------------------------------------------------
 // Report
@@ -578,20 +277,8 @@ const METRICS = [
   { id: "launch_ipv4", label: "launch --network → IPv4 in lxc list" },
 ];
 
-function loadavg() {
-  const [l1, l5, l15] = readFileSync("/proc/loadavg", "utf8").split(" ").map(Number);
-  return { l1, l5, l15, cpus: cpus().length };
-}
-
 function report(meta) {
-  const out = { meta, metrics: [], errors, notes };
-  for (const m of METRICS) {
-    const s = samples[m.id];
-    if (!s) continue;
-    const lodge = s.lodge ? summary(s.lodge) : null;
-    const lxd = s.lxd ? summary(s.lxd) : null;
-    out.metrics.push({ ...m, lodge: lodge && { ...lodge, samples: s.lodge }, lxd: lxd && { ...lxd, samples: s.lxd }, ratio: lodge && lxd ? lodge.median / lxd.median : null });
-  }
+  const out = { meta, metrics: compare(METRICS, samples), errors: bench.errors, notes };
   return out;
 }
 
@@ -599,19 +286,14 @@ function printText(r) {
   const m = r.meta;
   const lines = [];
   lines.push(`Managed networks, Lodge vs LXD through the same lxc client (${m.lxcClient}); ${m.runs} runs; busybox image (udhcpc)`);
-  lines.push(`Lodge: ${m.lodge}${m.lxd ? `   LXD: ${m.lxd}` : `   LXD: missing (${m.lxdMissing})`}`);
+  lines.push(fmtServers(m));
   lines.push(`given subnets from ${m.subnets}; networks used for launches: ${Object.entries(m.launchNets ?? {}).map(([k, v]) => `${k} ${v}`).join(", ") || "–"}`);
-  lines.push(`load average at start ${m.loadStart.l1} ${m.loadStart.l5} ${m.loadStart.l15}, at end ${m.loadEnd.l1} ${m.loadEnd.l5} ${m.loadEnd.l15} (${m.loadStart.cpus} CPUs)${m.loadDuring ? `; 1-min load during: mean ${m.loadDuring.mean.toFixed(1)}, max ${m.loadDuring.max}` : ""}${m.loadHigh ? "  — HIGH at start: numbers are noisy, run again" : ""}`);
+  lines.push(fmtLoad(m));
   lines.push("");
-  const rows = [["metric", "Lodge median", "p90", "LXD median", "p90", "Lodge/LXD"]];
-  for (const x of r.metrics) rows.push([x.label, fmtMs(x.lodge?.median), fmtMs(x.lodge?.p90), fmtMs(x.lxd?.median), fmtMs(x.lxd?.p90), x.ratio == null ? "–" : `${x.ratio.toFixed(2)}×`]);
+  const rows = [COMPARE_HEADER.slice(0, 6), ...r.metrics.map((x) => compareRow(x, false))];
   lines.push(table(rows));
   for (const n of r.notes ?? []) lines.push(`note: ${n}`);
-  if (r.errors.length) {
-    lines.push("");
-    lines.push(`errors (${r.errors.length}):`);
-    for (const e of r.errors) lines.push(`  ${e}`);
-  }
+  lines.push(...errorLines(r.errors));
   console.log(lines.join("\n"));
 }
 
@@ -619,24 +301,9 @@ function printText(r) {
 // Main
 
 async function main() {
-  const loadStart = loadavg();
-  const loadSamples = [loadStart.l1];
-  const sampler = setInterval(() => loadSamples.push(loadavg().l1), 5000);
-  sampler.unref();
-  if (loadStart.l1 > loadStart.cpus * 0.75) log(`note: load average ${loadStart.l1} on ${loadStart.cpus} CPUs, numbers will be noisy`);
-  const client = await run("lxc", ["version"], { env: lxcEnv("/nonexistent") });
-  if (client.code === null || /ENOENT/.test(client.stderr)) throw new Error("the lxc client is missing (apt-get install -y lxd-client)");
-  const lxcClient = /Client version:\s*(\S+)/.exec(client.stdout + client.stderr)?.[1] ?? "?";
-
-  await ensureBuilt();
-  const lodge = await startLodge();
-  st.servers.push(lodge);
-  const lxd = await startLxd();
-  if (lxd) st.servers.push(lxd);
-  else log(`LXD is missing: ${st.lxdMissing}; Lodge alone`);
-
-  const { file, fingerprint } = await buildImage();
-  for (const s of st.servers) await prepare(s, file, fingerprint);
+  const { lxd } = await bench.start();
+  const image = await bench.buildImage("images/busybox.yaml");
+  for (const s of bench.servers) await prepare(s, image);
 
   // Can LXD make networks here? One untimed try, so that a failure is reported once, clearly.
   if (lxd) {
@@ -644,15 +311,15 @@ async function main() {
     (lxd.netsAsked ??= new Set()).add(probe);
     const r = await lxc(lxd, ["network", "create", probe, `ipv4.address=${await nextSubnet()}`, "ipv4.nat=true", "ipv6.address=none"]);
     if (r.code !== 0) {
-      st.lxdMissing = `LXD cannot create a bridge network here: ${(r.stderr || r.stdout).trim()}`;
-      log(`${st.lxdMissing}; Lodge alone`);
-      st.servers.splice(st.servers.indexOf(lxd), 1);
-      await deleteOurs(lxd);
+      bench.lxdMissing = `LXD cannot create a bridge network here: ${(r.stderr || r.stdout).trim()}`;
+      log(`${bench.lxdMissing}; Lodge alone`);
+      await bench.cleanServer(lxd);
+      bench.servers.splice(bench.servers.indexOf(lxd), 1);
     } else must(await lxc(lxd, ["network", "delete", probe]), "LXD: network delete (probe)");
   }
-  if (lxd && !opts.lxdAuto && st.servers.includes(lxd))
+  if (lxd && !opts.lxdAuto && bench.servers.includes(lxd))
     notes.push("LXD's ipv4.address=auto is not timed: it probes candidate subnets from the host (ping and TCP :22 of .1 and .254, 1 s timeout) through the default route; --lxd-auto times it");
-  const servers = st.servers;
+  const servers = bench.servers;
 
   if (opts.only.has("create")) {
     for (let i = 0; i < opts.runs; i++) {
@@ -676,41 +343,12 @@ async function main() {
     }
   }
 
-  const loadEnd = loadavg();
-  clearInterval(sampler);
-  loadSamples.push(loadEnd.l1);
-  return report({
-    date: new Date().toISOString(),
-    runs: opts.runs,
-    lxcClient,
-    lodge: lodge.version,
-    lxd: servers.includes(lxd) ? lxd.version : null,
-    lxdMissing: st.lxdMissing,
-    lxdStartedByBench: !!st.lxdChild,
+  return report(bench.meta({
     lxdAuto: opts.lxdAuto,
     subnets: opts.subnets,
     launchNets,
-    image: fingerprint,
-    loadStart,
-    loadEnd,
-    loadDuring: { mean: loadSamples.reduce((a, b) => a + b, 0) / loadSamples.length, max: Math.max(...loadSamples) },
-    loadHigh: loadStart.l1 > loadStart.cpus * 0.75,
-  });
+    image: image.fingerprint,
+  }));
 }
 
-let result;
-let failed = null;
-try {
-  result = await main();
-} catch (e) {
-  failed = e;
-} finally {
-  if (interrupts === 0) await cleanup();
-}
-if (interrupts > 0) await new Promise(() => {}); // the signal handler exits
-if (failed) {
-  log(`failed: ${failed.stack ?? failed.message}`);
-  process.exit(1);
-}
-if (opts.json) console.log(JSON.stringify(result, null, 2));
-else printText(result);
+await bench.main(main, { json: opts.json, print: printText });
