@@ -94,8 +94,8 @@ const MAP = [
   { kind: "g" as const, nsid: 0, hostid: 1_500_000, range: 65536 },
 ];
 
-test("a container from an image is an overlay layer over one shifted image copy, shared, and gone without a trace", async (t) => {
-  const { storage, fp, dir } = await setup(t);
+test("a container from an image is an overlay layer over the image volume seen through its id map, shared, and gone without a trace", async (t) => {
+  const { storage, fp, dir, images } = await setup(t);
   const pool = join(dir, "storage-pools/default");
   const a = await storage.createInstanceVolume("default", "default", "a", "container", fp, undefined, MAP);
   const b = await storage.createInstanceVolume("default", "default", "b", "container", fp, undefined, MAP);
@@ -109,10 +109,14 @@ test("a container from an image is an overlay layer over one shifted image copy,
   }
   const mounts = await readFile("/proc/self/mountinfo", "utf8");
   assert.match(mounts, new RegExp(`${join(a.path, "rootfs")} .* - overlay `));
-  // One shifted lower for both, beside the image's own volume.
-  const images = (await readdir(join(pool, "images"))).sort();
-  assert.equal(images.length, 2, images.join(" "));
-  assert.ok(images.includes(fp) && images.some((e) => e.startsWith(`${fp}.map-`)));
+  // One lower for both, the image volume itself, unchanged (its own ids), with no mount left on it.
+  assert.deepEqual(await readdir(join(pool, "images")), [fp]);
+  assert.equal((await stat(join(pool, "images", fp, "rootfs/bin/busybox"))).uid, 0);
+  // It shares the unpacked image's files (hard links: one filesystem here), it does not copy them.
+  const unpacked = await images.ensureUnpacked(fp);
+  assert.equal((await stat(join(pool, "images", fp, "rootfs/bin/busybox"))).ino, (await stat(join(unpacked, "rootfs/bin/busybox"))).ino);
+  const points = (await readFile("/proc/self/mountinfo", "utf8")).split("\n").map((l) => l.split(" ")[4] ?? "");
+  assert.ok(!points.some((p) => p.endsWith("/lower-mnt")), "the idmapped lower is the overlay's own clone: no mount of it is left");
 
   // A write in one is its own: the other and the image volume do not see it.
   await writeFile(join(a.path, "rootfs/etc/only-a"), "a");
@@ -169,10 +173,10 @@ test("an image deleted while containers sit on it keeps its volumes until the la
   const a = await storage.createInstanceVolume("default", "default", "a", "container", fp, undefined, MAP);
   const b = await storage.createInstanceVolume("default", "default", "b", "container", fp);
   await images.delete("default", fp);
-  assert.equal((await readdir(join(pool, "images"))).length, 2, "the image volume and its shifted copy stay");
+  assert.deepEqual(await readdir(join(pool, "images")), [fp], "the image volume stays");
   assert.ok((await stat(join(a.path, "rootfs/bin/busybox"))).isFile());
   await storage.deleteInstanceVolume("default", "default", "a", "container");
-  assert.equal((await readdir(join(pool, "images"))).length, 2, "b still uses the image volume");
+  assert.deepEqual(await readdir(join(pool, "images")), [fp], "b still uses the image volume");
   assert.ok((await stat(join(b.path, "rootfs/bin/busybox"))).isFile());
   await storage.deleteInstanceVolume("default", "default", "b", "container");
   assert.deepEqual(await readdir(join(pool, "images")), []);
@@ -183,7 +187,7 @@ test("an image deleted while no container uses it takes its image volume along",
   const { storage, fp, dir, images } = await setup(t);
   await storage.createInstanceVolume("default", "default", "a", "container", fp, undefined, MAP);
   await storage.deleteInstanceVolume("default", "default", "a", "container");
-  assert.equal((await readdir(join(dir, "storage-pools/default/images"))).length, 2, "kept while the image is");
+  assert.deepEqual(await readdir(join(dir, "storage-pools/default/images")), [fp], "kept while the image is");
   await images.delete("default", fp);
   assert.deepEqual(await readdir(join(dir, "storage-pools/default/images")), []);
   assert.deepEqual(await storage.volumes(), []);
@@ -210,7 +214,7 @@ test("a copy of a layered container is a layer over the same image with a copy o
   await storage.deleteInstanceVolume("default", "default", "a", "container");
   assert.equal(await readFile(join(c.path, "rootfs/etc/fresh"), "utf8"), "f", "the copy does not depend on its source");
   assert.ok((await lstat(join(c.path, "rootfs/bin/sh"))).isSymbolicLink());
-  assert.equal((await readdir(join(dir, "storage-pools/default/images"))).length, 2);
+  assert.deepEqual(await readdir(join(dir, "storage-pools/default/images")), [fp]);
   await storage.deleteInstanceVolume("default", "default", "c", "container");
   assert.deepEqual(await readdir(join(dir, "storage-pools/default/images")), []);
 });

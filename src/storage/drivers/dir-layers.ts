@@ -5,12 +5,14 @@
  * volume). Creating an instance is then a few mkdirs and a mount, whatever the backing
  * filesystem (ext4 has no reflinks). The volume directory keeps LXD's layout.
  *
- * Ownership. An overlayfs mount cannot itself be idmapped, and overlayfs over idmapped layers
- * cannot be written by host root (its work directory cannot be made through the mapping). So
- * the lower layer is the image shifted once to the instance's id map: one copy per pool, image
- * and map, shared by every container with that map (all but isolated ones share one). The
- * upper layer holds shifted ids too; the liblxc driver sees an overlay rootfs, which it cannot
- * idmap, and starts it "shifted", as volatile.last_state.idmap says it is on disk.
+ * Ownership. An overlayfs mount cannot itself be idmapped, and an idmapped upper layer cannot
+ * be written by host root (overlayfs cannot make its work directory through the mapping). So
+ * the lower layer is an idmapped mount of the image volume (the image's own ids, seen shifted
+ * to the instance's id map: no copy per map), and the upper layer is a plain directory that
+ * holds shifted ids, which is what copy-up writes. The idmapped mount exists only while the
+ * overlay is mounted (overlayfs keeps its own private clone of it). The liblxc driver sees an
+ * overlay rootfs, which it cannot idmap, and starts it "layered": stored shifted, as
+ * volatile.last_state.idmap says.
  *
  * The overlay is mounted by host root, in the host's mount namespace, for as long as the
  * volume exists (and again at each daemon start: a host reboot drops it), so everything that
@@ -21,11 +23,11 @@
  * layer might carry (redirect_dir=nofollow, metacopy=off), and the lower volume is reachable
  * by host root alone (0700), so no container reaches it but through its own overlay.
  */
-import { createHash } from "node:crypto";
-import { chown, lstat, mkdir, readFile, readlink, readdir, rm, symlink } from "node:fs/promises";
+import { chown, lstat, mkdir, readFile, readlink, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative } from "node:path";
 import { run } from "../../sys/exec.js";
-import { idmapToJson, type IdmapEntry } from "../../sys/idmap.js";
+import { idmapFromJson, idmapToJson, lxcIdmapLines, toHost, type IdmapEntry } from "../../sys/idmap.js";
+import { nativePath } from "../../sys/native.js";
 
 /** The pool's directory of layers (root's alone). */
 export const LAYERS_DIR = "layers";
@@ -34,12 +36,6 @@ export const LAYERS_DIR = "layers";
 export function layerDir(volumePath: string): string {
   const typeDir = dirname(volumePath);
   return join(dirname(typeDir), LAYERS_DIR, basename(typeDir), basename(volumePath));
-}
-
-/** The image volume's name for a lower layer shifted to `idmap` (the image's own for none). */
-export function lowerName(fingerprint: string, idmap: readonly IdmapEntry[] | undefined): string {
-  if (!idmap?.length) return fingerprint;
-  return `${fingerprint}.map-${createHash("sha256").update(idmapToJson(idmap)).digest("hex").slice(0, 16)}`;
 }
 
 /** Whether a volume is layered (has a layer directory beside it). */
@@ -68,16 +64,26 @@ export async function lowerOf(volumePath: string): Promise<string> {
  * it (a quota project they inherit: both must be in it, or XFS refuses overlayfs's renames
  * from work to upper with EXDEV).
  */
-export async function createLayer(lowerPath: string, volumePath: string, signal?: AbortSignal, prepareLayer?: (dir: string) => Promise<void>): Promise<void> {
+export async function createLayer(
+  lowerPath: string,
+  volumePath: string,
+  idmap: readonly IdmapEntry[] | undefined,
+  signal?: AbortSignal,
+  prepareLayer?: (dir: string) => Promise<void>,
+): Promise<void> {
   const layer = layerDir(volumePath);
   const root = await lstat(join(lowerPath, "rootfs"));
   try {
     await mkdir(dirname(layer), { recursive: true, mode: 0o700 });
     await mkdir(layer, { mode: 0o700 });
     await prepareLayer?.(layer);
+    if (idmap?.length) await writeFile(join(layer, "idmap"), idmapToJson(idmap), { mode: 0o600 });
     await mkdir(join(layer, "upper"), { mode: root.mode & 0o7777 });
     // The merged root takes the upper root's owner and mode: the image's root's, shifted.
-    await chown(join(layer, "upper"), root.uid, root.gid);
+    const uid = idmap?.length ? toHost(idmap, "u", root.uid) : root.uid;
+    const gid = idmap?.length ? toHost(idmap, "g", root.gid) : root.gid;
+    if (uid === undefined || gid === undefined) throw new Error(`the image's root directory is owned by ${root.uid}:${root.gid}, outside the id map`);
+    await chown(join(layer, "upper"), uid, gid);
     await mkdir(join(layer, "work"), { mode: 0o700 });
     // Relative, so the pool can move (its `source`) without breaking the link.
     await symlink(relative(layer, lowerPath), join(layer, "lower"));
@@ -100,7 +106,7 @@ export async function createLayer(lowerPath: string, volumePath: string, signal?
  */
 export async function copyLayer(from: string, to: string, signal?: AbortSignal, prepareLayer?: (dir: string) => Promise<void>): Promise<void> {
   const lower = await lowerOf(from);
-  await createLayer(lower, to, signal, prepareLayer);
+  await createLayer(lower, to, await idmapOf(from), signal, prepareLayer);
   const upper = join(layerDir(to), "upper");
   try {
     await unmountLayer(to);
@@ -117,12 +123,35 @@ export async function copyLayer(from: string, to: string, signal?: AbortSignal, 
   }
 }
 
-/** Mounts a layered volume's overlay at its rootfs (it must not be mounted). */
+/** The id map a layered volume's lower layer is seen through (none: the image's own ids). */
+export async function idmapOf(volumePath: string): Promise<IdmapEntry[] | undefined> {
+  const text = await readFile(join(layerDir(volumePath), "idmap"), "utf8").catch(() => undefined);
+  return text ? idmapFromJson(text) : undefined;
+}
+
+/**
+ * Mounts a layered volume's overlay at its rootfs (it must not be mounted). With an id map,
+ * the lower layer is first mounted idmapped (read-only) inside the layer directory, and that
+ * mount is detached again once the overlay holds its own clone of it.
+ */
 export async function mountLayer(volumePath: string): Promise<void> {
   const layer = layerDir(volumePath);
-  const lower = join(await lowerOf(volumePath), "rootfs");
-  const opts = [`lowerdir=${lower}`, `upperdir=${join(layer, "upper")}`, `workdir=${join(layer, "work")}`, "redirect_dir=nofollow", "metacopy=off", "index=off", "xino=off"];
-  await run("mount", ["-t", "overlay", "-o", opts.join(","), `lodge-${basename(volumePath)}`.slice(0, 60), join(volumePath, "rootfs")]);
+  let lower = join(await lowerOf(volumePath), "rootfs");
+  const idmap = await idmapOf(volumePath);
+  const staged = join(layer, "lower-mnt");
+  if (idmap?.length) {
+    const helper = nativePath("lodge-hotplug", "LODGE_HOTPLUG");
+    await run(helper, ["unstage", staged], { allowFail: true });
+    await mkdir(staged, { mode: 0o700 });
+    await run(helper, ["stage", "--readonly", ...lxcIdmapLines(idmap).flatMap((l) => ["--map", l]), lower, staged]);
+    lower = staged;
+  }
+  try {
+    const opts = [`lowerdir=${lower}`, `upperdir=${join(layer, "upper")}`, `workdir=${join(layer, "work")}`, "redirect_dir=nofollow", "metacopy=off", "index=off", "xino=off"];
+    await run("mount", ["-t", "overlay", "-o", opts.join(","), `lodge-${basename(volumePath)}`.slice(0, 60), join(volumePath, "rootfs")]);
+  } finally {
+    if (idmap?.length) await run(nativePath("lodge-hotplug", "LODGE_HOTPLUG"), ["unstage", staged]);
+  }
 }
 
 /** Unmounts a layered volume's overlay if it is mounted (lazily when something holds it). */

@@ -3,10 +3,9 @@ import { basename, dirname, join } from "node:path";
 import { parseBool } from "../../config/keys.js";
 import { run } from "../../sys/exec.js";
 import type { IdmapEntry } from "../../sys/idmap.js";
-import { shiftOwnership } from "../../sys/shift.js";
 import { createDiskLayer } from "../disk-images.js";
 import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
-import { LAYERS_DIR, copyLayer, createLayer, isLayered, layerDir, layerablePath, lowerName, mountLayer, removeLayer, remountLayers, unmountLayer } from "./dir-layers.js";
+import { LAYERS_DIR, copyLayer, createLayer, isLayered, layerDir, layerablePath, mountLayer, removeLayer, remountLayers, unmountLayer } from "./dir-layers.js";
 import { assignProject, carryProjectLimit, projectQuotasEnabled, projectUsage, releaseProject, setProjectLimit } from "./project-quota.js";
 
 /** Sub-directory of a pool per volume type, as LXD lays out a dir pool. */
@@ -50,7 +49,8 @@ export function scratchPath(target: string, kind: string): string {
  * directories are 0700 too.
  *
  * Layered mode (pool key `dir.overlay`, on by default): a container made from an image is an
- * overlayfs layer over the pool's image volume rather than a copy of it (dir-layers.ts), so
+ * overlayfs layer over the pool's image volume (seen through its id map) rather than a copy
+ * of it (dir-layers.ts), so
  * making one costs the same for a 1 MB image as for a 1 GB one. Snapshots, copies, backups and
  * publish read the mounted whole tree and make plain, independent trees; a restore makes the
  * volume a plain tree again.
@@ -80,8 +80,6 @@ export class DirDriver implements StorageDriver {
     },
   };
 
-  /** Lower layers being made (one per image and id map), shared by concurrent creates. */
-  private readonly lowers = new Map<string, Promise<string>>();
 
   constructor(private readonly defaultRoot: string) {}
 
@@ -173,7 +171,9 @@ export class DirDriver implements StorageDriver {
       await assignProject(target);
       return;
     }
-    await copyInto(from.tree, target, signal, { prepare: assignProject });
+    // An image volume is never written (containers sit on it as layers, copies are made from
+    // it): it shares the unpacked image's files by hard links where both are on one filesystem.
+    await copyInto(from.tree, target, signal, { prepare: assignProject, link: vol.type === "image" });
   }
 
   async copyVolume(from: VolumeRef, to: VolumeRef, signal?: AbortSignal): Promise<void> {
@@ -195,35 +195,11 @@ export class DirDriver implements StorageDriver {
       return true;
     }
     if (to.type !== "container" || !layerablePath(this.poolPath(to.pool))) return false;
-    await createLayer(await this.lower(image, idmap, signal), this.mountPath(to), signal, assignProject);
+    await createLayer(this.mountPath(image), this.mountPath(to), idmap, signal, assignProject);
     return true;
   }
 
-  /** The image volume shifted to `idmap`, made once (a copy, then a shift, then the rename). */
-  private lower(image: VolumeRef, idmap: readonly IdmapEntry[] | undefined, signal?: AbortSignal): Promise<string> {
-    const base = this.mountPath(image);
-    if (!idmap?.length) return Promise.resolve(base);
-    const path = join(dirname(base), lowerName(image.name, idmap));
-    let p = this.lowers.get(path);
-    if (!p) {
-      p = (async () => {
-        if (await lstat(path).catch(() => undefined)) return path;
-        await copyInto(base, path, signal, { finish: (scratch) => shiftOwnership(join(scratch, "rootfs"), undefined, idmap).then(() => {}) });
-        return path;
-      })();
-      this.lowers.set(path, p);
-      p.finally(() => this.lowers.delete(path)).catch(() => {});
-    }
-    return p;
-  }
-
   async deleteVolume(vol: VolumeRef): Promise<void> {
-    if (vol.type === "image") {
-      // Its lower layers for each id map go with it (the service keeps it while one is used).
-      const dir = dirname(this.mountPath(vol));
-      for (const e of await readdir(dir).catch(() => [] as string[]))
-        if (e.startsWith(`${vol.name}.map-`) || e.startsWith(`.${vol.name}.map-`)) await rm(join(dir, e), { recursive: true, force: true });
-    }
     await releaseProject(await this.quotaDir(vol));
     if (await isLayered(this.mountPath(vol))) await removeLayer(this.mountPath(vol));
     // Also a copy that a crash interrupted.
@@ -315,7 +291,7 @@ async function copyInto(
   src: string,
   dest: string,
   signal?: AbortSignal,
-  steps: { prepare?: (dir: string) => Promise<void>; finish?: (dir: string) => Promise<void> } = {},
+  steps: { prepare?: (dir: string) => Promise<void>; link?: boolean } = {},
 ): Promise<void> {
   if (await lstat(dest).catch(() => undefined)) throw new Error(`${dest} already exists`);
   const scratch = scratchPath(dest, "creating");
@@ -325,8 +301,16 @@ async function copyInto(
     await mkdir(scratch, { mode: 0o700 });
     await steps.prepare?.(scratch);
     // Into the directory made above: "src/." copies the contents and the top's own attributes.
-    await run("cp", ["-a", "--reflink=auto", "--", `${src}/.`, scratch], { signal, dieWithDaemon: true });
-    await steps.finish?.(scratch);
+    const copy = (how: string[]) => run("cp", ["-a", ...how, "--", `${src}/.`, scratch], { signal, dieWithDaemon: true });
+    if (!steps.link) await copy(["--reflink=auto"]);
+    else
+      await copy(["--link"]).catch(async () => {
+        // Another filesystem (EXDEV): a copy after all, into an emptied scratch.
+        await rm(scratch, { recursive: true, force: true });
+        await mkdir(scratch, { mode: 0o700 });
+        await steps.prepare?.(scratch);
+        await copy(["--reflink=auto"]);
+      });
     await chmod(scratch, 0o700);
     await rename(scratch, dest);
   } catch (e) {
