@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Host tools Lodge drives, plus the test tools (lxd-client's `lxc`, pylxd, Ansible with
 # community.general's lxd_container and lxd_profile).
 PACKAGES=(
-  lxc uidmap squashfs-tools xz-utils zstd tar busybox-static debootstrap
+  lxc uidmap squashfs-tools xz-utils zstd pigz tar busybox-static debootstrap
   qemu-system-x86 qemu-utils dnsmasq-base nftables iproute2 btrfs-progs xfsprogs
   lxd-client python3-pylxd ansible curl ca-certificates build-essential python3
 )

@@ -4,7 +4,7 @@ import { badRequest } from "../api/errors.js";
 import { run } from "../sys/exec.js";
 import { spawnProcess } from "../sys/spawn.js";
 import type { Readable } from "node:stream";
-import { decompressor, type Compression } from "./format.js";
+import { decompressor, gzipTool, type Compression } from "./format.js";
 import { memberChecker, normalizeMember, type ArchiveLayout } from "./members.js";
 import { readTar, type MemberType, type TarListing, type TarMember } from "./tar-reader.js";
 
@@ -168,14 +168,23 @@ export async function extractSquashfs(path: string, dest: string, signal?: Abort
 }
 
 /** GNU tar's flag for each compression (tar runs the compressor itself). */
-const TAR_COMPRESS: Record<Compression, string[]> = {
-  none: [],
-  gzip: ["--gzip"],
-  xz: ["--xz"],
-  lzma: ["--lzma"],
-  bzip2: ["--bzip2"],
-  zstd: ["--zstd"],
-};
+/** tar's compression flags: gzip through pigz where installed, xz and zstd on every core. */
+function tarCompress(c: Compression): string[] {
+  switch (c) {
+    case "none":
+      return [];
+    case "gzip":
+      return gzipTool() === "pigz" ? ["--use-compress-program=pigz -n"] : ["--gzip"];
+    case "xz":
+      return ["--use-compress-program=xz -T0"];
+    case "lzma":
+      return ["--lzma"];
+    case "bzip2":
+      return ["--bzip2"];
+    case "zstd":
+      return ["--use-compress-program=zstd -q -T0"];
+  }
+}
 
 /**
  * Writes a tarball of `members` (tar arguments: "-C dir name …", --transform expressions) to a
@@ -201,7 +210,7 @@ export function createTarball(
       // xattrs make the archive pax; its extended headers are named without --transform, so
       // the default name (<dir>/PaxHeaders/<file>) would show scratch paths. Readers ignore it.
       "--pax-option=exthdr.name=PaxHeaders/%f,globexthdr.name=PaxHeaders/global",
-      ...TAR_COMPRESS[compression],
+      ...tarCompress(compression),
       // A tree in use (a running instance's): a file that changes or goes while it is read is
       // taken as it is, as LXD does, rather than failing the whole backup.
       ...(opts.live ? ["--warning=no-file-changed", "--warning=no-file-removed", "--ignore-failed-read"] : []),

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { badRequest } from "../api/errors.js";
 
@@ -78,13 +79,19 @@ export function splitRootfsType(rootfs: FileFormat, declared?: ImageType): Image
   return actual;
 }
 
+/** pigz (parallel gzip, the same format) where it is installed: gzip's work on every core. */
+export function gzipTool(): string {
+  return (hasPigz ??= ["/usr/bin/pigz", "/bin/pigz", "/usr/local/bin/pigz"].some((p) => existsSync(p))) ? "pigz" : "gzip";
+}
+let hasPigz: boolean | undefined;
+
 /** The filter that decompresses a tarball to plain tar on stdout, or undefined for plain tar. */
 export function decompressor(c: Compression): [string, string[]] | undefined {
   switch (c) {
     case "none":
       return undefined;
     case "gzip":
-      return ["gzip", ["-dc"]];
+      return [gzipTool(), ["-dc"]];
     case "xz":
       return ["xz", ["-dc"]];
     case "lzma":
@@ -102,7 +109,7 @@ export function compressor(c: Compression): [string, string[]] | undefined {
     case "none":
       return undefined;
     case "gzip":
-      return ["gzip", ["-c", "-n"]];
+      return [gzipTool(), ["-c", "-n"]];
     case "xz":
       return ["xz", ["-c", "-T0"]];
     case "lzma":
