@@ -66,7 +66,7 @@ async function build(): Promise<TestGuest> {
   return {
     kernel: join(kroot, "boot", `vmlinuz-${release}`),
     initrd,
-    cmdline: "console=ttyS0 panic=-1 quiet loglevel=4",
+    cmdline: "console=ttyS0 panic=-1",
   };
 }
 

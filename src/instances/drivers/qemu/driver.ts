@@ -175,16 +175,16 @@ export class QemuDriver implements VmDriver {
       const args = qemuArgs({ spec: { ...spec, run: { ...spec.run, mounts } }, paths: p, accel, rootFormat, firmware, taps, seed: p.seed, configDrive });
       await writeFile(p.config, args.join("\n") + "\n", { mode: 0o600 });
       const r = await launchQemu(qemu, args, p.log, this.opts.startTimeoutMs ?? 30_000);
-      if (r.code !== 0) throw fail(launchFailure(r));
+      if (r.code !== 0) throw new Error(launchFailure(r));
       const pid = await findQemu(p.pidfile);
-      if (!pid) throw fail(`QEMU exited at once: ${launchFailure(r)}`);
+      if (!pid) throw new Error(`QEMU exited at once: ${launchFailure(r)}`);
       const mon = await this.monitors.get(name, pid, p.qmp);
       await mon.execute("query-status");
       return { pid, rootfsIdmap: null };
     } catch (e) {
       await this.kill(name).catch(() => undefined);
       await this.cleanUp(name);
-      throw e instanceof InstanceDriverError ? e : fail((e as Error).message);
+      throw fail((e as Error).message);
     }
   }
 
