@@ -11,7 +11,7 @@
  * them over their QMP socket. Control (pause, resume, ACPI power button, quit) is QMP; exec,
  * files and the guest's view of its state are the guest agent's (agents.ts).
  */
-import { access, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run, which } from "../../../sys/exec.js";
 import { nativePath } from "../../../sys/native.js";
@@ -168,7 +168,7 @@ export class QemuDriver implements VmDriver {
       makeSeedIso(p.seed, { instanceId: name, hostname: spec.hostname ?? name, cloudInit: spec.cloudInit }),
     ]);
     const configDrive = await this.configDrive(spec);
-    const mounts = (await Promise.all(spec.run.mounts.map(async (m) => ((await access(m.source).then(() => true, () => false)) || !m.optional ? m : undefined)))).filter((m) => m !== undefined);
+    const mounts = await this.shares(spec);
     let taps: TapDevice[] = [];
     try {
       taps = await makeTaps(name, spec.run.nics, p.taps);
@@ -186,6 +186,22 @@ export class QemuDriver implements VmDriver {
       await this.cleanUp(name);
       throw fail((e as Error).message);
     }
+  }
+
+  /**
+   * Host paths shared with the guest (9p): directories only; a missing optional one is left out,
+   * anything else that is not a directory is refused by name rather than by QEMU's error.
+   */
+  private async shares(spec: VmSpec): Promise<VmSpec["run"]["mounts"]> {
+    const out: VmSpec["run"]["mounts"] = [];
+    for (const m of spec.run.mounts) {
+      const st = await stat(m.source).catch(() => undefined);
+      if (!st && m.optional) continue;
+      if (!st) throw new InstanceDriverError(`VM ${spec.name} failed to start: disk source ${m.source} does not exist`);
+      if (!st.isDirectory()) throw new InstanceDriverError(`VM ${spec.name} failed to start: disk source ${m.source} is not a directory; a VM can share host directories only`);
+      out.push(m);
+    }
+    return out;
   }
 
   /**
