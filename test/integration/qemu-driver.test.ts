@@ -17,7 +17,7 @@ import { findQemu } from "../../src/instances/drivers/qemu/process.js";
 import { QmpClient } from "../../src/instances/drivers/qemu/qmp.js";
 import { recordedTaps } from "../../src/instances/drivers/qemu/tap.js";
 import type { VmSpec } from "../../src/instances/driver.js";
-import { emptyRunConfig, type NicSpec } from "../../src/instances/runconfig.js";
+import { emptyRunConfig, type MountSpec, type NicSpec } from "../../src/instances/runconfig.js";
 import { eventually } from "../helpers/eventually.js";
 import { testGuest } from "../helpers/vm-initramfs.js";
 
@@ -32,7 +32,7 @@ interface Vm {
 }
 
 /** A VM of 256 MiB on a fresh qcow2 disk, created (and started unless start=false); removed in t.after. */
-async function vm(t: TestContext, opts: { start?: boolean; nics?: NicSpec[] } = {}): Promise<Vm> {
+async function vm(t: TestContext, opts: { start?: boolean; nics?: NicSpec[]; mounts?: MountSpec[] } = {}): Promise<Vm> {
   const guest = await testGuest();
   const base = await mkdtemp(join(tmpdir(), "lodge-qemu-"));
   const name = `vm${randomBytes(3).toString("hex")}`;
@@ -49,7 +49,7 @@ async function vm(t: TestContext, opts: { start?: boolean; nics?: NicSpec[] } = 
     secureboot: false,
     cloudInit: { userData: "#cloud-config\nhostname: tested\n" },
     stateDir: join(base, "state"),
-    run: { ...emptyRunConfig(), nics: opts.nics ?? [] },
+    run: { ...emptyRunConfig(), nics: opts.nics ?? [], mounts: opts.mounts ?? [] },
   };
   t.after(async () => {
     const pid = await findQemu(driver.paths(name).pidfile);
@@ -219,10 +219,18 @@ test("a new driver object, as after a lodged restart, finds the running VM and s
   assert.match(await readFile(fresh.consoleLogPath(v.name), "utf8"), /lodge-test-guest: power button/);
 });
 
-test("a NIC on a bridge: a tap with the NIC's MAC, a port of the bridge, removed at stop; delete leaves nothing", async (t) => {
+test("a NIC on a bridge: a tap with the NIC's MAC, a port of the bridge, removed at stop; a shared directory; delete leaves nothing", async (t) => {
   const br = await bridge(t);
   const mac = "00:16:3e:aa:bb:cc";
-  const v = await vm(t, { nics: [{ name: "eth0", type: "bridged", parent: br, hwaddr: mac }] });
+  const share = await mkdtemp(join(tmpdir(), "lodge-qemu-share-"));
+  t.after(() => rm(share, { recursive: true, force: true }));
+  const v = await vm(t, {
+    nics: [{ name: "eth0", type: "bridged", parent: br, hwaddr: mac }],
+    mounts: [
+      { source: share, target: "/data", readonly: true },
+      { source: join(share, "missing"), target: "/opt", readonly: false, optional: true },
+    ],
+  });
   const taps = (await recordedTaps(v.driver.paths(v.name).taps)).map((x) => x.tap);
   assert.equal(taps.length, 1);
   const tap = taps[0]!;
@@ -235,6 +243,8 @@ test("a NIC on a bridge: a tap with the NIC's MAC, a port of the bridge, removed
   assert.match(log, /lodge-test-guest: nics .*eth0/, "the guest has its virtio NIC");
   const cfg = await readFile(v.driver.paths(v.name).config, "utf8");
   assert.match(cfg, new RegExp(`virtio-net-pci,netdev=net0,mac=${mac}`));
+  assert.match(cfg, new RegExp(`^local,id=fs0,path=${share},security_model=passthrough,readonly=on$`, "m"));
+  assert.doesNotMatch(cfg, /id=fs1/, "a missing optional share is left out");
   const st = await v.driver.state(v.name);
   assert.equal(st.network.eth0?.host_name, tap);
   assert.equal(st.network.eth0?.hwaddr, mac);
@@ -254,4 +264,19 @@ test("a NIC whose bridge is missing fails the start, leaving no tap or process",
   assert.deepEqual(await recordedTaps(v.driver.paths(v.name).taps), []);
   await v.driver.delete(v.name);
   assert.deepEqual(await leftovers(v, []), []);
+});
+
+test("a start QEMU refuses says why, and leaves no process, tap, socket or seed", async (t) => {
+  const br = await bridge(t);
+  const v = await vm(t, { start: false, nics: [{ name: "eth0", type: "bridged", parent: br }] });
+  const bad = { ...v.spec, boot: { ...v.spec.boot!, kernel: join(v.base, "no-such-kernel") } };
+  await assert.rejects(v.driver.start(bad), /VM vm\w+ failed to start: could not (open|load) kernel/);
+  assert.deepEqual(await v.driver.status(v.name), { status: "Stopped", pid: 0 });
+  const tap = join("/sys/class/net", (await import("../../src/instances/drivers/qemu/tap.js")).tapName(v.name, "eth0"));
+  assert.equal(await exists(tap), false);
+  // The logs stay for whoever looks into the failure; no socket, pidfile, seed or tap record.
+  assert.deepEqual((await readdir(v.driver.paths(v.name).dir)).sort(), ["config", "console.log", "qemu.log", "root.format"]);
+  // The same VM starts once its kernel is there.
+  await v.driver.start(v.spec);
+  assert.equal((await v.driver.status(v.name)).status, "Running");
 });

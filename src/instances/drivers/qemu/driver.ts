@@ -11,7 +11,7 @@
  * them over their QMP socket. Control (pause, resume, ACPI power button, quit) is QMP; exec,
  * files and the guest's view of its state are the guest agent's (agents.ts).
  */
-import { access, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run, which } from "../../../sys/exec.js";
 import { nativePath } from "../../../sys/native.js";
@@ -31,9 +31,10 @@ import {
 import type { GuestAgent, GuestState } from "./agent-api.js";
 import { Agents } from "./agents.js";
 import { qemuArgs } from "./config.js";
-import { probeDiskFormat, type DiskFormat } from "./disk.js";
+import { keptDiskFormat } from "./disk.js";
 import { prepareFirmware } from "./firmware.js";
 import { detectAccelerator, type Accelerator } from "./kvm.js";
+import { hostShares, makeAgentDrive } from "./guest-media.js";
 import { launchFailure, launchQemu } from "./launch.js";
 import { Monitors } from "./monitors.js";
 import { vmPaths, type VmPaths } from "./paths.js";
@@ -41,7 +42,7 @@ import { findQemu, waitForExit } from "./process.js";
 import type { QmpClient } from "./qmp.js";
 import { makeSeedIso } from "./seed.js";
 import { vmState } from "./state.js";
-import { makeTaps, recordedTaps, removeTaps, type TapDevice } from "./tap.js";
+import { makeTaps, recordedTaps, removeTaps } from "./tap.js";
 
 export interface QemuDriverOptions {
   /** One directory per VM below it: LODGE_DIR/virtual-machines. */
@@ -60,6 +61,14 @@ export interface QemuDriverOptions {
 const AGENT_STATE_MS = 500;
 /** After `quit` or SIGKILL, how long QEMU gets to go away. */
 const EXIT_GRACE_MS = 10_000;
+
+/** Promise.all that waits for every step before failing, so the clean-up never races a step still at work. */
+async function allSettled<T extends readonly unknown[]>(steps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
 
 export class QemuDriver implements VmDriver {
   readonly type = "virtual-machine" as const;
@@ -133,25 +142,6 @@ export class QemuDriver implements VmDriver {
     }
   }
 
-  /**
-   * The root disk's format: probed from its header the first time, then kept. A guest can write
-   * a qcow2 header into a raw disk; probing again at each start would then open it as qcow2
-   * with whatever host file that header names as its backing file.
-   */
-  private async rootFormat(spec: VmSpec, p: VmPaths): Promise<DiskFormat> {
-    const file = path.join(p.dir, "root.format");
-    const kept = (await readFile(file, "utf8").catch(() => undefined))?.trim();
-    const probed = await probeDiskFormat(spec.rootDisk).catch((e: Error) => {
-      throw new InstanceDriverError(`VM ${spec.name}: root disk ${spec.rootDisk}: ${e.message}`);
-    });
-    if (kept === "raw" || kept === "qcow2") {
-      if (kept !== probed) throw new InstanceDriverError(`VM ${spec.name}: root disk ${spec.rootDisk} now looks like ${probed}, but it was ${kept}; refusing to open it as ${probed}`);
-      return kept;
-    }
-    await writeFile(file, probed + "\n");
-    return probed;
-  }
-
   async start(spec: VmSpec): Promise<StartResult> {
     const qemu = await this.qemuOrThrow();
     const name = spec.name;
@@ -161,17 +151,16 @@ export class QemuDriver implements VmDriver {
     await mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
     const fail = (why: string) => new InstanceDriverError(`VM ${name} failed to start: ${why}`);
     await this.cleanUp(name); // what a QEMU that died left: taps, sockets, pidfile
-    const [accel, rootFormat, firmware] = await Promise.all([
-      this.accelerator(),
-      this.rootFormat(spec, p),
-      spec.boot ? undefined : prepareFirmware(spec.stateDir, spec.secureboot),
-      makeSeedIso(p.seed, { instanceId: name, hostname: spec.hostname ?? name, cloudInit: spec.cloudInit }),
-    ]);
-    const configDrive = await this.configDrive(spec);
-    const mounts = await this.shares(spec);
-    let taps: TapDevice[] = [];
     try {
-      taps = await makeTaps(name, spec.run.nics, p.taps);
+      const [accel, rootFormat, firmware, configDrive, mounts] = await allSettled([
+        this.accelerator(),
+        keptDiskFormat(spec.rootDisk, path.join(p.dir, "root.format")),
+        spec.boot ? Promise.resolve(undefined) : prepareFirmware(spec.stateDir, spec.secureboot),
+        makeAgentDrive(spec, this.opts.agentBinary ?? nativePath("lodge-vm-agent", "LODGE_VM_AGENT")),
+        hostShares(spec.run.mounts),
+        makeSeedIso(p.seed, { instanceId: name, hostname: spec.hostname ?? name, cloudInit: spec.cloudInit }),
+      ]);
+      const taps = await makeTaps(name, spec.run.nics, p.taps);
       const args = qemuArgs({ spec: { ...spec, run: { ...spec.run, mounts } }, paths: p, accel, rootFormat, firmware, taps, seed: p.seed, configDrive });
       await writeFile(p.config, args.join("\n") + "\n", { mode: 0o600 });
       const r = await launchQemu(qemu, args, p.log, this.opts.startTimeoutMs ?? 30_000);
@@ -182,45 +171,11 @@ export class QemuDriver implements VmDriver {
       await mon.execute("query-status");
       return { pid, rootfsIdmap: null };
     } catch (e) {
+      // Nothing of a failed start stays: QEMU, taps, sockets, seed.
       await this.kill(name).catch(() => undefined);
       await this.cleanUp(name);
       throw fail((e as Error).message);
     }
-  }
-
-  /**
-   * Host paths shared with the guest (9p): directories only; a missing optional one is left out,
-   * anything else that is not a directory is refused by name rather than by QEMU's error.
-   */
-  private async shares(spec: VmSpec): Promise<VmSpec["run"]["mounts"]> {
-    const out: VmSpec["run"]["mounts"] = [];
-    for (const m of spec.run.mounts) {
-      const st = await stat(m.source).catch(() => undefined);
-      if (!st && m.optional) continue;
-      if (!st) throw new InstanceDriverError(`VM ${spec.name} failed to start: disk source ${m.source} does not exist`);
-      if (!st.isDirectory()) throw new InstanceDriverError(`VM ${spec.name} failed to start: disk source ${m.source} is not a directory; a VM can share host directories only`);
-      out.push(m);
-    }
-    return out;
-  }
-
-  /**
-   * The config drive with the guest agent (config-drive.ts, written with the agent), when both
-   * that module and the agent binary are there; without them the VM starts without the drive and
-   * only qemu-guest-agent can answer.
-   */
-  private async configDrive(spec: VmSpec): Promise<string | undefined> {
-    const binary = this.opts.agentBinary ?? nativePath("lodge-vm-agent", "LODGE_VM_AGENT");
-    if (!(await access(binary).then(() => true, () => false))) return undefined;
-    let mod: { makeConfigDrive(dir: string, agentBinary: string, conf: Record<string, unknown>): Promise<unknown> };
-    try {
-      // @ts-ignore -- config-drive.ts is written beside this driver by the guest agent's change.
-      mod = await import("./config-drive.js");
-    } catch {
-      return undefined;
-    }
-    const made = await mod.makeConfigDrive(spec.stateDir, binary, { name: spec.name, hostname: spec.hostname ?? spec.name });
-    return typeof made === "string" ? made : (made as { path?: string } | undefined)?.path;
   }
 
   /** The monitor of a running VM, and its pid; NotRunningError when it does not run. */

@@ -49,7 +49,7 @@ export async function launchQemu(qemu: string, args: string[], log: string, time
 
 /** The lines of QEMU's output that say why it failed (its errors, not its warnings). */
 export function launchFailure(r: LaunchResult): string {
-  const lines = r.output.split("\n").map((l) => l.replace(/^qemu-system-\w+: /, "").trim()).filter(Boolean);
+  const lines = r.output.split("\n").map((l) => l.replace(/^qemu(-system-\w+)?: /, "").trim()).filter(Boolean);
   const errors = lines.filter((l) => !/^warning:/i.test(l));
   return (errors.length ? errors : lines).slice(-3).join("; ") || `QEMU exited with ${r.code}`;
 }
