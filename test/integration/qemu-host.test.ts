@@ -71,7 +71,9 @@ test("the accelerator probe: TCG boots the probe guest, and KVM is chosen only w
 
 /** A UEFI VM on a blank raw disk, removed in t.after. */
 async function uefiVm(t: TestContext, secureboot: boolean): Promise<{ driver: QemuDriver; spec: VmSpec }> {
-  const base = await tempDir(t);
+  // Removed in the same hook, after QEMU: hooks run in the order they were added, and the
+  // pidfile that finds QEMU is in this directory.
+  const base = await mkdtemp(join(tmpdir(), "lodge-qemu-host-"));
   const driver = new QemuDriver({ dir: join(base, "vms"), accelerator: "tcg" });
   const disk = join(base, "root.img");
   await exec("qemu-img", ["create", "-q", "-f", "raw", disk, "64M"]);
@@ -91,6 +93,7 @@ async function uefiVm(t: TestContext, secureboot: boolean): Promise<{ driver: Qe
     if (pid) process.kill(pid, "SIGKILL");
     await driver.delete(spec.name, { force: true }).catch(() => undefined);
     driver.close();
+    await rm(base, { recursive: true, force: true });
   });
   await driver.create(spec);
   return { driver, spec };
