@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # community.general's lxd_container and lxd_profile).
 PACKAGES=(
   lxc uidmap squashfs-tools xz-utils zstd pigz tar busybox-static debootstrap
-  qemu-system-x86 qemu-utils dnsmasq-base nftables iproute2 btrfs-progs xfsprogs
+  qemu-system-x86 qemu-utils ovmf genisoimage dnsmasq-base nftables iproute2 btrfs-progs xfsprogs
   lxd-client python3-pylxd ansible curl ca-certificates build-essential python3
 )
 missing=()

@@ -1,0 +1,41 @@
+/**
+ * What a VM's guest is given besides its root disk and the seed: the config drive that carries
+ * Lodge's guest agent, and host directories shared over 9p.
+ */
+import { access, stat } from "node:fs/promises";
+import type { MountSpec } from "../../runconfig.js";
+import type { VmSpec } from "../../driver.js";
+
+/**
+ * The config drive with the guest agent (config-drive.ts, written with the agent), when both
+ * that module and the agent binary are there; without them the VM starts without the drive and
+ * only qemu-guest-agent can answer. Made at every start, so a new Lodge brings a new agent.
+ */
+export async function makeAgentDrive(spec: VmSpec, agentBinary: string): Promise<string | undefined> {
+  if (!(await access(agentBinary).then(() => true, () => false))) return undefined;
+  let mod: { makeConfigDrive(dir: string, agentBinary: string, conf: Record<string, unknown>): Promise<unknown> };
+  try {
+    // @ts-ignore -- config-drive.ts is written beside this driver by the guest agent's change.
+    mod = await import("./config-drive.js");
+  } catch {
+    return undefined;
+  }
+  const made = await mod.makeConfigDrive(spec.stateDir, agentBinary, { name: spec.name, hostname: spec.hostname ?? spec.name });
+  return typeof made === "string" ? made : (made as { path?: string } | undefined)?.path;
+}
+
+/**
+ * Host paths shared with the guest (9p): directories only; a missing optional one is left out,
+ * anything else that is not a directory is refused by name rather than by QEMU's error.
+ */
+export async function hostShares(mounts: MountSpec[]): Promise<MountSpec[]> {
+  const out: MountSpec[] = [];
+  for (const m of mounts) {
+    const st = await stat(m.source).catch(() => undefined);
+    if (!st && m.optional) continue;
+    if (!st) throw new Error(`disk source ${m.source} does not exist`);
+    if (!st.isDirectory()) throw new Error(`disk source ${m.source} is not a directory; a VM can share host directories only`);
+    out.push(m);
+  }
+  return out;
+}
