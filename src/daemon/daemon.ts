@@ -32,6 +32,7 @@ import { ImageRefresher } from "../images/remotes/refresh.js";
 import { remoteImageSources } from "../images/remotes/source.js";
 import { LxcDriver } from "../instances/drivers/lxc/driver.js";
 import { InstanceEngines } from "../instances/drivers/engines.js";
+import { QemuDriver } from "../instances/drivers/qemu/driver.js";
 import { attachSocketConsole } from "../instances/console-socket.js";
 import { InstanceLifecycle } from "../instances/lifecycle.js";
 import { InstanceService } from "../instances/service.js";
@@ -137,7 +138,10 @@ export class Daemon {
       const storage = new StorageService({ dir, store, images });
       images.onImageGone = (fp) => storage.releaseImage(fp);
       const lxc = new LxcDriver({ lxcpath: join(dir, "containers") });
-      const driver = new InstanceEngines(lxc);
+      // VMs where QEMU is installed (its version also goes to GET /1.0).
+      const qemu = new QemuDriver({ dir: join(dir, "virtual-machines") });
+      const driver = new InstanceEngines(lxc, (await qemu.info()) ? qemu : undefined);
+      undo.add(() => driver.close());
       driver.adopt((await store.list<InstanceRecord>(instancePrefix())).map(({ value: r }) => ({ name: hostName(r.project, r.name), type: r.type })));
       // Instance data is closed to host users (storage/drivers/dir.ts, lxc/host-checks.ts);
       // what an older Lodge left open is closed here, before anything else runs.

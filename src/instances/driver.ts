@@ -235,6 +235,8 @@ export interface VmDriver extends InstanceDriver<VmSpec> {
   agent(name: string): Promise<import("./drivers/qemu/agent-api.js").GuestAgent>;
   /** The serial console's unix socket of a running VM (a byte stream both ways). */
   consoleSocket(name: string): string;
+  /** Ends the driver's connections (QMP, agents) at daemon shutdown; the VMs run on. */
+  close(): void;
 }
 
 export interface HotplugResult {

@@ -187,6 +187,11 @@ export class InstanceEngines implements InstanceDriver<AnySpec> {
     return this.vmEngine().agent(name);
   }
 
+  /** Ends the engines' connections to running instances (daemon shutdown); the instances run on. */
+  close(): void {
+    this.vm?.close();
+  }
+
   /** A VM's serial console socket; undefined for a container (its console is liblxc's). */
   consoleSocket(name: string): string | undefined {
     if (this.typeOf(name) !== "virtual-machine") return undefined;

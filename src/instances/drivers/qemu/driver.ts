@@ -80,6 +80,9 @@ export class QemuDriver implements VmDriver {
     survivesDaemonRestart: true,
     statefulStop: false,
     nics: true,
+    // No id map (the guest has its own kernel); templates are the guest's to apply.
+    idmap: false,
+    hostTemplates: false,
   };
   readonly root: string;
   private readonly monitors = new Monitors();
