@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { badRequest, conflict, notFound, preconditionFailed } from "../api/errors.js";
@@ -11,7 +10,7 @@ import type { VolumeRef } from "../storage/driver.js";
 import type { ImageStore } from "../images/store.js";
 import type { DocumentStore } from "../state/store.js";
 import type { StorageService } from "../storage/service.js";
-import { allocateIdmap, idmapConfig, idmapFromJson, idmapToJson, readHostPool, type HostIdPool } from "../sys/idmap.js";
+import { idmapFromJson, idmapToJson, readHostPool, type HostIdPool } from "../sys/idmap.js";
 import { validateDevices } from "./config/devices.js";
 import { validateInstanceConfig } from "./config/keys.js";
 import { validateInstanceName } from "./config/name.js";
@@ -20,6 +19,8 @@ import type { InstanceEngines } from "./drivers/engines.js";
 import { checkDevicesApplied, expandConfig, expandDevices, rootDisk } from "./expand.js";
 import { RootDisks } from "./root-disk.js";
 import { prepareCreate } from "./create-request.js";
+import { renameInstance } from "./rename.js";
+import { volatileAtCreate } from "./volatile-create.js";
 import { checkExpansion, noRootDevice } from "./expansion.js";
 import type { ProfileLayer } from "../profiles/record.js";
 import { layersOf, type ProfileStore } from "../profiles/store.js";
@@ -30,7 +31,7 @@ import { checkVolumeDisks, type ManagedVolumes } from "./devices/volumes.js";
 import { withNicVolatile } from "./devices/nic.js";
 import { hostName, instanceKey, instancePrefix, instanceUrl, NEVER, type InstanceRecord } from "./record.js";
 import { ContainerSpecs } from "./spec.js";
-import { renameSnapshotRecords, snapshotPrefix } from "./snapshots/record.js";
+import { snapshotPrefix } from "./snapshots/record.js";
 import { pullInstanceImage, type PullContext, type RemoteImageRef } from "./image-source.js";
 
 export interface InstanceServiceDeps {
@@ -150,19 +151,7 @@ export class InstanceService {
       const layers = await this.d.profiles.resolve(project, record.profiles);
       await this.roots.apply(record, layers);
       record.config = withNicVolatile({ ...record.config, ...volatile }, expandDevices(record, layers), { running: false });
-      const spec = await this.d.specs.build(record, volume.path);
-      await this.d.driver.create(spec);
-      undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
-
-      // Ready under its profiles' locks, checked against them as they are now: a profile changed
-      // or deleted since the request was checked (a creating instance is no profile's user yet)
-      // fails the create rather than leaving an instance its profiles do not fit.
-      await this.d.profiles.withLocks(project, record.profiles, async () => {
-        const now = await this.d.profiles.resolve(project, record.profiles);
-        checkExpansion({ before: record, beforeLayers: now, after: record, afterLayers: now, running: false });
-        record.phase = "ready";
-        await this.d.store.put(instanceKey(project, name), record);
-      });
+      await this.makeReady(record, volume.path, undo);
       undo.commit();
     } finally {
       await undo.run();
@@ -235,14 +224,7 @@ export class InstanceService {
       await fill(volume, undo);
       await this.roots.apply(record, layers);
       record.config = withNicVolatile({ ...record.config, ...(await this.volatileAtCreate(record)), ...req.keepVolatile }, expandDevices(record, layers), { running: false });
-      await this.d.driver.create(await this.d.specs.build(record, volume.path));
-      undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
-      await this.d.profiles.withLocks(project, record.profiles, async () => {
-        const now = await this.d.profiles.resolve(project, record.profiles);
-        checkExpansion({ before: record, beforeLayers: now, after: record, afterLayers: now, running: false });
-        record.phase = "ready";
-        await this.d.store.put(instanceKey(project, name), record);
-      });
+      await this.makeReady(record, volume.path, undo);
       undo.commit();
     } finally {
       await undo.run();
@@ -251,25 +233,32 @@ export class InstanceService {
     return record;
   }
 
+  /**
+   * The last steps of every create: the engine's artefacts, then the record made ready under its
+   * profiles' locks, checked against them as they are now: a profile changed or deleted since
+   * the request was checked (a creating instance is no profile's user yet) fails the create
+   * rather than leaving an instance its profiles do not fit.
+   */
+  private async makeReady(record: InstanceRecord, volumePath: string, undo: Revert): Promise<void> {
+    const { project, name } = record;
+    await this.d.driver.create(await this.d.specs.build(record, volumePath));
+    undo.add(() => this.d.driver.delete(hostName(project, name), { force: true }));
+    await this.d.profiles.withLocks(project, record.profiles, async () => {
+      const now = await this.d.profiles.resolve(project, record.profiles);
+      checkExpansion({ before: record, beforeLayers: now, after: record, afterLayers: now, running: false });
+      record.phase = "ready";
+      await this.d.store.put(instanceKey(project, name), record);
+    });
+  }
+
   /** volatile.* keys LXD sets at creation (and on a copy): the id map, the image, templates to apply. */
   async volatileAtCreate(r: InstanceRecord, fingerprint?: string): Promise<Record<string, string>> {
-    const out: Record<string, string> = { "volatile.uuid": randomUUID() };
-    const can = this.d.driver.capabilitiesOf(r.type);
-    if (fingerprint) {
-      out["volatile.base_image"] = fingerprint;
-      if (can.hostTemplates) out["volatile.apply_template"] = "create";
-    }
-    if (can.idmap && !/^(true|1|yes|on)$/i.test(r.config["security.privileged"] ?? "")) {
-      const taken = (await this.records()).flatMap((o) => {
-        const base = Number(o.config["volatile.idmap.base"] ?? 0);
-        return base > 0 ? [{ hostid: base, range: Number(o.config["security.idmap.size"] ?? 65536) }] : [];
-      });
-      const alloc = allocateIdmap(await this.hostPool(), idmapConfig(r.config), taken);
-      out["volatile.idmap.base"] = String(alloc.base);
-      out["volatile.idmap.next"] = idmapToJson(alloc.entries);
-      out["volatile.last_state.idmap"] = "[]";
-    }
-    return out;
+    return volatileAtCreate(r, {
+      capabilities: this.d.driver.capabilitiesOf(r.type),
+      records: () => this.records(),
+      hostPool: () => this.hostPool(),
+      fingerprint,
+    });
   }
 
   /**
@@ -357,34 +346,9 @@ export class InstanceService {
     return { config: expandConfig(r, layers), devices: expandDevices(r, layers) };
   }
 
-  async rename(project: string, name: string, newName: unknown): Promise<InstanceRecord> {
-    const target = validateInstanceName(newName);
-    return this.locks.with(`${project}/${name}`, `Instance "${name}"`, LOCK_TIMEOUT_MS, async () => {
-      const r = await this.record(project, name);
-      if ((await this.d.driver.status(hostName(project, name))).status !== "Stopped")
-        throw badRequest(`Instance "${name}" must be stopped to be renamed`);
-      if (await this.d.store.get(instanceKey(project, target))) throw conflict(`Instance "${target}" already exists`);
-      const undo = new Revert();
-      try {
-        await this.d.driver.delete(hostName(project, name));
-        undo.add(async () => this.d.driver.create(await this.d.specs.build(r, await this.d.storage.instancePath(r.pool, project, name, r.type))));
-        const path = await this.d.storage.renameInstanceVolume(r.pool, project, name, target, r.type);
-        undo.add(() => this.d.storage.renameInstanceVolume(r.pool, project, target, name, r.type));
-        const renamed: InstanceRecord = { ...r, name: target, config: { ...r.config, "volatile.apply_template": "rename" } };
-        await this.d.driver.create(await this.d.specs.build(renamed, path));
-        // Its snapshots go with it: their data moved with the volume, their records here.
-        await this.d.store.txn(async (tx) => {
-          tx.delete(instanceKey(project, name));
-          tx.put(instanceKey(project, target), renamed);
-          await renameSnapshotRecords(tx, project, name, target);
-        });
-        undo.commit();
-        this.d.events.lifecycle("instance-renamed", instanceUrl(project, target), { old_name: name }, project);
-        return renamed;
-      } finally {
-        await undo.run();
-      }
-    });
+  /** Renames a stopped instance with its volume and snapshots (rename.ts). */
+  rename(project: string, name: string, newName: unknown): Promise<InstanceRecord> {
+    return renameInstance(this.d, this, project, name, newName);
   }
 
   /** Deletes a stopped instance: driver artefacts, volume, record. */
@@ -413,30 +377,27 @@ export class InstanceService {
    */
   async remove(r: InstanceRecord): Promise<void> {
     await this.d.store.put(instanceKey(r.project, r.name), { ...r, phase: "deleting" });
-    await this.d.driver.delete(hostName(r.project, r.name), { force: true });
-    await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
-    await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, r.type);
-    await this.deleteSnapshotRecords(r.project, r.name);
-    await this.d.store.delete(instanceKey(r.project, r.name));
+    await this.purge(r, false);
   }
 
-  /** The records of an instance's snapshots (their data went with its volume). */
-  private async deleteSnapshotRecords(project: string, name: string): Promise<void> {
-    const docs = await this.d.store.list(snapshotPrefix(project, name));
-    if (docs.length) await this.d.store.txn((tx) => docs.forEach((d) => tx.delete(d.key)));
+  /** Engine artefacts, logs, volume, snapshot records, record; `tolerant`: past what is already gone. */
+  private async purge(r: InstanceRecord, tolerant: boolean): Promise<void> {
+    const step = (p: Promise<void>) => (tolerant ? p.catch(() => {}) : p);
+    const host = hostName(r.project, r.name);
+    await step(this.d.driver.delete(host, { force: true }));
+    await rm(join(this.d.logsDir, host), { recursive: true, force: true });
+    await step(this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, r.type));
+    const snaps = await this.d.store.list(snapshotPrefix(r.project, r.name));
+    if (snaps.length) await this.d.store.txn((tx) => snaps.forEach((d) => tx.delete(d.key)));
+    await this.d.store.delete(instanceKey(r.project, r.name));
   }
 
   /** At start-up: undo creates and finish deletes that a crash interrupted (records "creating", "deleting"). */
   async recover(): Promise<string[]> {
     const undone: string[] = [];
-    for (const doc of await this.d.store.list<InstanceRecord>(instancePrefix())) {
-      if (doc.value.phase === "ready") continue;
-      const r = doc.value;
-      await this.d.driver.delete(hostName(r.project, r.name), { force: true }).catch(() => {});
-      await this.d.storage.deleteInstanceVolume(r.pool, r.project, r.name, r.type).catch(() => {});
-      await rm(join(this.d.logsDir, hostName(r.project, r.name)), { recursive: true, force: true });
-      await this.deleteSnapshotRecords(r.project, r.name);
-      await this.d.store.delete(doc.key);
+    for (const { value: r } of await this.d.store.list<InstanceRecord>(instancePrefix())) {
+      if (r.phase === "ready") continue;
+      await this.purge(r, true);
       undone.push(`${r.project}/${r.name}`);
       const what = r.phase === "deleting" ? "deletion" : "creation";
       this.d.log.warn(`removed an instance whose ${what} was interrupted`, { project: r.project, instance: r.name });
