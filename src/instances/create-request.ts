@@ -44,7 +44,7 @@ export async function prepareCreate(d: CreateRequestDeps, project: string, req: 
   const type = req.type || "container";
   if (type !== "container" && type !== "virtual-machine") throw badRequest(`Unknown instance type "${type}": use "container" or "virtual-machine"`);
   if (!d.driver.supports(type)) throw badRequest("Virtual machines are not available on this host: QEMU (qemu-system-x86_64) is not installed");
-  const config = validateInstanceConfig(req.config ?? {});
+  const config = { ...instanceTypeLimits(req.instance_type), ...validateInstanceConfig(req.config ?? {}) };
   for (const k of Object.keys(config)) if (k.startsWith("volatile.")) throw badRequest(`"${k}" is set by lodged, not by requests`);
   const devices = validateDevices(req.devices);
   checkDevicesApplied(devices);
@@ -96,4 +96,17 @@ async function resolveImage(images: ImageStore, project: string, req: InstancesP
   }
   if (!ref) throw badRequest("The image source needs an alias or a fingerprint");
   return images.record(project, ref);
+}
+
+/**
+ * `instance_type` as LXD takes it without a cloud catalogue: "cN-mM" is N CPUs and M GiB of
+ * memory (fractions allowed: "c0.5-m0.5"), as limits.cpu / limits.memory; keys set in the
+ * request's config win over it. Named cloud types need a catalogue Lodge does not download.
+ */
+export function instanceTypeLimits(type: string | undefined): Record<string, string> {
+  if (!type) return {};
+  const m = /^c(\d+(?:\.\d+)?)-m(\d+(?:\.\d+)?)$/.exec(type);
+  if (!m) throw badRequest(`Unknown instance_type "${type}": use "cN-mM" (N CPUs, M GiB of memory), e.g. "c2-m4"`);
+  const cpus = Math.max(1, Math.ceil(Number(m[1])));
+  return { "limits.cpu": String(cpus), "limits.memory": `${Math.round(Number(m[2]) * 1024)}MiB` };
 }
