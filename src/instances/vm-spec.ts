@@ -39,8 +39,12 @@ export function memoryBytes(value: string | undefined, hostMemory: number): numb
   return Math.max(64, Math.floor(bytes / (1024 * 1024))) * 1024 * 1024;
 }
 
-/** The kernel command line an image asks for: `boot/cmdline` in its metadata, else the default. */
-async function cmdline(volumePath: string): Promise<string> {
+/**
+ * The kernel command line an image asks for: its `lodge.cmdline` property (the instance's
+ * image.lodge.cmdline key), else `boot/cmdline` beside its kernel, else the default.
+ */
+async function cmdline(volumePath: string, config: Record<string, string>): Promise<string> {
+  if (config["image.lodge.cmdline"]) return config["image.lodge.cmdline"];
   const text = await readFile(join(volumePath, "boot", "cmdline"), "utf8").catch(() => undefined);
   return text?.trim() || DEFAULT_CMDLINE;
 }
@@ -57,7 +61,7 @@ export async function buildVmSpec(o: {
   const rootDisk = (await exists(join(volumePath, "root.img"))) ? join(volumePath, "root.img") : join(volumePath, "rootfs.img");
   const kernel = join(volumePath, "boot", "vmlinuz");
   const initrd = join(volumePath, "boot", "initrd.img");
-  const boot = (await exists(kernel)) ? { kernel, initrd: (await exists(initrd)) ? initrd : undefined, cmdline: await cmdline(volumePath) } : undefined;
+  const boot = (await exists(kernel)) ? { kernel, initrd: (await exists(initrd)) ? initrd : undefined, cmdline: await cmdline(volumePath, config) } : undefined;
   return {
     name: o.name,
     rootfs: "",
