@@ -8,6 +8,8 @@ import { socketPath } from "../../src/api/paths.js";
 
 import { BridgeDriver } from "../../src/networks/drivers/bridge.js";
 import { removeNicPolicies } from "../../src/sys/nic-policy.js";
+import { findQemu, waitForExit } from "../../src/instances/drivers/qemu/process.js";
+import { removeTaps } from "../../src/instances/drivers/qemu/tap.js";
 import { nicPolicyOwner } from "../../src/instances/drivers/lxc/nic-host.js";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -150,6 +152,7 @@ export class TestDaemon {
     await this.signal("SIGKILL").catch(() => {});
     this.client?.close();
     await stopContainers(this.dir);
+    await stopVms(this.dir);
     await removeNetworks(this.dir);
     await unmountPools(this.dir);
     await rm(this.dir, { recursive: true, force: true });
@@ -209,6 +212,7 @@ export async function inProcessDaemon(t: TestContext) {
     client.close();
     await daemon.stop();
     await stopContainers(dir);
+    await stopVms(dir);
     await unmountPools(dir);
     await rm(dir, { recursive: true, force: true });
   });
@@ -234,6 +238,19 @@ export async function stopContainers(dir: string): Promise<void> {
       await removeNicPolicies(nicPolicyOwner(join(lxcpath, n), n));
     }),
   );
+}
+
+/** VMs outlive their daemon too: kill every QEMU under this daemon's directory, remove its taps. */
+export async function stopVms(dir: string): Promise<void> {
+  const root = join(dir, "virtual-machines");
+  for (const n of await readdir(root).catch(() => [] as string[])) {
+    const pid = await findQemu(join(root, n, "qemu.pid")).catch(() => undefined);
+    if (pid) {
+      process.kill(pid, "SIGKILL");
+      await waitForExit(pid, 10_000).catch(() => {});
+    }
+    await removeTaps(join(root, n, "taps.json"));
+  }
 }
 
 /** What a daemon killed outright leaves of its networks on the host: bridges, dnsmasq, nft tables. */
