@@ -344,7 +344,7 @@ static void read_output(struct chan *c, int i, int draining) {
     }
     send_frame(c->id, i ? A_STDERR : A_STDOUT, buf, (size_t)n);
     c->credit -= (size_t)n;
-    if (c->kind == K_EXEC) return; /* one chunk per turn: streams interleave fairly */
+    if (c->kind == K_EXEC && !draining) return; /* one chunk per turn: streams interleave fairly */
   }
 }
 
@@ -384,7 +384,7 @@ static void reap(void) {
       c->code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
       /* A pty's output is whatever is buffered now: a background job keeping the terminal
          open must not hold the exec. Pipes are read to their end, as a shell would. */
-      if (c->pty) read_output(c, 0, 1);
+      if (c->pty && c->out_fd[0] >= 0) read_output(c, 0, 1); /* finishes when it closes */
       else maybe_finish(c);
       break;
     }
