@@ -31,8 +31,8 @@ import { writeRootfsFile } from "./rootfs-file.js";
 import { buildInitramfs, cloudKernelDeb, findKernel, makeRootDisk, unpackKernelDeb, type KernelTree } from "./vm-boot.js";
 import { prepareBusyboxVm, prepareDebianVm } from "./vm-rootfs.js";
 
-/** What a Debian VM image adds to its packages: the cloud kernel, and udev to load its modules. */
-const VM_PACKAGES = ["linux-image-cloud-amd64", "udev", "kmod"];
+/** What a Debian VM image adds: the cloud kernel, udev to load its modules, dbus for logind (which powers off on the ACPI power button). */
+const VM_PACKAGES = ["linux-image-cloud-amd64", "udev", "kmod", "dbus"];
 
 export type ImageFormat = "unified" | "split";
 
