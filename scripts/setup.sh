@@ -19,6 +19,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# VM images boot Debian's cloud kernel (virtio as modules, ext4 built in). The image builder takes
+# it from this cache, so building or testing a VM image needs no network for it.
+KERNEL_CACHE=/var/cache/lodge
+if ! ls "$KERNEL_CACHE"/linux-image-*-cloud-amd64_*.deb >/dev/null 2>&1; then
+  kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
+  if [ -z "$kpkg" ]; then apt-get update -q; kpkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}'); fi
+  echo "==> caching $kpkg in $KERNEL_CACHE"
+  mkdir -p "$KERNEL_CACHE"
+  (cd "$KERNEL_CACHE" && apt-get download "$kpkg" 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
+fi
+
 # Lodge needs Node.js 20 or later (node:test features, better-sqlite3 12's prebuilt ABI, tsx).
 # Debian 12's own nodejs package is 18, so installing it would only leave a tree that cannot
 # build or test: say what is needed and stop instead.

@@ -8,12 +8,15 @@
  * ```
  *
  * Steps: source rootfs (busybox or debootstrap) → `post-unpack` actions → packages →
- * `post-packages` actions → clean-up → `files` → metadata.yaml + templates → pack. The work
+ * `post-packages` actions → clean-up → `files` → metadata.yaml + templates → pack. A
+ * virtual-machine target adds a kernel, Lodge's initramfs and the agent's loader, and packs the
+ * rootfs as an ext4 qcow2 disk (rootfs.img) with boot/vmlinuz and boot/initrd.img in the
+ * metadata tarball (see vm-boot.ts). The work
  * directory is removed whether the build succeeds or fails, and a failed build removes
  * whatever it had started writing to outDir: it leaves nothing behind.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rename, rm, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Revert } from "../../core/revert.js";
@@ -23,8 +26,13 @@ import { buildBusyboxRootfs } from "./busybox.js";
 import { runInRootfs, type ProgressFn } from "./command.js";
 import { bootstrapDebian, cleanDebian, installPackages } from "./debootstrap.js";
 import type { ActionTrigger, ImageDefinition } from "./definition.js";
-import { imageFingerprint, packSplit, packUnified, TAR_SUFFIX, writeMetadata, type Compression, type ImageMetadata } from "./pack.js";
+import { imageFingerprint, packSplit, packUnified, packVm, VM_BOOT_FILES, TAR_SUFFIX, writeMetadata, type Compression, type ImageMetadata } from "./pack.js";
 import { writeRootfsFile } from "./rootfs-file.js";
+import { buildInitramfs, cloudKernelDeb, findKernel, makeRootDisk, unpackKernelDeb, type KernelTree } from "./vm-boot.js";
+import { prepareBusyboxVm, prepareDebianVm } from "./vm-rootfs.js";
+
+/** What a Debian VM image adds: the cloud kernel, udev to load its modules, dbus for logind (which powers off on the ACPI power button). */
+const VM_PACKAGES = ["linux-image-cloud-amd64", "udev", "kmod", "dbus"];
 
 export type ImageFormat = "unified" | "split";
 
@@ -61,13 +69,16 @@ export class UnsupportedTargetError extends Error {}
 
 /** Builds the image a definition describes; see the module comment for the steps. */
 export async function buildImage(def: ImageDefinition, opts: BuildOptions): Promise<BuildResult> {
-  if (def.targets.includes("virtual-machine")) {
-    throw new UnsupportedTargetError("virtual-machine target: not yet supported (build the container target only)");
+  const vm = def.targets.includes("virtual-machine");
+  if (vm && def.targets.includes("container")) {
+    throw new UnsupportedTargetError(
+      "virtual-machine target: not yet supported together with the container target in one build (write one definition per target)",
+    );
   }
   const format = opts.format ?? "unified";
   const compression = opts.compression ?? "xz";
   const progress: ProgressFn = opts.onProgress ?? (() => undefined);
-  await requireTools(def, format, compression);
+  await requireTools(def, format, compression, vm);
   const now = opts.now ?? new Date();
   const started = Date.now();
 
@@ -79,6 +90,7 @@ export async function buildImage(def: ImageDefinition, opts: BuildOptions): Prom
     await mkdir(rootfs, { mode: 0o755 });
     const hostname = hostnameFor(def.image.distribution);
     let release = def.image.release;
+    let kernel: KernelTree | undefined;
 
     progress(`building ${def.image.distribution} ${release || ""} (${def.image.architecture}) from ${def.source.type}`.replace(/\s+/g, " "));
     if (def.source.type === "busybox") {
@@ -87,6 +99,10 @@ export async function buildImage(def: ImageDefinition, opts: BuildOptions): Prom
       progress(`busybox ${bb.version} rootfs ready`);
       await runActions(def, "post-unpack", rootfs, progress, opts.signal);
       await runActions(def, "post-packages", rootfs, progress, opts.signal);
+      if (vm) {
+        await prepareBusyboxVm(rootfs);
+        kernel = await unpackKernelDeb(await cloudKernelDeb(progress), path.join(work, "kernel"));
+      }
     } else {
       const suite = def.source.suite ?? def.image.release;
       release ||= suite;
@@ -101,13 +117,26 @@ export async function buildImage(def: ImageDefinition, opts: BuildOptions): Prom
         signal: opts.signal,
       });
       await runActions(def, "post-unpack", rootfs, progress, opts.signal);
-      await installPackages(rootfs, def.source.packages, progress, opts.signal);
+      await installPackages(rootfs, vm ? [...def.source.packages, ...VM_PACKAGES] : def.source.packages, progress, opts.signal);
+      if (vm) {
+        await prepareDebianVm(rootfs);
+        kernel = await findKernel(rootfs);
+      }
       await runActions(def, "post-packages", rootfs, progress, opts.signal);
       await cleanDebian(rootfs);
     }
     for (const f of def.files) {
       progress(`writing ${f.path}`);
       await writeRootfsFile(rootfs, f.path, f.content, f.mode);
+    }
+
+    // A VM image boots straight from its metadata: the kernel and Lodge's initramfs in boot/.
+    if (kernel) {
+      progress(`kernel ${kernel.version}: building the initramfs`);
+      await mkdir(path.join(work, "boot"));
+      await copyFile(kernel.vmlinuz, path.join(work, "boot/vmlinuz"));
+      await buildInitramfs(kernel, path.join(work, "boot/initrd.img"), work);
+      await rm(path.join(work, "kernel"), { recursive: true, force: true });
     }
 
     const creation = Math.floor(now.getTime() / 1000);
@@ -124,19 +153,25 @@ export async function buildImage(def: ImageDefinition, opts: BuildOptions): Prom
           description: def.image.description,
           variant: def.image.variant,
           serial: serialOf(now),
+          ...(vm ? { type: "virtual-machine", ...VM_BOOT_FILES, "lodge.cmdline": def.vm.cmdline } : {}),
         },
       },
       def.templates,
     );
 
     const base = path.join(opts.outDir, opts.name ?? [def.image.distribution, release, def.image.architecture, def.image.variant].join("-"));
-    const files = format === "unified" ? [base + TAR_SUFFIX[compression]] : [`${base}.meta${TAR_SUFFIX[compression]}`, `${base}.squashfs`];
+    const files =
+      format === "unified" ? [base + TAR_SUFFIX[compression]] : [`${base}.meta${TAR_SUFFIX[compression]}`, vm ? `${base}.rootfs.img` : `${base}.squashfs`];
     // Written under temporary names beside the final ones, then renamed: a reader never sees a
     // half-written image, and a failure removes only what this build wrote.
     const tag = randomBytes(4).toString("hex");
     const partial = files.map((f) => `${f}.partial-${tag}`);
     for (const p of partial) undo.add(() => rm(p, { force: true }));
-    if (format === "unified") await packUnified(work, partial[0]!, compression, progress);
+    if (vm) {
+      const disk = format === "unified" ? path.join(work, "rootfs.img") : partial[1]!;
+      await makeRootDisk(rootfs, disk, work, def.vm.sizeBytes, progress);
+      await packVm(work, partial[0]!, format === "unified", compression, progress);
+    } else if (format === "unified") await packUnified(work, partial[0]!, compression, progress);
     else await packSplit(work, partial[0]!, partial[1]!, compression, progress);
     const fingerprint = await imageFingerprint(partial);
     let size = 0;
@@ -163,9 +198,10 @@ async function runActions(def: ImageDefinition, trigger: ActionTrigger, rootfs: 
   }
 }
 
-async function requireTools(def: ImageDefinition, format: ImageFormat, compression: Compression): Promise<void> {
+async function requireTools(def: ImageDefinition, format: ImageFormat, compression: Compression, vm: boolean): Promise<void> {
   const tools = ["tar", compression, "unshare", "chroot"];
-  if (format === "split") tools.push("mksquashfs");
+  if (vm) tools.push("mkfs.ext4", "qemu-img", "dpkg-deb", "gzip");
+  if (format === "split" && !vm) tools.push("mksquashfs");
   if (def.source.type === "debootstrap") tools.push("debootstrap");
   const missing = [];
   for (const t of tools) if (!(await which(t))) missing.push(t);

@@ -9,6 +9,7 @@
  * templates:
  *   /etc/hostname: {when: [create, copy], content: "{{ container.name }}\n"}
  * actions: [{trigger: post-packages, command: "echo done"}]
+ * vm: {size: 2GiB, cmdline: "console=ttyS0 root=/dev/vda"}   # with targets: [virtual-machine]
  * ```
  *
  * parseDefinition() turns YAML text into a checked ImageDefinition with every default filled
@@ -19,6 +20,7 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { parse as parseYaml, YAMLParseError } from "yaml";
 import { lxdArchitecture } from "./architecture.js";
+import { DEFAULT_CMDLINE } from "./vm-boot.js";
 
 export const SOURCE_TYPES = ["busybox", "debootstrap"] as const;
 export const TARGETS = ["container", "virtual-machine"] as const;
@@ -74,6 +76,14 @@ export interface ActionSpec {
   command: string;
 }
 
+/** How a virtual-machine image boots and how big its root disk is. */
+export interface VmSection {
+  /** The kernel command line of direct boot. */
+  cmdline: string;
+  /** Least size of the root disk in bytes (it grows to fit the rootfs). */
+  sizeBytes: number;
+}
+
 export interface ImageDefinition {
   image: ImageSection;
   source: SourceSection;
@@ -81,6 +91,7 @@ export interface ImageDefinition {
   files: FileSpec[];
   templates: Record<string, TemplateSpec>;
   actions: ActionSpec[];
+  vm: VmSection;
 }
 
 export const DEFAULT_MIRROR = "http://deb.debian.org/debian";
@@ -117,7 +128,7 @@ export function parseDefinition(text: string, source?: string): ImageDefinition 
 /** Checks an already-parsed definition and fills in defaults. */
 export function validateDefinition(doc: unknown, source?: string): ImageDefinition {
   const c = new Checker();
-  const root = c.object(doc, "", ["image", "source", "targets", "files", "templates", "actions"], ["image", "source"]);
+  const root = c.object(doc, "", ["image", "source", "targets", "files", "templates", "actions", "vm"], ["image", "source"]);
   const image = checkImage(c, root?.image);
   const src = checkSource(c, root?.source, image);
   const def: ImageDefinition = {
@@ -127,7 +138,9 @@ export function validateDefinition(doc: unknown, source?: string): ImageDefiniti
     files: checkFiles(c, root?.files),
     templates: checkTemplates(c, root?.templates),
     actions: checkActions(c, root?.actions),
+    vm: checkVm(c, root?.vm),
   };
+  if (root?.vm !== undefined && !def.targets.includes("virtual-machine")) c.problem("vm", "only applies to targets: [virtual-machine]");
   if (c.problems.length) throw new DefinitionError(c.problems, source);
   return def;
 }
@@ -250,6 +263,21 @@ function checkActions(c: Checker, v: unknown): ActionSpec[] {
       command: c.string(o?.command, `actions[${i}].command`) ?? "",
     };
   });
+}
+
+function checkVm(c: Checker, v: unknown): VmSection {
+  const out: VmSection = { cmdline: DEFAULT_CMDLINE, sizeBytes: 64 * 2 ** 20 };
+  if (v === undefined) return out;
+  const o = c.object(v, "vm", ["cmdline", "size"], []);
+  const cmdline = c.string(o?.cmdline, "vm.cmdline", true);
+  if (cmdline !== undefined) out.cmdline = cmdline.trim();
+  const size = c.string(o?.size, "vm.size", true);
+  if (size !== undefined) {
+    const m = /^(\d+)\s*(MiB|GiB|M|G)$/.exec(size.trim());
+    if (m) out.sizeBytes = Number(m[1]) * 2 ** (m[2]!.startsWith("G") ? 30 : 20);
+    else c.problem("vm.size", `"${size}" is not a size such as 512MiB or 2GiB`);
+  }
+  return out;
 }
 
 /** `30d`, `12h`, `1w 2d 3h`: seconds, or undefined when malformed. */

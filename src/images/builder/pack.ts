@@ -36,6 +36,8 @@ export interface ImageMetadata {
     description: string;
     variant: string;
     serial: string;
+    /** A VM image's: type, and lodge.kernel / lodge.initrd / lodge.cmdline for direct boot. */
+    [key: string]: string;
   };
   templates?: Record<string, MetadataTemplate>;
 }
@@ -98,6 +100,19 @@ export async function packSplit(dir: string, metaOut: string, rootfsOut: string,
   await runStreaming("mksquashfs", [path.join(dir, "rootfs"), rootfsOut, "-noappend", "-comp", compression, "-xattrs", "-no-progress", "-quiet"], {
     onLine: onProgress,
   });
+}
+
+/** Where a VM image's metadata tarball holds its kernel and initrd, as its properties name them. */
+export const VM_BOOT_FILES = { "lodge.kernel": "boot/vmlinuz", "lodge.initrd": "boot/initrd.img" } as const;
+
+/**
+ * A VM image: the metadata tarball (metadata.yaml, templates/, boot/) alone for a split image
+ * (its rootfs.img is already written beside it), or with rootfs.img inside for a unified one.
+ */
+export async function packVm(dir: string, out: string, unified: boolean, compression: Compression, onProgress?: ProgressFn): Promise<void> {
+  onProgress?.(`packing ${unified ? "unified VM image" : "metadata tarball"} (tar + ${compression})`);
+  const members = ["metadata.yaml", ...((await exists(path.join(dir, "templates"))) ? ["templates"] : []), "boot", ...(unified ? ["rootfs.img"] : [])];
+  await runStreaming("tar", ["--create", `--file=${out}`, ...TAR_KEEP, `--use-compress-program=${compressor(compression)}`, "-C", dir, ...members]);
 }
 
 /**
