@@ -6,18 +6,14 @@
 import { InstanceDriverError } from "../../driver.js";
 import type { GuestAgent } from "./agent-api.js";
 
-interface AgentClientModule {
-  connectAgent(socketPath: string): Promise<GuestAgent>;
-}
+let clientModule: Promise<typeof import("./agent-client.js")> | undefined;
 
-let clientModule: Promise<AgentClientModule> | undefined;
-
-function loadClient(): Promise<AgentClientModule> {
-  // @ts-ignore -- agent-client.ts is written beside this driver by the guest agent's change.
+/** The client module, loaded when a VM's agent is first wanted (not on lodged's start path). */
+function loadClient(): Promise<typeof import("./agent-client.js")> {
   return (clientModule ??= import("./agent-client.js").catch((e: Error) => {
     clientModule = undefined;
     throw new InstanceDriverError(`the guest agent client is not available: ${e.message}`);
-  }) as Promise<AgentClientModule>);
+  }));
 }
 
 interface Entry {

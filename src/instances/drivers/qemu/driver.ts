@@ -14,7 +14,7 @@
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run, which } from "../../../sys/exec.js";
-import { nativePath } from "../../../sys/native.js";
+import { agentBinaryPath } from "./config-drive.js";
 import {
   InstanceDriverError,
   NotRunningError,
@@ -51,7 +51,7 @@ export interface QemuDriverOptions {
   qemu?: string;
   /** Skip the KVM probe (tests, or an operator who knows). */
   accelerator?: Accelerator;
-  /** The guest agent binary put on the config drive; default dist/lodge-vm-agent. */
+  /** The guest agent binary put on the config drive; default dist/lodge-agent. */
   agentBinary?: string;
   /** How long QEMU may take to set the machine up; default 30 s. */
   startTimeoutMs?: number;
@@ -159,7 +159,7 @@ export class QemuDriver implements VmDriver {
         this.accelerator(),
         keptDiskFormat(spec.rootDisk, path.join(p.dir, "root.format")),
         spec.boot ? Promise.resolve(undefined) : prepareFirmware(spec.stateDir, spec.secureboot),
-        makeAgentDrive(spec, this.opts.agentBinary ?? nativePath("lodge-vm-agent", "LODGE_VM_AGENT")),
+        makeAgentDrive(spec, this.opts.agentBinary ?? agentBinaryPath()),
         hostShares(spec.run.mounts),
         makeSeedIso(p.seed, { instanceId: name, hostname: spec.hostname ?? name, cloudInit: spec.cloudInit }),
       ]);

@@ -5,23 +5,16 @@
 import { access, stat } from "node:fs/promises";
 import type { MountSpec } from "../../runconfig.js";
 import type { VmSpec } from "../../driver.js";
+import { makeConfigDrive } from "./config-drive.js";
 
 /**
- * The config drive with the guest agent (config-drive.ts, written with the agent), when both
- * that module and the agent binary are there; without them the VM starts without the drive and
- * only qemu-guest-agent can answer. Made at every start, so a new Lodge brings a new agent.
+ * The config drive with the guest agent (config-drive.ts), when the agent binary is there;
+ * without it the VM starts without the drive and only qemu-guest-agent can answer. Made at
+ * every start, so a new Lodge brings a new agent.
  */
 export async function makeAgentDrive(spec: VmSpec, agentBinary: string): Promise<string | undefined> {
   if (!(await access(agentBinary).then(() => true, () => false))) return undefined;
-  let mod: { makeConfigDrive(dir: string, agentBinary: string, conf: Record<string, unknown>): Promise<unknown> };
-  try {
-    // @ts-ignore -- config-drive.ts is written beside this driver by the guest agent's change.
-    mod = await import("./config-drive.js");
-  } catch {
-    return undefined;
-  }
-  const made = await mod.makeConfigDrive(spec.stateDir, agentBinary, { name: spec.name, hostname: spec.hostname ?? spec.name });
-  return typeof made === "string" ? made : (made as { path?: string } | undefined)?.path;
+  return makeConfigDrive(spec.stateDir, agentBinary, { name: spec.name, hostname: spec.hostname ?? spec.name });
 }
 
 /**
