@@ -21,6 +21,8 @@ export const API_EXTENSIONS: readonly string[] = [
   // /1.0/instances for containers: lifecycle, exec (websockets, recording, user/group/cwd,
   // signals), logs.
   "instances",
+  // Virtual machines (type "virtual-machine") through the same routes, where QEMU is installed.
+  "virtual-machines",
   // recursion=2 on /1.0/instances: state, snapshots and backups inline (one request for `lxc list`).
   "container_full",
   // GET /1.0/instances/<name>?recursion=1: the same full object for one instance (`lxc info`).

@@ -40,8 +40,9 @@ test("a VM: launch, exec and a pty, files, console, stop and start, snapshot and
   await d.lxc(["image", "import", img.metadata, img.rootfs, "--alias", "tiny"]);
   const shown = JSON.parse((await d.lxc(["query", "/1.0/images/aliases/tiny"])).stdout);
   assert.equal(shown.type, "virtual-machine");
-  // A VM image is not a container image, nor the other way round.
-  const wrong = await d.lxc(["init", "tiny", "c1"], { allowFail: true });
+  // A VM image makes no container (lxc itself asks for a VM when the alias is a VM image's).
+  const body = JSON.stringify({ name: "c1", type: "container", source: { type: "image", alias: "tiny" } });
+  const wrong = await d.lxc(["query", "-X", "POST", "-d", body, "/1.0/instances"], { allowFail: true });
   assert.notEqual(wrong.code, 0);
   assert.match(wrong.stderr, /type "virtual-machine" doesn't match instance type "container"/);
 
@@ -76,7 +77,7 @@ test("a VM: launch, exec and a pty, files, console, stop and start, snapshot and
 
   // The serial console's log shows the guest booting.
   const log = await d.lxc(["console", "v1", "--show-log"]);
-  assert.match(log.stdout, /Linux version|login|Lodge/);
+  assert.match(log.stdout, /BusyBox v\d/, "the guest's shell on its serial console");
 
   // A graceful stop (ACPI), then a start: the disk keeps the file.
   await d.lxc(["stop", "v1"]);
