@@ -1,7 +1,7 @@
 import { ApiError, badRequest } from "../api/errors.js";
 import type { ProfileLayer } from "../profiles/record.js";
 import { validateDevices } from "./config/devices.js";
-import { withNicVolatile } from "./devices/nic.js";
+import { hostEndKind, withNicVolatile } from "./devices/nic.js";
 import { expandConfig, expandDevices, rootDisk } from "./expand.js";
 import type { InstanceRecord } from "./record.js";
 
@@ -40,7 +40,7 @@ export function checkExpansion(c: ExpansionChange): InstanceRecord {
   const root = rootDisk(devices);
   if (!root) throw noRootDevice(after.name);
   if (root.pool !== before.pool) throw badRequest("Moving an instance to another pool is not supported yet");
-  return { ...after, config: withNicVolatile(after.config, devices, { running: c.running }) };
+  return { ...after, config: withNicVolatile(after.config, devices, { running: c.running, kind: hostEndKind(after.type) }) };
 }
 
 export function noRootDevice(name: string): ApiError {

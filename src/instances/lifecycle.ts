@@ -14,7 +14,7 @@ import { idmapFromJson, idmapToJson, toHost } from "../sys/idmap.js";
 import type { TemplateTrigger } from "../images/metadata.js";
 import type { InstanceState, InstanceStatus } from "./driver.js";
 import type { InstanceEngines } from "./drivers/engines.js";
-import { withNicVolatile, withoutHostNames } from "./devices/nic.js";
+import { hostEndKind, withNicVolatile, withoutHostNames } from "./devices/nic.js";
 import { expandConfig, expandDevices, rootDisk } from "./expand.js";
 import type { ProfileLayer } from "../profiles/record.js";
 import { hostName, instanceKey, instanceUrl, type InstanceRecord } from "./record.js";
@@ -144,7 +144,7 @@ export class InstanceLifecycle {
     // Its profiles are read once for the whole start (NICs, templates, spec).
     const layers = await this.d.instances.layers(r);
     // The NICs' host-side names (and MACs of records made before they were kept), stored below.
-    r = { ...r, config: withNicVolatile(r.config, expandDevices(r, layers), { running: true }) };
+    r = { ...r, config: withNicVolatile(r.config, expandDevices(r, layers), { running: true, kind: hostEndKind(r.type) }) };
     const volume = await this.d.storage.instancePath(r.pool, r.project, r.name, r.type);
     const pending = r.config["volatile.apply_template"] as TemplateTrigger | undefined;
     const config = expandConfig(r, layers);

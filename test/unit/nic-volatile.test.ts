@@ -38,3 +38,8 @@ test("nic volatile keys: a stopped instance gets its MAC but no host-side name; 
   assert.deepEqual(withoutHostNames({ ...running, "volatile.uuid": "u" }), { "volatile.eth0.hwaddr": stopped["volatile.eth0.hwaddr"], "volatile.uuid": "u" });
   assert.equal(withoutHostNames(stopped), stopped, "nothing to drop: the same object");
 });
+
+test("nic volatile keys: a VM's NIC gets a tap's name, as LXD names it", () => {
+  const vm = withNicVolatile({}, { eth0: br() }, { running: true, kind: "tap" });
+  assert.match(vm["volatile.eth0.host_name"]!, /^tap[0-9a-f]{8}$/);
+});
