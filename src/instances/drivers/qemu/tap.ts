@@ -82,11 +82,27 @@ export async function removeTaps(record: string): Promise<void> {
   await rm(record, { force: true });
 }
 
-/** Deletes a tap device; quiet when it is gone, and never touches an interface of another kind. */
-async function removeTap(name: string): Promise<void> {
+/** How long a tap may stay attached to the QEMU that was just killed. */
+const DETACH_TIMEOUT_MS = 5_000;
+
+/** Whether the interface exists and is a tun/tap device. */
+async function isTap(name: string): Promise<boolean> {
   const r = await run("ip", ["-j", "-d", "link", "show", "dev", name], { allowFail: true, timeoutMs: IP_TIMEOUT_MS });
-  if (r.code !== 0) return;
-  const kind = (JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string } }[])[0]?.linkinfo?.info_kind;
-  if (kind !== "tun") return;
-  await run("ip", ["tuntap", "del", "dev", name, "mode", "tap"], { allowFail: true, timeoutMs: IP_TIMEOUT_MS });
+  if (r.code !== 0) return false;
+  return (JSON.parse(r.stdout) as { linkinfo?: { info_kind?: string } }[])[0]?.linkinfo?.info_kind === "tun";
+}
+
+/**
+ * Deletes a tap device; quiet when it is gone, and never touches an interface of another kind.
+ * A killed QEMU's main thread turns zombie (which is when it counts as exited) before its other
+ * threads have let go of their file descriptors, and a tap still attached refuses deletion
+ * (EBUSY): the delete is retried until the tap is gone, for a few seconds at most.
+ */
+async function removeTap(name: string): Promise<void> {
+  const deadline = Date.now() + DETACH_TIMEOUT_MS;
+  for (let delay = 5; await isTap(name); delay = Math.min(delay * 2, 200)) {
+    const r = await run("ip", ["tuntap", "del", "dev", name, "mode", "tap"], { allowFail: true, timeoutMs: IP_TIMEOUT_MS });
+    if (r.code !== 0 && Date.now() >= deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
 }
