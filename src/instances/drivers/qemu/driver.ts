@@ -14,7 +14,7 @@
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run, which } from "../../../sys/exec.js";
-import { agentBinaryPath } from "./config-drive.js";
+import { agentBinaryPath, CONFIG_DRIVE_FILE } from "./config-drive.js";
 import {
   InstanceDriverError,
   NotRunningError,
@@ -159,7 +159,7 @@ export class QemuDriver implements VmDriver {
         this.accelerator(),
         keptDiskFormat(spec.rootDisk, path.join(p.dir, "root.format")),
         spec.boot ? Promise.resolve(undefined) : prepareFirmware(spec.stateDir, spec.secureboot),
-        makeAgentDrive(spec, this.opts.agentBinary ?? agentBinaryPath()),
+        makeAgentDrive(spec, this.opts.agentBinary ?? agentBinaryPath(), p.dir),
         hostShares(spec.run.mounts),
         makeSeedIso(p.seed, { instanceId: name, hostname: spec.hostname ?? name, cloudInit: spec.cloudInit }),
       ]);
@@ -242,7 +242,7 @@ export class QemuDriver implements VmDriver {
     this.agents.drop(name);
     this.monitors.drop(name);
     await removeTaps(p.taps);
-    await Promise.all([p.qmp, p.console, p.agent, p.qga, p.pidfile, p.seed].map((f) => rm(f, { force: true })));
+    await Promise.all([p.qmp, p.console, p.agent, p.qga, p.pidfile, p.seed, path.join(p.dir, CONFIG_DRIVE_FILE)].map((f) => rm(f, { force: true })));
   }
 
   async freeze(name: string): Promise<void> {

@@ -12,9 +12,10 @@ import { makeConfigDrive } from "./config-drive.js";
  * without it the VM starts without the drive and only qemu-guest-agent can answer. Made at
  * every start, so a new Lodge brings a new agent.
  */
-export async function makeAgentDrive(spec: VmSpec, agentBinary: string): Promise<string | undefined> {
+export async function makeAgentDrive(spec: VmSpec, agentBinary: string, runDir: string): Promise<string | undefined> {
   if (!(await access(agentBinary).then(() => true, () => false))) return undefined;
-  return makeConfigDrive(spec.stateDir, agentBinary, { name: spec.name, hostname: spec.hostname ?? spec.name });
+  // In the VM's runtime directory, not its volume: made anew at each boot, never snapshotted.
+  return makeConfigDrive(runDir, agentBinary, { name: spec.name, hostname: spec.hostname ?? spec.name });
 }
 
 /**
