@@ -124,6 +124,8 @@ export class BackupService {
   /** Checks a create request on the request itself (400/404/409 before any operation). */
   async prepare(project: string, instance: string, req: BackupsPost): Promise<BackupRecord> {
     const r = await this.d.instances.record(project, instance);
+    if (r.type !== "container")
+      throw badRequest(`Backups of virtual machines are not supported yet: publish "${instance}" as an image (lxc publish) to keep a copy of it`);
     await this.pruneExpired();
     if (req.optimized_storage) {
       const caps = await this.d.storage.capabilities(r.pool);

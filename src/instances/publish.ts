@@ -16,6 +16,7 @@ import type { StorageService } from "../storage/service.js";
 import { run } from "../sys/exec.js";
 import { idmapFromJson } from "../sys/idmap.js";
 import { shiftOwnership } from "../sys/shift.js";
+import { vmImageMembers } from "./publish-vm.js";
 import type { InstanceRecord } from "./record.js";
 import { LOCK_TIMEOUT_MS, type InstanceService } from "./service.js";
 
@@ -38,6 +39,7 @@ interface PublishTree {
   path: string;
   architecture: string;
   config: Record<string, string>;
+  type: InstanceRecord["type"];
 }
 
 /** The image sources for POST /1.0/images that publish instances and snapshots. */
@@ -48,7 +50,7 @@ export function publishSources(d: PublishDeps): Record<string, ImageSource> {
       if (name.includes("/")) throw badRequest(`"${name}" is a snapshot; publish it with source type "snapshot"`);
       return locked(d, ctx.project, name, async (r) => {
         if (await d.running(r)) throw badRequest(`Cannot publish a running instance: stop "${name}" first (lxc publish --force stops and restarts it)`);
-        return publishTree(d, req, ctx, { path: await d.storage.instancePath(r.pool, r.project, r.name, r.type), architecture: r.architecture, config: r.config });
+        return publishTree(d, req, ctx, { path: await d.storage.instancePath(r.pool, r.project, r.name, r.type), architecture: r.architecture, config: r.config, type: r.type });
       });
     },
   };
@@ -59,7 +61,7 @@ export function publishSources(d: PublishDeps): Record<string, ImageSource> {
       const source = d.snapshot;
       if (!source) throw badRequest("Publishing a snapshot is not supported yet: instance snapshots are not available on this server");
       // A snapshot is read-only: the instance may run meanwhile; the lock keeps the snapshot from going.
-      return locked(d, ctx.project, name, async () => publishTree(d, req, ctx, await source(ctx.project, name, snap)));
+      return locked(d, ctx.project, name, async (r) => publishTree(d, req, ctx, { ...(await source(ctx.project, name, snap)), type: r.type }));
     },
   };
   return { instance, container: instance, snapshot };
@@ -85,19 +87,7 @@ async function publishTree(d: PublishDeps, req: ImagesPostJson, ctx: ImageSource
   const scratch = await mkdtemp(join(d.scratchDir, ".staging-publish-"));
   try {
     await writeFile(join(scratch, "metadata.yaml"), await metadataYaml(volume, tree.architecture, req.properties ?? {}, expires), { mode: 0o644 });
-    const members = [{ dir: scratch, name: "metadata.yaml" }];
-    if (await exists(join(volume, "templates"))) members.push({ dir: volume, name: "templates" });
-    const onDisk = idmapFromJson(tree.config["volatile.last_state.idmap"] ?? "");
-    if (onDisk.length > 0) {
-      // A shifted rootfs goes into the image unshifted, through a copy (shared blocks where
-      // the filesystem can), so the instance itself is left as it is.
-      ctx.op.updateMetadata({ create_image_from_container_pack_progress: "Unshifting the rootfs" });
-      await run("cp", ["-a", "--reflink=auto", "--", join(volume, "rootfs"), join(scratch, "rootfs")], { signal: ctx.op.signal });
-      await shiftOwnership(join(scratch, "rootfs"), onDisk, undefined);
-      members.push({ dir: scratch, name: "rootfs" });
-    } else {
-      members.push({ dir: volume, name: "rootfs" });
-    }
+    const members = [{ dir: scratch, name: "metadata.yaml" }, ...(await contentMembers(tree, scratch, ctx))];
     return await ctx.store.addFromTree({
       project: ctx.project,
       members,
@@ -114,6 +104,28 @@ async function publishTree(d: PublishDeps, req: ImagesPostJson, ctx: ImageSource
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * What goes into the image beside metadata.yaml. A VM: its disk flattened into one qcow2
+ * rootfs.img, its templates and boot files. A container: its templates, and its rootfs owned
+ * as images are: a shifted rootfs goes in unshifted, through a copy (shared blocks where the
+ * filesystem can), so the instance itself is left as it is.
+ */
+async function contentMembers(tree: PublishTree, scratch: string, ctx: ImageSourceContext): Promise<{ dir: string; name: string }[]> {
+  const volume = tree.path;
+  const progress = (text: string) => ctx.op.updateMetadata({ create_image_from_container_pack_progress: text });
+  if (tree.type === "virtual-machine") {
+    progress("Flattening the disk");
+    return vmImageMembers(volume, scratch, ctx.op.signal);
+  }
+  const members = (await exists(join(volume, "templates"))) ? [{ dir: volume, name: "templates" }] : [];
+  const onDisk = idmapFromJson(tree.config["volatile.last_state.idmap"] ?? "");
+  if (onDisk.length === 0) return [...members, { dir: volume, name: "rootfs" }];
+  progress("Unshifting the rootfs");
+  await run("cp", ["-a", "--reflink=auto", "--", join(volume, "rootfs"), join(scratch, "rootfs")], { signal: ctx.op.signal });
+  await shiftOwnership(join(scratch, "rootfs"), onDisk, undefined);
+  return [...members, { dir: scratch, name: "rootfs" }];
 }
 
 /**

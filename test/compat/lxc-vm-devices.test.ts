@@ -164,3 +164,23 @@ test("a VM on a managed network gets a tap on the bridge and an address by DHCP;
   await d.lxc(["network", "delete", net]);
   assert.equal(await hostLink(net), undefined, "the bridge is gone");
 });
+
+test("a VM published as an image launches another VM with its files; its export is refused with a clear error", { timeout: 600_000 }, async (t) => {
+  const d = await TestDaemon.start(t);
+  const img = await tinyVmImage();
+  await d.lxc(["image", "import", img.metadata, img.rootfs, "--alias", "tiny"]);
+  await d.lxc(["launch", "tiny", "v1", "--vm"]);
+  await eventually(async () => ((await d.lxc(["exec", "v1", "--", "true"], { allowFail: true })).code === 0 ? true : undefined), "the agent of v1", 120_000, 500);
+  await d.lxc(["exec", "v1", "--", "sh", "-c", "echo published > /root/mark && sync"]);
+  await d.lxc(["stop", "v1"]);
+  await d.lxc(["publish", "v1", "--alias", "pub"]);
+  const pub = JSON.parse((await d.lxc(["query", "/1.0/images/aliases/pub"])).stdout);
+  assert.equal(pub.type, "virtual-machine");
+  await d.lxc(["launch", "pub", "v2", "--vm"]);
+  await eventually(async () => ((await d.lxc(["exec", "v2", "--", "true"], { allowFail: true })).code === 0 ? true : undefined), "the agent of v2", 120_000, 500);
+  assert.equal((await d.lxc(["exec", "v2", "--", "cat", "/root/mark"])).stdout, "published\n");
+  const exp = await d.lxc(["export", "v1", join(d.dir, "v1.tar.gz")], { allowFail: true });
+  assert.notEqual(exp.code, 0);
+  assert.match(exp.stderr, /Backups of virtual machines are not supported yet/);
+  await d.lxc(["delete", "-f", "v1", "v2"]);
+});
