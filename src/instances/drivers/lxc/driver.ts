@@ -47,7 +47,8 @@ import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownershi
 import { ProxyForwarders } from "./proxy.js";
 import { StagedMounts } from "./staged-mounts.js";
 import { containerState } from "./state.js";
-import { findProcesses, waitForExit } from "./process.js";
+import { waitForExit } from "../../../sys/proc.js";
+import { findProcesses } from "./process.js";
 import { watchMonitorExit } from "./stop-watch.js";
 import { findLxcTools, probeLxcHostFacts, type LxcTools } from "./tools.js";
 
