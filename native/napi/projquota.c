@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include "projquota.h"
+#include "errno-error.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,14 +37,6 @@
 #define SYS_quotactl_fd 443
 #endif
 
-static napi_value fail(napi_env env, int err, const char *what, const char *path) {
-  char msg[PATH_MAX + 128];
-  const char *name = strerrorname_np(err);
-  snprintf(msg, sizeof msg, "%s \"%s\": %s", what, path, strerror(err));
-  napi_throw_error(env, name ? name : "EIO", msg);
-  return NULL;
-}
-
 /* The path argument `i`, refused when too long or holding a NUL. */
 static bool path_arg(napi_env env, napi_value v, char *out, size_t size) {
   size_t len;
@@ -62,6 +55,17 @@ static bool u32_arg(napi_env env, napi_value v, uint32_t *out) {
   return true;
 }
 
+/*
+ * The call's `n` arguments into argv (at most n), the first a path (into `path`, PATH_MAX
+ * bytes) and the second a project id; false when they are fewer or bad (then with a TypeError
+ * thrown, except when they are fewer).
+ */
+static bool path_id_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, char *path, uint32_t *id) {
+  size_t argc = n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  return argc >= n && path_arg(env, argv[0], path, PATH_MAX) && u32_arg(env, argv[1], id);
+}
+
 /* Errors that mean "this filesystem has no project ids" rather than a failure. */
 static bool unsupported(int err) { return err == ENOTTY || err == EOPNOTSUPP || err == ENOSYS || err == EINVAL; }
 
@@ -75,7 +79,7 @@ static napi_value ProjectOf(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 1 || !path_arg(env, argv[0], path, sizeof path)) return NULL;
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (fd < 0) return fail(env, errno, "open", path);
+  if (fd < 0) return throw_errno(env, errno, "open", path);
   struct fsxattr fa;
   int r = ioctl(fd, FS_IOC_FSGETXATTR, &fa), err = errno;
   close(fd);
@@ -85,7 +89,7 @@ static napi_value ProjectOf(napi_env env, napi_callback_info info) {
       napi_get_null(env, &out);
       return out;
     }
-    return fail(env, err, "FS_IOC_FSGETXATTR", path);
+    return throw_errno(env, err, "FS_IOC_FSGETXATTR", path);
   }
   napi_value id, inherit;
   napi_create_object(env, &out);
@@ -97,13 +101,11 @@ static napi_value ProjectOf(napi_env env, napi_callback_info info) {
 }
 
 static napi_value SetProject(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
   char path[PATH_MAX];
   uint32_t id;
   bool inherit = false;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3 || !path_arg(env, argv[0], path, sizeof path) || !u32_arg(env, argv[1], &id)) return NULL;
+  if (!path_id_args(env, info, 3, argv, path, &id)) return NULL;
   if (napi_get_value_bool(env, argv[2], &inherit) != napi_ok) {
     napi_throw_type_error(env, NULL, "setProject(path, id, inherit): bad arguments");
     return NULL;
@@ -117,7 +119,7 @@ static napi_value SetProject(napi_env env, napi_callback_info info) {
       napi_get_boolean(env, false, &out);
       return out;
     }
-    return fail(env, errno, "open", path);
+    return throw_errno(env, errno, "open", path);
   }
   struct stat st;
   if (fstat(fd, &st) < 0 || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
@@ -129,14 +131,14 @@ static napi_value SetProject(napi_env env, napi_callback_info info) {
   if (ioctl(fd, FS_IOC_FSGETXATTR, &fa) < 0) {
     int err = errno;
     close(fd);
-    return fail(env, err, "FS_IOC_FSGETXATTR", path);
+    return throw_errno(env, err, "FS_IOC_FSGETXATTR", path);
   }
   fa.fsx_projid = id;
   if (S_ISDIR(st.st_mode) && inherit) fa.fsx_xflags |= FS_XFLAG_PROJINHERIT;
   if (!inherit) fa.fsx_xflags &= ~FS_XFLAG_PROJINHERIT;
   int r = ioctl(fd, FS_IOC_FSSETXATTR, &fa), err = errno;
   close(fd);
-  if (r < 0) return fail(env, err, "FS_IOC_FSSETXATTR", path);
+  if (r < 0) return throw_errno(env, err, "FS_IOC_FSSETXATTR", path);
   napi_get_boolean(env, true, &out);
   return out;
 }
@@ -144,14 +146,12 @@ static napi_value SetProject(napi_env env, napi_callback_info info) {
 static int open_dir(const char *path) { return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); }
 
 static napi_value ProjectQuota(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
   char path[PATH_MAX];
   uint32_t id;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2 || !path_arg(env, argv[0], path, sizeof path) || !u32_arg(env, argv[1], &id)) return NULL;
+  if (!path_id_args(env, info, 2, argv, path, &id)) return NULL;
   int fd = open_dir(path);
-  if (fd < 0) return fail(env, errno, "open", path);
+  if (fd < 0) return throw_errno(env, errno, "open", path);
   struct if_dqblk q;
   memset(&q, 0, sizeof q);
   long r = syscall(SYS_quotactl_fd, fd, QCMD(Q_GETQUOTA, PRJQUOTA), id, &q);
@@ -164,7 +164,7 @@ static napi_value ProjectQuota(napi_env env, napi_callback_info info) {
       napi_get_null(env, &out);
       return out;
     }
-    return fail(env, err, "quotactl Q_GETQUOTA", path);
+    return throw_errno(env, err, "quotactl Q_GETQUOTA", path);
   }
   napi_value bytes, inodes, limit;
   napi_create_object(env, &out);
@@ -179,19 +179,17 @@ static napi_value ProjectQuota(napi_env env, napi_callback_info info) {
 }
 
 static napi_value SetProjectLimit(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
   char path[PATH_MAX];
   uint32_t id;
   double bytes;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3 || !path_arg(env, argv[0], path, sizeof path) || !u32_arg(env, argv[1], &id)) return NULL;
+  if (!path_id_args(env, info, 3, argv, path, &id)) return NULL;
   if (napi_get_value_double(env, argv[2], &bytes) != napi_ok || !(bytes >= 0)) {
     napi_throw_type_error(env, NULL, "setProjectLimit(path, id, bytes): bad arguments");
     return NULL;
   }
   int fd = open_dir(path);
-  if (fd < 0) return fail(env, errno, "open", path);
+  if (fd < 0) return throw_errno(env, errno, "open", path);
   struct if_dqblk q;
   memset(&q, 0, sizeof q);
   /* Rounded up: a limit is never below what was asked. */
@@ -201,7 +199,7 @@ static napi_value SetProjectLimit(napi_env env, napi_callback_info info) {
   long r = syscall(SYS_quotactl_fd, fd, QCMD(Q_SETQUOTA, PRJQUOTA), id, &q);
   int err = errno;
   close(fd);
-  if (r < 0) return fail(env, err, "quotactl Q_SETQUOTA", path);
+  if (r < 0) return throw_errno(env, err, "quotactl Q_SETQUOTA", path);
   return NULL;
 }
 

@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "sealed.h"
+#include "errno-error.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,14 +32,6 @@
 #define MFD_EXEC 0x0010U
 #endif
 #define ALL_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
-
-static napi_value fail(napi_env env, int err, const char *what, const char *path) {
-  char msg[PATH_MAX + 128];
-  const char *name = strerrorname_np(err);
-  snprintf(msg, sizeof msg, "%s \"%s\": %s", what, path, strerror(err));
-  napi_throw_error(env, name ? name : "EIO", msg);
-  return NULL;
-}
 
 /* The copy, or -1 with errno and *what set. */
 static int sealed_copy(const char *path, const char *name, const char **what) {
@@ -111,7 +104,7 @@ static napi_value SealedCopy(napi_env env, napi_callback_info info) {
   const char *what = "open";
   errno = 0;
   int fd = sealed_copy(path, name, &what);
-  if (fd < 0) return fail(env, errno, what, path);
+  if (fd < 0) return throw_errno(env, errno, what, path);
   napi_value out;
   napi_create_int32(env, fd, &out);
   return out;

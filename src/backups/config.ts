@@ -6,7 +6,7 @@
  */
 import { parse as parseYaml, stringify } from "yaml";
 import { badRequest } from "../api/errors.js";
-import type { Instance } from "../api/instance.js";
+import type { Instance, InstancePut } from "../api/instance.js";
 
 /** Go's zero time, which LXD writes for "no expiry" and unknown dates. */
 export const GO_ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -92,15 +92,8 @@ export interface ParsedBackupConfig {
   snapshots: ParsedSnapshot[];
 }
 
-export interface ParsedInstance {
+export interface ParsedInstance extends InstancePut {
   name: string;
-  architecture: string;
-  description: string;
-  config: Record<string, string>;
-  devices: Record<string, Record<string, string>>;
-  profiles: string[];
-  ephemeral: boolean;
-  stateful: boolean;
   created_at?: string;
   type: string;
 }

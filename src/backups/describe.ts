@@ -1,22 +1,12 @@
 /** backup.yaml for an instance and its snapshots, from Lodge's records. */
 import { expandConfig, expandDevices } from "../instances/expand.js";
-import type { InstanceRecord } from "../instances/record.js";
+import { toApi, type InstanceFields, type InstanceRecord } from "../instances/record.js";
+import type { SnapshotRecord } from "../instances/snapshots/record.js";
 import type { ProfileLayer } from "../profiles/record.js";
 import { GO_ZERO_TIME, type BackupConfig } from "./config.js";
 
-/** A snapshot as a backup records it (the snapshots service's records have this shape). */
-export interface BackupSnapshotRecord {
-  name: string;
-  architecture: string;
-  description: string;
-  config: Record<string, string>;
-  devices: Record<string, Record<string, string>>;
-  profiles: string[];
-  ephemeral: boolean;
-  created_at: string;
-  last_used_at: string;
-  expires_at: string;
-}
+/** A snapshot as a backup records it: what a snapshot record (the snapshots service's) holds of it. */
+export type BackupSnapshotRecord = Pick<SnapshotRecord, "name" | keyof InstanceFields | "created_at" | "last_used_at" | "expires_at">;
 
 /** backup.yaml for an instance, in LXD's shape (lxd/backup/backup_config.go). */
 export function backupConfig(
@@ -28,24 +18,11 @@ export function backupConfig(
 ): BackupConfig {
   const used = new Set(r.profiles);
   return {
+    // The instance as the API shows it, stopped; backup.yaml names every instance a container.
     container: {
-      name: r.name,
+      ...toApi(r, { status: "Stopped", status_code: 102 }, layers),
       type: "container",
-      architecture: r.architecture,
-      description: r.description,
       config: { ...r.config, "volatile.last_state.power": "STOPPED" },
-      devices: r.devices,
-      profiles: r.profiles,
-      ephemeral: r.ephemeral,
-      stateful: r.stateful,
-      created_at: r.created_at,
-      last_used_at: r.last_used_at,
-      location: "none",
-      project: r.project,
-      status: "Stopped",
-      status_code: 102,
-      expanded_config: expandConfig(r, layers),
-      expanded_devices: expandDevices(r, layers),
     },
     snapshots: snapshots.map((x) => ({
       name: x.name,

@@ -9,6 +9,7 @@ import type { DocumentStore } from "../state/store.js";
 import { ImageAliases, validateAliasName } from "./aliases.js";
 import { checkExpectedFingerprint, isFingerprintPrefix } from "./fingerprint.js";
 import type { Compression, ImageType } from "./format.js";
+import { importRecord, type CommitOptions } from "./import-record.js";
 import { createTarball } from "./archive.js";
 import { inspectImage } from "./inspect.js";
 import type { ProgressCallback } from "./progress.js";
@@ -19,14 +20,10 @@ import {
   imagePrefix,
   imageUrl,
   nowTime,
-  unixToTime,
-  ZERO_TIME,
   type AliasRecord,
   type Image,
-  type ImageAlias,
   type ImagePut,
   type ImageRecord,
-  type ImageSourceInfo,
 } from "./types.js";
 import { UNPACK_PREFIX, UnpackCache } from "./unpack.js";
 
@@ -35,29 +32,6 @@ export interface ImageStoreOptions {
   dir: string;
   store: DocumentStore;
   events: EventHub;
-}
-
-/** How an imported image is recorded. */
-export interface CommitOptions {
-  project: string;
-  /** Original file name (X-LXD-filename). */
-  filename?: string;
-  public?: boolean;
-  autoUpdate?: boolean;
-  /** Merged over metadata.yaml's properties (X-LXD-properties does this). */
-  properties?: Record<string, string>;
-  /** The fingerprint the sender announced; the import fails unless the data hashes to it. */
-  expectedFingerprint?: string;
-  /** The type the sender declared (a split upload's "rootfs" vs "rootfs.img" part). */
-  type?: ImageType;
-  /** Cached from a remote (deleted when unused, as LXD's cached images). */
-  cached?: boolean;
-  updateSource?: ImageSourceInfo;
-  aliases?: ImageAlias[];
-  profiles?: string[];
-  /** RFC 3339; overrides metadata.yaml's expiry_date. */
-  expiresAt?: string;
-  signal?: AbortSignal;
 }
 
 type Chunks = AsyncIterable<Buffer | Uint8Array>;
@@ -242,25 +216,7 @@ export class ImageStore {
     const metaStaged = staging.path("metadata")!;
     const rootfsStaged = staging.path("rootfs");
     const inspected = await inspectImage({ metadata: metaStaged, rootfs: rootfsStaged }, { declaredType: opts.type, signal: opts.signal });
-    const md = inspected.metadata;
-    const record: ImageRecord = {
-      fingerprint: fp,
-      filename: opts.filename ?? "",
-      size: staging.size,
-      architecture: md.architecture,
-      type: inspected.type,
-      created_at: unixToTime(md.creation_date),
-      expires_at: opts.expiresAt ?? unixToTime(md.expiry_date),
-      uploaded_at: nowTime(),
-      last_used_at: ZERO_TIME,
-      public: opts.public ?? false,
-      auto_update: opts.autoUpdate ?? false,
-      cached: opts.cached ?? false,
-      properties: { ...md.properties, ...opts.properties },
-      profiles: opts.profiles ?? ["default"],
-      ...(opts.updateSource ? { update_source: opts.updateSource } : {}),
-      files: { metadata: inspected.metadataFormat.ext, ...(inspected.rootfsFormat ? { rootfs: inspected.rootfsFormat.ext } : {}) },
-    };
+    const record = importRecord(fp, staging.size, inspected, opts);
 
     const aliases = (opts.aliases ?? []).map((a) => ({ name: a.name, description: a.description ?? "", target: fp }));
     await this.withLock(fp, async () => {

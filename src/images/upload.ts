@@ -4,7 +4,7 @@ import type { ImageType } from "./format.js";
 import { MultipartReader, multipartBoundary } from "./multipart.js";
 import type { ProgressCallback } from "./progress.js";
 import type { ImageStaging } from "./staging.js";
-import type { CommitOptions } from "./store.js";
+import type { CommitOptions } from "./import-record.js";
 
 /**
  * LXD's image upload protocol (POST /1.0/images with a non-JSON body), as `lxc image import`

@@ -1,4 +1,4 @@
-import type { Instance, InstanceType } from "../api/instance.js";
+import type { Instance, InstancePut, InstanceType } from "../api/instance.js";
 import type { ProfileLayer } from "../profiles/record.js";
 import { expandConfig, expandDevices } from "./expand.js";
 
@@ -8,17 +8,10 @@ import { expandConfig, expandDevices } from "./expand.js";
  * daemon that finds one at start-up (it was killed mid-create) undoes the whole create. A
  * delete marks it "deleting" before it removes anything, and is finished the same way.
  */
-export interface InstanceRecord {
+export interface InstanceRecord extends InstancePut {
   name: string;
   project: string;
   type: InstanceType;
-  architecture: string;
-  description: string;
-  config: Record<string, string>;
-  devices: Record<string, Record<string, string>>;
-  profiles: string[];
-  ephemeral: boolean;
-  stateful: boolean;
   created_at: string;
   last_used_at: string;
   /** Storage pool of the root disk, fixed at create. */
@@ -32,6 +25,12 @@ export interface InstanceRecord {
   /** A restore from this snapshot under way (snapshots/service.ts): the daemon's start finishes it. */
   restoring?: string;
 }
+
+/**
+ * The writable state an instance and each of its snapshots keep (and a backup carries): what a
+ * snapshot takes and a restore brings back.
+ */
+export type InstanceFields = Omit<InstancePut, "stateful">;
 
 export const instanceKey = (project: string, name: string) => `instances/${project}/${name}`;
 export const instancePrefix = (project?: string) => (project ? `instances/${project}/` : "instances/");

@@ -12,13 +12,13 @@ import { Revert } from "../core/revert.js";
 import { KeyedLock } from "../instances/locks.js";
 import type { ManagedNetworks } from "../instances/nic-parents.js";
 import type { DocumentStore } from "../state/store.js";
+import { checkStaticAddresses, resolveAddresses, staticAddressProblem } from "./addresses.js";
 import { checkNetworkName, fillBridgeDefaults, resolveBridge, validateBridgeConfig } from "./config.js";
 import type { Lease, NetworkDriver, NetworkState, ResolvedNetwork, StaticHost } from "./driver.js";
 import { forwardRules } from "./forward-rules.js";
 import { hostInterface, hostInterfaces } from "./host-interfaces.js";
-import { parseInterfaceAddress } from "./ip.js";
 import { forwardPrefix, networkKey, networkPrefix, networkUrl, type ForwardRecord, type NetworkRecord } from "./record.js";
-import { conflict as prefixConflict, hostPrefixes, pickIPv4, pickIPv6, type TakenPrefix } from "./subnets.js";
+import { hostPrefixes, type TakenPrefix } from "./subnets.js";
 import { nicUses, staticHosts, usedBy, type NetworkUserSource, type NicUse } from "./users.js";
 
 const LOCK_TIMEOUT_MS = 60_000;
@@ -112,7 +112,7 @@ export class NetworkService implements ManagedNetworks {
     return this.locks.with(`${project}/${name}`, `Network "${name}"`, LOCK_TIMEOUT_MS, async () => {
       if (await this.store.get(networkKey(project, name))) throw conflict(`Network "${name}" already exists`);
       if (await hostInterface(name)) throw conflict(`Network "${name}" already exists on the host (an interface has that name)`);
-      const config = await this.resolveAddresses(project, name, fillBridgeDefaults(given), {});
+      const config = await resolveAddresses(this.store, this.d.hostPrefixes ?? hostPrefixes, project, name, fillBridgeDefaults(given), {});
       const record: NetworkRecord = { name, project, type: "bridge", description: req.description ?? "", config, phase: "creating" };
       const undo = new Revert();
       try {
@@ -152,10 +152,10 @@ export class NetworkService implements ManagedNetworks {
       // A PUT that leaves an address out turns that family off? LXD keeps "auto" semantics only
       // at create; an absent address afterwards means none, as in LXD.
       for (const f of ["ipv4", "ipv6"]) if (merged[`${f}.address`] === undefined) merged[`${f}.address`] = "none";
-      const config = await this.resolveAddresses(project, name, merged, before.config);
+      const config = await resolveAddresses(this.store, this.d.hostPrefixes ?? hostPrefixes, project, name, merged, before.config);
       if (typeof (put.description ?? "") !== "string") throw badRequest("description must be a string");
       const after: NetworkRecord = { ...before, config, description: put.description ?? (mode === "put" ? "" : before.description) };
-      await this.checkStaticAddresses(project, after);
+      checkStaticAddresses(await nicUses(this.d.users, project), after);
       try {
         await this.d.driver.apply(await this.resolved(project, after));
       } catch (e) {
@@ -325,77 +325,6 @@ export class NetworkService implements ManagedNetworks {
         .catch((e: Error) => this.d.log.error("network repair failed", { network: r.name, err: e.message }));
     }
   }
-
-  // ---- addresses ------------------------------------------------------------------------
-
-  /**
-   * Replaces `auto` addresses with unused subnets, and refuses given ones that overlap a host
-   * route, a host address or another network. Addresses unchanged from `before` are not
-   * checked again (the network's own routes would match them).
-   */
-  private async resolveAddresses(project: string, name: string, config: Record<string, string>, before: Record<string, string>): Promise<Record<string, string>> {
-    const out = { ...config };
-    const wanted = (f: string) => out[`${f}.address`];
-    const needsCheck = ["ipv4", "ipv6"].filter((f) => wanted(f) && wanted(f) !== "none" && wanted(f) !== before[`${f}.address`]);
-    if (needsCheck.length === 0) return out;
-    const taken = [...(await (this.d.hostPrefixes ?? hostPrefixes)()), ...(await this.otherNetworks(project, name))];
-    for (const f of needsCheck) {
-      const value = wanted(f)!;
-      if (value === "auto") {
-        const picked = f === "ipv4" ? pickIPv4(taken) : pickIPv6(taken);
-        if (!picked) throw badRequest(`No unused ${f === "ipv4" ? "IPv4 /24 in 10.0.0.0/8" : "IPv6 /64 in fd42::/16"} is left on this host; set ${f}.address yourself`);
-        out[`${f}.address`] = picked;
-        continue;
-      }
-      const clash = prefixConflict(parseInterfaceAddress(value).prefix, taken, name);
-      if (clash) throw badRequest(`Invalid value for network config key "${f}.address": ${value} overlaps ${clash.what}`);
-    }
-    return out;
-  }
-
-  /** The subnets of every other network of every project, including ones being created. */
-  private async otherNetworks(project: string, name: string): Promise<TakenPrefix[]> {
-    const out: TakenPrefix[] = [];
-    for (const doc of await this.store.list<NetworkRecord>(networkPrefix())) {
-      const r = doc.value;
-      if (r.project === project && r.name === name) continue;
-      for (const f of ["ipv4", "ipv6"]) {
-        const a = r.config[`${f}.address`];
-        if (a && a !== "none" && a !== "auto") out.push({ prefix: parseInterfaceAddress(a).prefix, what: `network ${r.name} (${a})`, dev: `lodge-network:${r.name}` });
-      }
-    }
-    return out;
-  }
-
-  /** After a subnet change, instance NICs with static addresses must still fit. */
-  private async checkStaticAddresses(project: string, r: NetworkRecord): Promise<void> {
-    for (const u of (await nicUses(this.d.users, project)).filter((x) => x.network === r.name && x.instance)) {
-      for (const f of ["ipv4", "ipv6"] as const) {
-        const addr = u.nic[`${f}.address`];
-        if (!addr) continue;
-        const problem = staticAddressProblem(r, f, addr);
-        if (problem) throw badRequest(`Instance "${u.instance}" device "${u.device}": ${problem}`);
-      }
-    }
-  }
-}
-
-/** Why a NIC's static address does not fit the network, or undefined. */
-export function staticAddressProblem(r: NetworkRecord, f: "ipv4" | "ipv6", addr: string): string | undefined {
-  const cidr = r.config[`${f}.address`];
-  if (!cidr || cidr === "none") return `${f}.address ${addr} is set but network "${r.name}" has no ${f === "ipv4" ? "IPv4" : "IPv6"} subnet`;
-  const net = parseInterfaceAddress(cidr);
-  let a;
-  try {
-    a = parseInterfaceAddress(addr);
-  } catch {
-    return `${f}.address ${JSON.stringify(addr)} is not an ${f === "ipv4" ? "IPv4" : "IPv6"} address`;
-  }
-  if (a.prefix.family !== net.prefix.family || a.prefix.length !== (f === "ipv4" ? 32 : 128)) return `${f}.address ${JSON.stringify(addr)} is not a single ${f === "ipv4" ? "IPv4" : "IPv6"} address`;
-  const inside = ((a.value ^ net.prefix.base) >> BigInt((f === "ipv4" ? 32 : 128) - net.prefix.length)) === 0n;
-  if (!inside) return `${f}.address ${addr} is outside network "${r.name}" (${cidr})`;
-  if (a.value === net.value) return `${f}.address ${addr} is the network's own (gateway) address`;
-  return undefined;
 }
 
 function unmanagedView(name: string, type: string, uses: readonly NicUse[]): Network {

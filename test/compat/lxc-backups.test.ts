@@ -1,8 +1,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
-import { lstat, mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -10,6 +9,7 @@ import { runCommand, TestDaemon, type RunResult } from "../helpers/daemon.js";
 import { busyboxImage } from "../helpers/busybox-image.js";
 import type { Operation } from "../../src/api/operation.js";
 import { shapeProblems } from "../helpers/api-shape.js";
+import { craft, manifest } from "../helpers/backups.js";
 
 // `lxc export` / `lxc import` against lodged, in LXD 5.0.2's backup format, both ways with a
 // real LXD; and hostile backup tarballs, refused with nothing left behind.
@@ -18,25 +18,6 @@ async function daemonWithImage(t: test.TestContext) {
   const d = await TestDaemon.start(t);
   await d.lxc(["image", "import", (await busyboxImage()).file, "--alias", "bb"]);
   return d;
-}
-
-/** Every inode of a tree: type, mode, owner, and content hash or link target. */
-async function manifest(root: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (dir: string, rel: string) => {
-    for (const name of (await readdir(dir)).sort()) {
-      const p = join(dir, name);
-      const r = rel ? `${rel}/${name}` : name;
-      const st = await lstat(p);
-      const head = `${r} ${(st.mode & 0o170000).toString(8)} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`;
-      if (st.isSymbolicLink()) out.push(`${head} -> ${await readlink(p)}`);
-      else if (st.isFile()) out.push(`${head} ${createHash("sha256").update(await readFile(p)).digest("hex")}`);
-      else out.push(head);
-      if (st.isDirectory()) await walk(p, r);
-    }
-  };
-  await walk(root, "");
-  return out;
 }
 
 const rootfsOf = (d: TestDaemon, name: string) => join(d.dir, "storage-pools/default/containers", name, "rootfs");
@@ -173,26 +154,6 @@ test("backups API: create with a name and expiry, list, rename, export, delete; 
   await d.lxc(["delete", "b1"]);
   assert.deepEqual(await readdir(join(d.dir, "backups/instances")), []);
 });
-
-/** Rewrites a backup tarball with python's tarfile: `edit` is python code run per member list. */
-async function craft(src: string, dest: string, python: string): Promise<void> {
-  const script = `
-import tarfile, io, sys
-src, dest = sys.argv[1], sys.argv[2]
-with tarfile.open(src) as tin:
-    members = [(m, tin.extractfile(m).read() if m.isfile() else None) for m in tin.getmembers()]
-def add(name, data=b"", **kw):
-    ti = tarfile.TarInfo(name)
-    for k, v in kw.items(): setattr(ti, k, v)
-    if ti.type == tarfile.REGTYPE: ti.size = len(data)
-    members.append((ti, data if ti.type == tarfile.REGTYPE else None))
-${python}
-with tarfile.open(dest, "w:gz", format=tarfile.GNU_FORMAT) as tout:
-    for m, data in members:
-        tout.addfile(m, io.BytesIO(data) if data is not None else None)
-`;
-  await runCommand("python3", ["-c", script, src, dest]);
-}
 
 test("hostile backup tarballs are refused, and nothing of them is left", async (t) => {
   const d = await daemonWithImage(t);

@@ -5,7 +5,7 @@
  */
 import { after, type TestContext } from "node:test";
 import { execFile } from "node:child_process";
-import { chmod, lstat, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { chmod, lstat, mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -103,4 +103,17 @@ export async function cgroupDirs(name: string): Promise<string[]> {
     if (own.rel.unified !== undefined) parents.add(join(layout.unified, own.rel.unified));
   }
   return [...parents].flatMap((p) => [join(p, `lxc.payload.${name}`), join(p, `lxc.monitor.${name}`)]);
+}
+
+/** Host pids of the lodge-execd processes in the pid namespace of a container's init. */
+export async function agentsOf(init: number): Promise<number[]> {
+  const ns = await readlink(`/proc/${init}/ns/pid`);
+  const out: number[] = [];
+  for (const p of await readdir("/proc")) {
+    if (!/^\d+$/.test(p)) continue;
+    const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
+    if (!stat.includes("(lodge-execd)") || / [ZX] /.test(stat.slice(stat.lastIndexOf(")")))) continue;
+    if ((await readlink(`/proc/${p}/ns/pid`).catch(() => "")) === ns) out.push(Number(p));
+  }
+  return out;
 }

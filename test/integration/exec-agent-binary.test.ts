@@ -17,11 +17,11 @@ import test, { after, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { closeSync, openSync, writeSync } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, readlink, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nativePath } from "../../src/sys/native.js";
-import { container, sh } from "../helpers/driver-container.js";
+import { agentsOf, container, sh } from "../helpers/driver-container.js";
 
 const work = await mkdtemp(join(tmpdir(), "lodge-sealed-"));
 after(() => rm(work, { recursive: true, force: true }));
@@ -48,19 +48,6 @@ async function privateBinaries(t: TestContext): Promise<{ execd: string; attach:
 
 const sha256 = async (file: string) => createHash("sha256").update(await readFile(file)).digest("hex");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Host pids of the lodge-execd processes in the pid namespace of a container's init. */
-async function agentsOf(init: number): Promise<number[]> {
-  const ns = await readlink(`/proc/${init}/ns/pid`);
-  const out: number[] = [];
-  for (const p of await readdir("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
-    if (!stat.includes("(lodge-execd)") || / [ZX] /.test(stat.slice(stat.lastIndexOf(")")))) continue;
-    if ((await readlink(`/proc/${p}/ns/pid`).catch(() => "")) === ns) out.push(Number(p));
-  }
-  return out;
-}
 
 /*
  * Run detached from the exec (it kills the agent that runs it): keep a descriptor on the

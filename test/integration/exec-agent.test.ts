@@ -10,20 +10,7 @@ import { readdir, readFile, readlink } from "node:fs/promises";
 import { LxcDriver } from "../../src/instances/drivers/lxc/driver.js";
 import { spawn } from "node:child_process";
 import { nativePath } from "../../src/sys/native.js";
-import { container, execFileP, leftovers, lxcpath, sh } from "../helpers/driver-container.js";
-
-/** Host pids of the lodge-execd processes in the pid namespace of a container's init. */
-async function agentsOf(init: number): Promise<number[]> {
-  const ns = await readlink(`/proc/${init}/ns/pid`);
-  const out: number[] = [];
-  for (const p of await readdir("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
-    if (!stat.includes("(lodge-execd)") || / [ZX] /.test(stat.slice(stat.lastIndexOf(")")))) continue;
-    if ( (await readlink(`/proc/${p}/ns/pid`).catch(() => "")) === ns) out.push(Number(p));
-  }
-  return out;
-}
+import { agentsOf, container, execFileP, leftovers, lxcpath, sh } from "../helpers/driver-container.js";
 
 /** Host pids of the processes named `comm` in the pid namespace of a container's init. */
 async function processesOf(init: number, comm: string): Promise<number[]> {

@@ -2,7 +2,7 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import { checkNetworkName, fillBridgeDefaults, resolveBridge, validateBridgeConfig } from "../../src/networks/config.js";
 import { checkForwardPort, checkListenAddress, portCount } from "../../src/networks/forward-rules.js";
-import { staticAddressProblem } from "../../src/networks/service.js";
+import { staticAddressProblem } from "../../src/networks/addresses.js";
 import type { NetworkRecord } from "../../src/networks/record.js";
 
 test("bridge keys are checked with LXD's names, and bad values name the key", () => {

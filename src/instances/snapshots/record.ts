@@ -3,7 +3,7 @@ import { badRequest } from "../../api/errors.js";
 import type { ProfileLayer } from "../../profiles/record.js";
 import type { DocumentStore, Txn } from "../../state/store.js";
 import { expandConfig, expandDevices } from "../expand.js";
-import type { InstanceRecord } from "../record.js";
+import type { InstanceFields, InstanceRecord } from "../record.js";
 
 /**
  * What the store keeps for a snapshot at instance-snapshots/<project>/<instance>/<snapshot>:
@@ -12,16 +12,10 @@ import type { InstanceRecord } from "../record.js";
  * crash-safe as an instance's is: "creating" until its volume snapshot is whole, "deleting"
  * before anything of it is removed; the daemon's start removes what such a record names.
  */
-export interface SnapshotRecord {
+export interface SnapshotRecord extends InstanceFields {
   name: string;
   instance: string;
   project: string;
-  architecture: string;
-  description: string;
-  config: Record<string, string>;
-  devices: Record<string, Record<string, string>>;
-  profiles: string[];
-  ephemeral: boolean;
   stateful: false;
   created_at: string;
   last_used_at: string;
@@ -66,21 +60,30 @@ export function expired(s: SnapshotRecord, now: Date): boolean {
 
 /** The record of a snapshot of `r` taken now. */
 export function snapshotOf(r: InstanceRecord, name: string, expiresAt: string): SnapshotRecord {
+  return snapshotRecord(r, name, r, { created_at: new Date().toISOString(), last_used_at: r.last_used_at, expires_at: expiresAt }, "creating");
+}
+
+/** The record of snapshot `name` of `instance`, with a copy of `state` (an instance's, or a backup's). */
+export function snapshotRecord(
+  instance: { project: string; name: string },
+  name: string,
+  state: InstanceFields,
+  times: Pick<SnapshotRecord, "created_at" | "last_used_at" | "expires_at">,
+  phase: SnapshotRecord["phase"],
+): SnapshotRecord {
   return {
     name,
-    instance: r.name,
-    project: r.project,
-    architecture: r.architecture,
-    description: r.description,
-    config: { ...r.config },
-    devices: structuredClone(r.devices),
-    profiles: [...r.profiles],
-    ephemeral: r.ephemeral,
+    instance: instance.name,
+    project: instance.project,
+    architecture: state.architecture,
+    description: state.description,
+    config: { ...state.config },
+    devices: structuredClone(state.devices),
+    profiles: [...state.profiles],
+    ephemeral: state.ephemeral,
     stateful: false,
-    created_at: new Date().toISOString(),
-    last_used_at: r.last_used_at,
-    expires_at: expiresAt,
-    phase: "creating",
+    ...times,
+    phase,
   };
 }
 

@@ -8,7 +8,7 @@ import type { VolumeRef } from "../../storage/driver.js";
 import type { StorageService } from "../../storage/service.js";
 import type { InstanceEngines } from "../drivers/engines.js";
 import { expandConfig } from "../expand.js";
-import { hostName, instanceKey, instancePrefix, instanceUrl, type InstanceRecord } from "../record.js";
+import { hostName, instanceKey, instancePrefix, instanceUrl, type InstanceFields, type InstanceRecord } from "../record.js";
 import { LOCK_TIMEOUT_MS, type InstanceService } from "../service.js";
 import { onlyVolatile, stripVolatile } from "../config/record-fields.js";
 import { expiryFrom, nextSnapshotName } from "./naming.js";
@@ -22,6 +22,7 @@ import {
   snapshotKey,
   snapshotOf,
   snapshotPrefix,
+  snapshotRecord,
   snapshotUrl,
   validateSnapshotName,
   type SnapshotRecord,
@@ -37,14 +38,8 @@ export interface SnapshotServiceDeps {
 }
 
 /** A snapshot as an imported backup describes it (backups/config.ts ParsedSnapshot). */
-export interface ImportedSnapshot {
+export interface ImportedSnapshot extends InstanceFields {
   name: string;
-  architecture: string;
-  description: string;
-  config: Record<string, string>;
-  devices: Record<string, Record<string, string>>;
-  profiles: string[];
-  ephemeral: boolean;
   created_at?: string;
   last_used_at?: string;
   expires_at: string;
@@ -153,22 +148,17 @@ export class SnapshotService {
     opts: { taken?: boolean; signal?: AbortSignal } = {},
   ): Promise<SnapshotRecord> {
     const name = validateSnapshotName(s.name);
-    const record: SnapshotRecord = {
+    const record = snapshotRecord(
+      instance,
       name,
-      instance: instance.name,
-      project: instance.project,
-      architecture: s.architecture,
-      description: s.description,
-      config: { ...s.config },
-      devices: structuredClone(s.devices),
-      profiles: [...s.profiles],
-      ephemeral: s.ephemeral,
-      stateful: false,
-      created_at: s.created_at && !s.created_at.startsWith("0001-01-01") && !Number.isNaN(Date.parse(s.created_at)) ? s.created_at : new Date().toISOString(),
-      last_used_at: s.last_used_at ?? NO_EXPIRY,
-      expires_at: parseExpiresAt(s.expires_at),
-      phase: "ready",
-    };
+      s,
+      {
+        created_at: s.created_at && !s.created_at.startsWith("0001-01-01") && !Number.isNaN(Date.parse(s.created_at)) ? s.created_at : new Date().toISOString(),
+        last_used_at: s.last_used_at ?? NO_EXPIRY,
+        expires_at: parseExpiresAt(s.expires_at),
+      },
+      "ready",
+    );
     if (!opts.taken) {
       await this.d.storage.snapshotInstanceVolume(ref, name, opts.signal);
       undo.add(() => this.d.storage.deleteVolumeSnapshot(ref, name));

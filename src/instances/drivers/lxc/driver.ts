@@ -9,16 +9,12 @@
  * once liblxc reports RUNNING, with the monitor's pid in the pidfile. The init pid is then
  * read from /proc (polled with backoff, normally found at the first look).
  *
- * Ids: liblxc runs newuidmap/newgidmap (through `sh -c`, two processes each) whenever those
- * helpers are on PATH, even as root. The tools always run with a PATH without the helpers'
- * directories, so liblxc, running as root, writes the map directly: the same map, ~10 ms
- * less per start, and no dependence on root's /etc/subuid entries. The map itself was
- * already checked against root's ranges when it was allocated (sys/idmap.ts).
+ * Ids: the tools run without the newuidmap/newgidmap helpers on PATH (tools.ts says why).
  */
 import { access, mkdir, readFile, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { Cgroup, cgroupLayout, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
-import { run, which } from "../../../sys/exec.js";
+import { Cgroup, pollUntil, removeCgroups } from "../../../sys/cgroup.js";
+import { run } from "../../../sys/exec.js";
 import { hostFacts } from "../../../sys/host.js";
 import {
   InstanceDriverError,
@@ -44,15 +40,17 @@ import { spawnAttach } from "./exec.js";
 import { ExecAgents } from "./exec-agents.js";
 import type { AgentLaunch } from "./exec-agent.js";
 import { agentLaunches, type AgentLaunchSpec } from "./agent-launch.js";
-import { atomicWrite, checkRootfsPath, checkSubmounts, restrictEntries, withoutShadowHelpers } from "./host-checks.js";
+import { atomicWrite, checkRootfsPath, checkSubmounts, restrictEntries } from "./host-checks.js";
 import { setLiveLimits } from "./limits.js";
 import { startFailure } from "./start-failure.js";
 import { chooseOwnership, prepareRootfs, type OwnershipPolicy } from "./ownership.js";
 import { ProxyForwarders } from "./proxy.js";
 import { StagedMounts } from "./staged-mounts.js";
 import { containerState } from "./state.js";
-import { findProcesses, waitForExit } from "./process.js";
+import { waitForExit } from "../../../sys/proc.js";
+import { findProcesses } from "./process.js";
 import { watchMonitorExit } from "./stop-watch.js";
+import { findLxcTools, probeLxcHostFacts, type LxcTools } from "./tools.js";
 
 export interface LxcDriverOptions {
   /** liblxc's lxcpath: one directory per container below it. */
@@ -73,17 +71,6 @@ export interface LxcDriverOptions {
   nativeAttach?: boolean;
 }
 
-interface Tools {
-  start: string;
-  stop: string;
-  attach: string;
-  script?: string;
-  stty?: string;
-  env: NodeJS.ProcessEnv;
-}
-
-const TOOL_NAMES = ["lxc-start", "lxc-stop", "lxc-attach"] as const;
-
 export class LxcDriver implements ContainerDriver {
   readonly type = "container" as const;
   readonly capabilities: DriverCapabilities = {
@@ -98,7 +85,7 @@ export class LxcDriver implements ContainerDriver {
     hostTemplates: true,
   };
   readonly lxcpath: string;
-  private tools?: Promise<Tools>;
+  private tools?: Promise<LxcTools>;
   private readonly agents = new ExecAgents((name) => this.agentLaunches(name));
   private facts?: Promise<LxcHostFacts>;
   private readonly proxies: ProxyForwarders;
@@ -127,28 +114,12 @@ export class LxcDriver implements ContainerDriver {
     return path.join(this.dir(name), "monitor.pid");
   }
 
-  /** Tool paths and the environment they run with (see the module comment on ids). */
-  private toolsReady(): Promise<Tools> {
-    return (this.tools ??= (async () => {
-      const [found, script, stty] = await Promise.all([Promise.all(TOOL_NAMES.map((t) => which(t))), which("script"), which("stty")]);
-      const missing = TOOL_NAMES.filter((_, i) => !found[i]);
-      if (missing.length) throw new InstanceDriverError(`liblxc's tools are not installed (missing ${missing.join(", ")}); install the lxc package`);
-      const PATH = await withoutShadowHelpers(process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin");
-      const env: NodeJS.ProcessEnv = { PATH, LANG: "C.UTF-8" };
-      return { start: found[0]!, stop: found[1]!, attach: found[2]!, script, stty, env };
-    })());
+  private toolsReady(): Promise<LxcTools> {
+    return (this.tools ??= findLxcTools());
   }
 
   private hostFacts(): Promise<LxcHostFacts> {
-    return (this.facts ??= (async () => {
-      const cgroup = await cgroupLayout();
-      const memDir = cgroup.v1.memory;
-      const [memsw, apparmor] = await Promise.all([
-        memDir ? access(path.join(memDir, "memory.memsw.limit_in_bytes")).then(() => true, () => false) : false,
-        readFile("/sys/module/apparmor/parameters/enabled", "utf8").then((t) => t.trim() === "Y", () => false),
-      ]);
-      return { cgroup, memsw, apparmor };
-    })());
+    return (this.facts ??= probeLxcHostFacts());
   }
 
   async info(): Promise<{ name: string; version: string } | undefined> {

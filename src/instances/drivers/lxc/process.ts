@@ -5,7 +5,6 @@
  * the container's init is the monitor's child. liblxc removes the pidfile when the monitor
  * exits; a stale one (monitor killed) is recognised by the pid's command line.
  */
-import { pollUntil } from "../../../sys/cgroup.js";
 import { readSmall } from "../../../sys/small-file.js";
 
 export interface ContainerProcesses {
@@ -13,7 +12,6 @@ export interface ContainerProcesses {
   /** The container's init (host pid), undefined while starting or after it died. */
   init?: number;
 }
-
 
 /** The monitor and init of a container, or undefined when no monitor runs for it. */
 export async function findProcesses(pidfile: string, lxcpath: string, name: string): Promise<ContainerProcesses | undefined> {
@@ -27,26 +25,6 @@ export async function findProcesses(pidfile: string, lxcpath: string, name: stri
   if (cmdline?.replace(/\0+$/, "").replace(/\0/g, " ") !== `[lxc monitor] ${lxcpath} ${name}`) return undefined;
   const init = (children ?? "").trim().split(/\s+/).map(Number).find((p) => Number.isSafeInteger(p) && p > 0);
   return { monitor, init };
-}
-
-/**
- * The kernel's start time of a live process (clock ticks since boot), to tell a reused pid
- * apart; undefined once it has exited. A zombie counts as exited: the daemonized monitor's
- * parent is the host's init, which may reap it only seconds later.
- */
-export async function startTime(pid: number): Promise<string | undefined> {
-  const stat = await readSmall(`/proc/${pid}/stat`);
-  if (!stat) return undefined;
-  // The command name (field 2) may hold spaces and parentheses: fields restart after the last ")".
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return fields[0] === "Z" || fields[0] === "X" ? undefined : fields[19];
-}
-
-/** Resolves when the process has exited (or its pid belongs to another process). */
-export async function waitForExit(pid: number, timeoutMs: number): Promise<void> {
-  const started = await startTime(pid);
-  if (started === undefined) return;
-  await pollUntil(async () => (await startTime(pid)) !== started, timeoutMs, `process ${pid} did not exit`);
 }
 
 // The network counters live with the rest of the network state.

@@ -17,7 +17,7 @@ import { formatSeconds } from "../../../sys/exec.js";
 import { nativePath } from "../../../sys/native.js";
 import { InstanceDriverError } from "../../driver.js";
 import { formatProxyAddress, type ProxySpec } from "../../devices/proxy.js";
-import { startTime, waitForExit } from "./process.js";
+import { startTime, waitForExit } from "../../../sys/proc.js";
 
 /** A forwarder found running for a device. */
 export interface RunningForwarder {

@@ -15,6 +15,7 @@
 import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { run } from "../../../sys/exec.js";
+import { startTime } from "../../../sys/proc.js";
 import { readSmall } from "../../../sys/small-file.js";
 import type { DnsmasqIdentity } from "./dnsmasq-config.js";
 import type { NetworkFiles } from "./names.js";
@@ -103,12 +104,9 @@ async function gone(pid: number, ms: number): Promise<boolean> {
   return true;
 }
 
-/** Whether `pid` is a process that has not finished exiting (state in /proc/<pid>/stat). */
+/** Whether `pid` is a process that has not finished exiting (a zombie has). */
 async function running(pid: number): Promise<boolean> {
-  const stat = await readSmall(`/proc/${pid}/stat`);
-  if (!stat) return false;
-  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-  return state !== "Z" && state !== "X";
+  return (await startTime(pid)) !== undefined;
 }
 
 /**
