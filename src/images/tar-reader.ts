@@ -88,14 +88,17 @@ export async function readTar(source: AsyncIterable<Buffer>, opts: ReadTarOption
       if (prefix) name = `${prefix}/${name}`;
     }
     const meta = { ...globalPax, ...pax };
-    name = meta.path ?? longName ?? name;
+    // A PAX sparse file (GNU tar's --sparse in posix format) is stored under a made-up name
+    // ("GNUSparseFile.N/x"), its own name and size in GNU.sparse.* records.
+    name = meta["GNU.sparse.name"] ?? meta.path ?? longName ?? name;
     const linkname = meta.linkpath ?? longLink ?? cString(header.subarray(157, 257));
     if (meta.size !== undefined) size = Number(meta.size);
     if (flag === "S" && header[482] !== 0) await skipSparseExtensions(r);
     longName = longLink = undefined;
     pax = {};
 
-    const m: TarMember = { name, type, linkname, size: type === "file" ? size : 0 };
+    const realSize = meta["GNU.sparse.realsize"] ?? meta["GNU.sparse.size"];
+    const m: TarMember = { name, type, linkname, size: type === "file" ? (realSize !== undefined ? Number(realSize) : size) : 0 };
     opts.onMember?.(m);
     members.push(m);
 
