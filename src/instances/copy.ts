@@ -138,7 +138,7 @@ export class InstanceCopier {
       const snaps = p.withSnapshots ? await readySnapshots(store, project, src.name) : [];
       const bySnap = new Map(snaps.map((s) => [s.name, s]));
       const create = async (fromSnapshot?: string) => {
-        const v = await storage.copyInstanceVolume({ from, fromSnapshot, toPool: pool, project, name, type: "container", signal });
+        const v = await storage.copyInstanceVolume({ from, fromSnapshot, toPool: pool, project, name, type: src.type, signal });
         undo.add(() => storage.deleteInstanceVolume(pool, project, name, src.type));
         return v;
       };

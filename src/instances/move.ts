@@ -59,7 +59,7 @@ export class PoolMover {
           from,
           fromPath,
           snapshots: snaps,
-          create: (fromSnapshot) => storage.copyInstanceVolume({ from, fromSnapshot, toPool: pool, project, name, type: "container", signal }),
+          create: (fromSnapshot) => storage.copyInstanceVolume({ from, fromSnapshot, toPool: pool, project, name, type: r.type, signal }),
           live: (work) => work(),
           snapshotted: async () => {},
           signal,

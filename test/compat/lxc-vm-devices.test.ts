@@ -165,7 +165,7 @@ test("a VM on a managed network gets a tap on the bridge and an address by DHCP;
   assert.equal(await hostLink(net), undefined, "the bridge is gone");
 });
 
-test("a VM published as an image launches another VM with its files; its export is refused with a clear error", { timeout: 600_000 }, async (t) => {
+test("a VM published as an image launches another VM with its files; a copy runs on its own; its export is refused with a clear error", { timeout: 600_000 }, async (t) => {
   const d = await TestDaemon.start(t);
   const img = await tinyVmImage();
   await d.lxc(["image", "import", img.metadata, img.rootfs, "--alias", "tiny"]);
@@ -179,8 +179,15 @@ test("a VM published as an image launches another VM with its files; its export 
   await d.lxc(["launch", "pub", "v2", "--vm"]);
   await eventually(async () => ((await d.lxc(["exec", "v2", "--", "true"], { allowFail: true })).code === 0 ? true : undefined), "the agent of v2", 120_000, 500);
   assert.equal((await d.lxc(["exec", "v2", "--", "cat", "/root/mark"])).stdout, "published\n");
+  // A copy of the stopped VM is a VM of its own with the same disk content.
+  await d.lxc(["copy", "v1", "v3"]);
+  await d.lxc(["start", "v3"]);
+  await eventually(async () => ((await d.lxc(["exec", "v3", "--", "true"], { allowFail: true })).code === 0 ? true : undefined), "the agent of v3", 120_000, 500);
+  assert.equal((await d.lxc(["exec", "v3", "--", "cat", "/root/mark"])).stdout, "published\n");
+  await d.lxc(["exec", "v3", "--", "sh", "-c", "echo mine > /root/mark && sync"]);
+  await d.lxc(["stop", "-f", "v3"]);
   const exp = await d.lxc(["export", "v1", join(d.dir, "v1.tar.gz")], { allowFail: true });
   assert.notEqual(exp.code, 0);
   assert.match(exp.stderr, /Backups of virtual machines are not supported yet/);
-  await d.lxc(["delete", "-f", "v1", "v2"]);
+  await d.lxc(["delete", "-f", "v1", "v2", "v3"]);
 });
