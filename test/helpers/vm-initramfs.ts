@@ -11,6 +11,7 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from "n
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
+import { cloudKernelDeb } from "../../src/images/builder/vm-boot.js";
 
 const exec = promisify(execFile);
 const CACHE = process.env.LODGE_TEST_CACHE ?? "/var/cache/lodge-test";
@@ -70,21 +71,14 @@ async function build(): Promise<TestGuest> {
   };
 }
 
-/** The cloud kernel package, unpacked once into the cache. */
+/** The cloud kernel package (the image builder's cache, filled by scripts/setup.sh), unpacked once into the test cache. */
 async function kernelTree(): Promise<string> {
   const root = join(CACHE, "cloud-kernel");
   if (existsSync(join(root, "boot"))) return root;
   await mkdir(CACHE, { recursive: true });
-  const { stdout } = await exec("apt-cache", ["depends", "linux-image-cloud-amd64"]);
-  const pkg = /Depends: (linux-image-\S+)/.exec(stdout)?.[1];
-  if (!pkg) throw new Error(`apt-cache names no kernel for linux-image-cloud-amd64:\n${stdout}`);
-  let deb = (await readdir(CACHE)).find((f) => f.startsWith(`${pkg}_`) && f.endsWith(".deb"));
-  if (!deb) {
-    await exec("apt-get", ["download", pkg], { cwd: CACHE });
-    deb = (await readdir(CACHE)).find((f) => f.startsWith(`${pkg}_`) && f.endsWith(".deb"));
-  }
+  const deb = await cloudKernelDeb();
   const tmp = `${root}.tmp${process.pid}`;
-  await exec("dpkg-deb", ["-x", join(CACHE, deb!), tmp]);
+  await exec("dpkg-deb", ["-x", deb, tmp]);
   await exec("mv", ["-T", tmp, root]);
   return root;
 }
