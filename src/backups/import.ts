@@ -1,11 +1,8 @@
-import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { once } from "node:events";
 import { badRequest } from "../api/errors.js";
 import { inspectTarball } from "../images/archive.js";
 import { detectFileFormat } from "../images/format.js";
-import { ProgressTracker, progressText } from "../images/progress.js";
 import type { InstanceRecord } from "../instances/record.js";
 import type { InstanceService } from "../instances/service.js";
 import type { SnapshotService } from "../instances/snapshots/service.js";
@@ -14,6 +11,7 @@ import type { DocumentStore } from "../state/store.js";
 import { checkOptimizedTarget, importOptimizedInstanceVolume } from "../storage/optimized-volumes.js";
 import type { StorageService } from "../storage/service.js";
 import { CAPTURED, planImport } from "./import-check.js";
+import { receivePlainTar } from "./receive.js";
 import { extractStreams, fillFromTrees, recordStreamSnapshots, type FillContext } from "./import-fill.js";
 
 export interface ImportDeps {
@@ -58,7 +56,7 @@ export async function importBackup(d: ImportDeps, req: ImportRequest): Promise<{
   const scratch = await mkdtemp(join(d.dir, ".import-"));
   try {
     const file = join(scratch, "backup");
-    await receive(req.body, file, req);
+    await receivePlainTar(req.body, file, req);
     const fmt = await detectFileFormat(file, "backup").catch(() => {
       throw badRequest("Invalid backup: the file is not a tarball (plain, gzip, xz, lzma, bzip2 or zstd)");
     });
@@ -112,22 +110,3 @@ export async function importBackup(d: ImportDeps, req: ImportRequest): Promise<{
   }
 }
 
-async function receive(body: AsyncIterable<Buffer>, file: string, req: ImportRequest): Promise<void> {
-  const out = createWriteStream(file, { mode: 0o600 });
-  const failed = once(out, "error").then(([e]) => Promise.reject(e as Error));
-  failed.catch(() => {});
-  const progress = new ProgressTracker("backup", (p) => req.onProgress?.(progressText(p)), req.contentLength);
-  try {
-    for await (const chunk of body) {
-      req.signal?.throwIfAborted();
-      progress.add(chunk.length);
-      if (!out.write(chunk)) await Promise.race([once(out, "drain"), failed]);
-    }
-    out.end();
-    await Promise.race([once(out, "finish"), failed]);
-  } catch (e) {
-    out.destroy();
-    throw e;
-  }
-  progress.finish();
-}

@@ -1,7 +1,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -219,6 +219,15 @@ members.insert(at + 1, link)`,
     assert.deepEqual(await readdir(join(d.dir, "containers")).then((l) => l.sort()), ["h1"], `${what}: liblxc config left`);
     await assert.rejects(stat(canary), `${what}: a file escaped`);
   }
+  // A gzip stream cut short halfway: refused by the filter that decompresses the upload.
+  const cut = join(dir, "cut.tar.gz");
+  const whole = await readFile(good);
+  await writeFile(cut, whole.subarray(0, Math.floor(whole.length / 2)));
+  const r = await d.lxc(["import", cut, "imported"], { allowFail: true });
+  assert.notEqual(r.code, 0, "a cut stream imported");
+  assert.match(r.stderr, /Invalid backup: the gzip stream cannot be decompressed/);
+  assert.deepEqual(JSON.parse((await d.lxc(["query", "/1.0/instances"])).stdout), ["/1.0/instances/h1"]);
+  assert.deepEqual((await readdir(join(d.dir, "backups"))).filter((f) => f !== "instances"), [], "scratch left after a cut stream");
   // The untouched tarball still imports (the refusals were about the edits).
   await d.lxc(["import", good, "imported"]);
 });
