@@ -1,13 +1,12 @@
-import { createConnection } from "node:net";
+import { connectUnix } from "../sys/unix-socket.js";
 
 /** Whether something accepts connections on the unix socket at `path` (a daemon is there). */
 export function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = createConnection(path);
-    c.once("connect", () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once("error", () => resolve(false));
-  });
+  return connectUnix(path).then(
+    (s) => {
+      s.destroy();
+      return true;
+    },
+    () => false,
+  );
 }

@@ -9,7 +9,7 @@
  * agent's grants the same way.
  */
 import { randomBytes } from "node:crypto";
-import net from "node:net";
+import { connectUnix } from "../../../sys/unix-socket.js";
 import os from "node:os";
 import { Readable, Writable, type Duplex } from "node:stream";
 import { ApiError } from "../../../api/errors.js";
@@ -30,15 +30,7 @@ const HELLO_RETRY_MS = 1000;
 
 /** Connects to the agent's chardev socket; the agent itself answers through ready(). */
 export async function connectAgent(socketPath: string): Promise<GuestAgent> {
-  const sock = await new Promise<net.Socket>((resolve, reject) => {
-    const s = net.createConnection(socketPath);
-    s.once("connect", () => {
-      s.off("error", reject);
-      resolve(s);
-    });
-    s.once("error", reject);
-  });
-  return new LodgeAgentClient(sock);
+  return new LodgeAgentClient(await connectUnix(socketPath));
 }
 
 /** What a channel does with the frames the agent sends on it. */

@@ -11,7 +11,8 @@
  * - signals go through `kill` in the guest.
  */
 import { randomInt } from "node:crypto";
-import net from "node:net";
+import type net from "node:net";
+import { connectUnix } from "../../../sys/unix-socket.js";
 import os from "node:os";
 import { PassThrough, Readable, Writable } from "node:stream";
 import { ApiError } from "../../../api/errors.js";
@@ -32,15 +33,7 @@ export class PtyNotSupportedError extends ApiError {
 }
 
 export async function connectQga(socketPath: string): Promise<GuestAgent> {
-  const sock = await new Promise<net.Socket>((resolve, reject) => {
-    const s = net.createConnection(socketPath);
-    s.once("connect", () => {
-      s.off("error", reject);
-      resolve(s);
-    });
-    s.once("error", reject);
-  });
-  return new QgaClient(sock);
+  return new QgaClient(await connectUnix(socketPath));
 }
 
 interface Pending {
