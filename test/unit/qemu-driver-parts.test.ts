@@ -46,7 +46,7 @@ test("a VM's command line: q35, no defaults, size from the spec, detached with a
   assert.ok(a.includes("-nodefaults") && a.includes("-no-user-config") && a.includes("-daemonize"));
   assert.deepEqual(values(a, "-smp"), ["2"]);
   assert.deepEqual(values(a, "-m"), ["1024M"]);
-  assert.deepEqual(values(a, "-accel"), ["tcg,thread=multi"]);
+  assert.deepEqual(values(a, "-accel"), ["tcg,thread=multi,tb-size=128"], "TCG with a bounded translation cache");
   assert.deepEqual(values(a, "-cpu"), ["max"]);
   assert.deepEqual(values(a, "-pidfile"), ["/var/lib/lodge/virtual-machines/vm1/qemu.pid"]);
   const chardevs = values(a, "-chardev");
