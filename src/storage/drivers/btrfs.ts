@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { run } from "../../sys/exec.js";
 import { resolveProgram } from "../../sys/spawn.js";
 import type { DriverCapabilities, PoolResources, PoolSpec, StorageDriver, VolumeRef } from "../driver.js";
-import { SNAPSHOT_DIRS, TYPE_DIRS } from "./dir.js";
+import { closeVolumeDirs, SNAPSHOT_DIRS, TYPE_DIRS } from "./dir.js";
 import { classifySource, hasForeignEntries, isMountPoint, mountSource, prepareSource, unmountSource, type PoolSource } from "./btrfs/pool.js";
 import { enableQuotas, limit, qgroupOf, ReferencedBytes } from "./btrfs/qgroups.js";
 import { optimizedBackupFiles, receiveVolume, removeReceived, sendVolume } from "./btrfs/send.js";
@@ -122,18 +122,7 @@ export class BtrfsDriver implements StorageDriver {
   }
 
   async restrictAccess(pool: PoolSpec): Promise<number> {
-    let changed = 0;
-    for (const d of Object.values(TYPE_DIRS)) {
-      const dir = join(this.poolPath(pool), d);
-      for (const name of await readdir(dir).catch(() => [])) {
-        const path = join(dir, name);
-        const st = await lstat(path);
-        if (!st.isDirectory() || (st.mode & 0o077) === 0) continue;
-        await chmod(path, st.mode & 0o700);
-        changed++;
-      }
-    }
-    return changed;
+    return closeVolumeDirs(this.poolPath(pool));
   }
 
   /** Unmounts, and removes the driver's own loop file; a user's device or directory keeps its data. */

@@ -116,18 +116,7 @@ export class DirDriver implements StorageDriver {
   async unmountPool(): Promise<void> {}
 
   async restrictAccess(pool: PoolSpec): Promise<number> {
-    let changed = 0;
-    for (const d of Object.values(TYPE_DIRS)) {
-      const dir = join(this.poolPath(pool), d);
-      for (const name of await readdir(dir).catch(() => [])) {
-        const path = join(dir, name);
-        const st = await lstat(path);
-        if (!st.isDirectory() || (st.mode & 0o077) === 0) continue;
-        await chmod(path, st.mode & 0o700);
-        changed++;
-      }
-    }
-    return changed;
+    return closeVolumeDirs(this.poolPath(pool));
   }
 
   async deletePool(pool: PoolSpec): Promise<void> {
@@ -280,6 +269,25 @@ export class DirDriver implements StorageDriver {
   async copyFromSnapshot(from: VolumeRef, snapshot: string, to: VolumeRef, signal?: AbortSignal): Promise<void> {
     await copyInto(this.snapshotPath(from, snapshot), this.mountPath(to), signal, { prepare: assignProject });
   }
+}
+
+/**
+ * Makes every volume directory of the pool at `root` root's alone (0700 at most), closing what
+ * an older Lodge left open; returns how many it had to close. Shared by the directory-tree drivers.
+ */
+export async function closeVolumeDirs(root: string): Promise<number> {
+  let changed = 0;
+  for (const d of Object.values(TYPE_DIRS)) {
+    const dir = join(root, d);
+    for (const name of await readdir(dir).catch(() => [])) {
+      const path = join(dir, name);
+      const st = await lstat(path);
+      if (!st.isDirectory() || (st.mode & 0o077) === 0) continue;
+      await chmod(path, st.mode & 0o700);
+      changed++;
+    }
+  }
+  return changed;
 }
 
 /**
