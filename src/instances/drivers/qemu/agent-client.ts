@@ -11,18 +11,18 @@
 import { randomBytes } from "node:crypto";
 import { connectUnix } from "../../../sys/unix-socket.js";
 import os from "node:os";
-import { Readable, Writable, type Duplex } from "node:stream";
+import { Readable, type Duplex } from "node:stream";
 import { ApiError } from "../../../api/errors.js";
-import type { ExecProcess, ExecRequest, ExecResult } from "../../driver.js";
+import type { ExecProcess, ExecRequest } from "../../driver.js";
 import type { CreateOptions, FileStat, WriteOptions } from "../../files/fileio.js";
 import {
-  A, DATA_CHUNK, decodeError, encodeExec, encodeFrame, encodeHello, encodeI32, encodeMkdir, encodePath, encodeResize,
-  encodeSymlink, encodeWindow, encodeWrite, FrameDecoder, H, INITIAL_WINDOW, REPLY_MAGIC, type Frame,
+  A, DATA_CHUNK, decodeError, encodeExec, encodeFrame, encodeHello, encodeMkdir, encodePath,
+  encodeSymlink, encodeWrite, FrameDecoder, H, INITIAL_WINDOW, REPLY_MAGIC, type Frame,
 } from "./agent-protocol.js";
 import type { GuestAgent, GuestInfo, GuestState } from "./agent-api.js";
+import { AgentExec, CreditedReadable } from "./agent-exec.js";
 
-/** The exit code an exec reports when the connection to the agent ends before the command. */
-export const LOST_EXIT_CODE = 255;
+export { LOST_EXIT_CODE } from "./agent-exec.js";
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** How often HELLO is repeated while the agent is not answering (it may be starting). */
@@ -323,107 +323,6 @@ export class LodgeAgentClient implements GuestAgent {
     for (const ch of [...this.credit.keys()]) this.release(ch);
     for (const fn of closers) fn(err);
     this.sock.destroy();
-  }
-}
-
-/** A stream the agent fills on a channel; it grants the window back as its reader takes bytes. */
-class CreditedReadable extends Readable {
-  private owed = 0;
-  private wanting = true;
-
-  constructor(
-    private readonly client: LodgeAgentClient,
-    private readonly ch: number,
-  ) {
-    super({ highWaterMark: 64 * 1024 });
-  }
-
-  /** Data from the agent; an empty buffer is the end. */
-  deliver(b: Buffer): void {
-    if (b.length === 0) return void this.push(null);
-    this.owed += b.length;
-    this.wanting = this.push(b);
-    if (this.wanting) this.grant();
-  }
-
-  override _read(): void {
-    this.wanting = true;
-    this.grant();
-  }
-
-  private grant(): void {
-    if (this.owed === 0) return;
-    this.client.send(this.ch, H.WINDOW, encodeWindow(this.owed));
-    this.owed = 0;
-  }
-}
-
-class AgentExec implements ExecProcess {
-  pid = 0;
-  readonly stdin: Writable;
-  readonly stdout: CreditedReadable;
-  readonly stderr: CreditedReadable | null;
-  readonly exited: Promise<ExecResult>;
-  private resolveExit!: (r: ExecResult) => void;
-  private done = false;
-
-  constructor(
-    private readonly client: LodgeAgentClient,
-    private readonly ch: number,
-    private readonly pty: boolean,
-  ) {
-    this.exited = new Promise((r) => (this.resolveExit = r));
-    this.stdout = new CreditedReadable(client, ch);
-    this.stderr = pty ? null : new CreditedReadable(client, ch);
-    this.stdin = new Writable({
-      write: (chunk: Buffer, _enc, cb) => {
-        this.sendInput(chunk).then(() => cb(), () => cb()); // input after the command ended is dropped, as a pipe's would be
-      },
-      final: (cb) => {
-        if (!this.done) client.send(ch, H.DATA);
-        cb();
-      },
-    });
-    // A reader that goes away must not crash the daemon.
-    this.stdin.on("error", () => undefined);
-  }
-
-  private async sendInput(b: Buffer): Promise<void> {
-    for (let off = 0; off < b.length && !this.done; ) {
-      const n = await this.client.takeCredit(this.ch, Math.min(DATA_CHUNK, b.length - off));
-      this.client.send(this.ch, H.DATA, b.subarray(off, off + n));
-      off += n;
-    }
-  }
-
-  frame(f: Frame): void {
-    if (f.type === A.STDOUT) this.stdout.deliver(f.payload);
-    else if (f.type === A.STDERR) this.stderr?.deliver(f.payload);
-    else if (f.type === A.EXIT) this.finish(f.payload.readInt32LE(0));
-  }
-
-  /** The connection ended before the command. */
-  lost(): void {
-    this.finish(LOST_EXIT_CODE);
-  }
-
-  private finish(code: number): void {
-    if (this.done) return;
-    this.done = true;
-    this.client.release(this.ch);
-    for (const s of [this.stdout, this.stderr]) if (s && !s.readableEnded) s.push(null);
-    this.resolveExit({ code });
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    const n = os.constants.signals[sig];
-    if (n === undefined) throw new Error(`unknown signal ${sig}`);
-    if (!this.done) this.client.send(this.ch, H.SIGNAL, encodeI32(n));
-  }
-
-  async resize(cols: number, rows: number): Promise<void> {
-    if (!this.pty || this.done) return;
-    this.client.send(this.ch, H.RESIZE, encodeResize(cols, rows));
   }
 }
 
